@@ -1,0 +1,114 @@
+/* Small helpers used everywhere: scoped cleanup, allocation that aborts on
+ * exhaustion (there is no sensible recovery), and whole-buffer I/O. */
+#ifndef MVM_UTIL_H
+#define MVM_UTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+static inline void cleanup_free_fn(void *p)
+{
+    free(*(void **)p);
+}
+static inline void cleanup_close_fn(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+static inline void cleanup_file_fn(FILE **f)
+{
+    if (*f != NULL)
+        fclose(*f);
+}
+static inline void cleanup_dir_fn(DIR **d)
+{
+    if (*d != NULL)
+        closedir(*d);
+}
+
+#define cleanup_free  __attribute__((cleanup(cleanup_free_fn)))
+#define cleanup_close __attribute__((cleanup(cleanup_close_fn)))
+#define cleanup_file  __attribute__((cleanup(cleanup_file_fn)))
+#define cleanup_dir   __attribute__((cleanup(cleanup_dir_fn)))
+
+/* Hands ownership out of a cleanup_* variable; type-checked. */
+#define steal_pointer(pp)                  \
+    ({                                     \
+        __typeof__(*(pp)) _stolen = *(pp); \
+        *(pp) = NULL;                      \
+        _stolen;                           \
+    })
+
+static inline int steal_fd(int *fd)
+{
+    int v = *fd;
+    *fd = -1;
+    return v;
+}
+
+/* write(2)/read(2) until done; retry EINTR.  Return 0 / -1 with errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Returns bytes read (< len only at EOF) or -1. */
+ssize_t read_full(int fd, void *buf, size_t len);
+
+/* Reads a whole small file (at most max bytes) into a NUL-terminated heap
+ * buffer.  Returns NULL with errno set (EFBIG when larger than max). */
+char *read_file(const char *path, size_t max, size_t *len_out);
+
+/* Writes a file atomically: tmp file in the same directory, fsync-free
+ * rename.  The tmp file never survives a failure. */
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+
+/* mkdir -p; existing directories are fine. */
+int mkdir_p(const char *path, mode_t mode);
+
+/* rm -rf of a directory tree without following symlinks; ENOENT is fine. */
+int remove_tree(const char *path);
+
+/* 64-bit FNV-1a: cache keys, never security. */
+uint64_t fnv1a64(uint64_t h, const void *data, size_t len);
+#define FNV1A64_INIT 0xcbf29ce484222325ULL
+
+/* Monotonic clock in nanoseconds. */
+uint64_t now_ns(void);
+
+/* True if s starts with prefix. */
+static inline bool str_has_prefix(const char *s, const char *prefix)
+{
+    while (*prefix)
+        if (*s++ != *prefix++)
+            return false;
+    return true;
+}
+
+/* A growable byte buffer. */
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+void buf_append(struct buf *b, const void *data, size_t len);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(struct buf *b);
+
+#endif
