@@ -1,0 +1,415 @@
+/* The guest's initramfs, in two parts the kernel unpacks one after the
+ * other: a base (mvm-init and the modules) that only changes with the
+ * kernel or mvm, built once and cached, and a small per-session part
+ * written fresh for each run. */
+#include "initramfs.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "compress.h"
+#include "cpio.h"
+#include "modules.h"
+
+#define MODULES_DEP_MAX (16u << 20)
+#define ETC_FILE_MAX    (4u << 20)
+#define ETC_DEPTH_MAX   16
+/* Bump when the base layout changes, so old cache entries are not used. */
+#define BASE_FORMAT "mvm-initramfs-base-1"
+
+/* Public, harmless files only: whatever is listed here is copied into
+ * every guest, where any process can read it.  Anything that holds
+ * secrets (shadow, gshadow, ssh, wireguard, sudoers, environment,
+ * gitconfig, ...) must never be added. */
+const char *const mvm_etc_allowlist[] = {
+    "ssl/certs",      "ssl/openssl.cnf", "ca-certificates.conf",
+    "alternatives",   "ld.so.conf",      "ld.so.conf.d",
+    "ld.so.cache",    "localtime",       "timezone",
+    "nsswitch.conf",  "protocols",       "services",
+    "mime.types",     "profile",         "profile.d",
+    "bash.bashrc",    "inputrc",         "os-release",
+    "debian_version", "shells",          "gai.conf",
+    "host.conf",      "issue",           NULL,
+};
+
+/* ---- base part ------------------------------------------------------ */
+
+static int resolve_modules(const struct mvm_initramfs_base *spec, struct mvm_modlist *mods,
+                           struct mvm_error **err)
+{
+    *mods = (struct mvm_modlist){0};
+    const char *dir = spec->kernel->modules_dir;
+    if (dir == NULL || spec->nmodules == 0)
+        return 0;
+    cleanup_free char *dep_path = xasprintf("%s/modules.dep", dir);
+    cleanup_free char *builtin_path = xasprintf("%s/modules.builtin", dir);
+    cleanup_free char *dep = read_file(dep_path, MODULES_DEP_MAX, NULL);
+    if (dep == NULL)
+        return mvm_error_set(err, errno, "reading %s", dep_path);
+    /* Without modules.builtin every wanted module must be a file. */
+    cleanup_free char *builtin = read_file(builtin_path, MODULES_DEP_MAX, NULL);
+    if (builtin == NULL && errno != ENOENT)
+        return mvm_error_set(err, errno, "reading %s", builtin_path);
+    if (mvm_modules_resolve(dep, builtin, spec->modules, spec->nmodules, mods, err) < 0)
+        return mvm_error_wrap(err, "%s", dir);
+    return 0;
+}
+
+static void hash_str(uint64_t *h, const char *s)
+{
+    *h = fnv1a64(*h, s, strlen(s) + 1); /* the NUL separates fields */
+}
+
+static void hash_u64(uint64_t *h, uint64_t v)
+{
+    *h = fnv1a64(*h, &v, sizeof v);
+}
+
+static int base_key(const struct mvm_initramfs_base *spec, const struct mvm_modlist *mods,
+                    uint64_t *key, struct mvm_error **err)
+{
+    const struct mvm_kernel *k = spec->kernel;
+    uint64_t h = FNV1A64_INIT;
+    hash_str(&h, BASE_FORMAT);
+    hash_str(&h, k->release ? k->release : "");
+    hash_str(&h, k->modules_dir ? k->modules_dir : "");
+    for (size_t i = 0; i < mods->n; i++) {
+        cleanup_free char *path = xasprintf("%s/%s", k->modules_dir, mods->paths[i]);
+        struct stat st;
+        if (stat(path, &st) < 0)
+            return mvm_error_set(err, errno, "module %s", path);
+        hash_str(&h, path);
+        hash_u64(&h, (uint64_t)st.st_size);
+        hash_u64(&h, (uint64_t)st.st_mtim.tv_sec);
+        hash_u64(&h, (uint64_t)st.st_mtim.tv_nsec);
+    }
+    h = fnv1a64(h, spec->init, spec->init_len);
+    *key = h;
+    return 0;
+}
+
+static int add_modules(struct mvm_cpio *c, const char *dir, const struct mvm_modlist *mods,
+                       struct mvm_error **err)
+{
+    struct buf order = {0};
+    int rc = 0;
+    for (size_t i = 0; i < mods->n && rc == 0; i++) {
+        cleanup_free char *path = xasprintf("%s/%s", dir, mods->paths[i]);
+        cleanup_free char *name = mvm_module_name(mods->paths[i]);
+        cleanup_free char *dest = xasprintf("mvm/modules/%s.ko", name);
+        struct buf ko = {0};
+        rc = mvm_module_read(path, &ko, err);
+        if (rc == 0) {
+            mvm_cpio_file(c, dest, 0644, ko.data, ko.len);
+            buf_printf(&order, "%s.ko\n", name);
+        }
+        buf_free(&ko);
+    }
+    if (rc == 0 && mods->n > 0)
+        mvm_cpio_file(c, "mvm/modules/order", 0644, order.data, order.len);
+    buf_free(&order);
+    return rc;
+}
+
+/* The lz4 stream is followed by zeros up to a 512-byte boundary, at least
+ * one zero word: the kernel's unlz4 would otherwise read the next
+ * archive's "0707" as a block size, while a zero size ends the stream
+ * and the unpacker skips the zeros up to the next header. */
+static int build_base(const struct mvm_initramfs_base *spec, const struct mvm_modlist *mods,
+                      struct buf *out, struct mvm_error **err)
+{
+    struct buf raw = {0};
+    struct mvm_cpio c;
+    mvm_cpio_init(&c, &raw);
+    mvm_cpio_dir(&c, "dev", 0755);
+    mvm_cpio_chardev(&c, "dev/console", 0600, 5, 1);
+    mvm_cpio_file(&c, "init", 0755, spec->init, spec->init_len);
+    mvm_cpio_dir(&c, "mvm", 0755);
+    mvm_cpio_dir(&c, "mvm/modules", 0755);
+    int rc = add_modules(&c, spec->kernel->modules_dir, mods, err);
+    if (rc == 0) {
+        mvm_cpio_finish(&c);
+        rc = mvm_lz4_legacy_compress(raw.data, raw.len, out, err);
+    }
+    buf_free(&raw);
+    if (rc < 0)
+        return -1;
+    static const char zeros[512];
+    buf_append(out, zeros, 4);
+    if (out->len % 512)
+        buf_append(out, zeros, 512 - out->len % 512);
+    return 0;
+}
+
+static int write_base(const struct mvm_initramfs_base *spec, const struct mvm_modlist *mods,
+                      const char *path, struct mvm_error **err)
+{
+    if (spec->progress != NULL) {
+        cleanup_free char *what = xasprintf("building the guest initramfs for %s (first run only)",
+                                            spec->kernel->release);
+        spec->progress(what);
+    }
+    struct buf img = {0};
+    int rc = build_base(spec, mods, &img, err);
+    if (rc == 0 && write_file_atomic(path, img.data, img.len, 0644) < 0)
+        rc = mvm_error_set(err, errno, "writing %s", path);
+    /* The umask may have narrowed 0644; QEMU may run as another user. */
+    if (rc == 0 && chmod(path, 0644) < 0)
+        rc = mvm_error_set(err, errno, "chmod %s", path);
+    buf_free(&img);
+    return rc;
+}
+
+int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
+                            struct mvm_error **err)
+{
+    struct mvm_modlist mods;
+    uint64_t key = 0;
+    if (resolve_modules(spec, &mods, err) < 0)
+        return mvm_error_wrap(err, "resolving guest kernel modules");
+    int rc = base_key(spec, &mods, &key, err);
+    if (rc == 0 && mkdir_p(spec->cache_dir, 0700) < 0)
+        rc = mvm_error_set(err, errno, "creating %s", spec->cache_dir);
+    char *out = NULL;
+    if (rc == 0) {
+        out = xasprintf("%s/initramfs-%016" PRIx64 ".img", spec->cache_dir, key);
+        struct stat st;
+        if (stat(out, &st) < 0 || !S_ISREG(st.st_mode))
+            rc = write_base(spec, &mods, out, err);
+    }
+    mvm_modlist_clear(&mods);
+    if (rc < 0) {
+        free(out);
+        return mvm_error_wrap(err, "building the guest initramfs");
+    }
+    *path = out;
+    return 0;
+}
+
+/* ---- session part --------------------------------------------------- */
+
+/* Reasons to leave an /etc entry out rather than fail the session. */
+static bool skippable(int e)
+{
+    return e == ENOENT || e == EACCES || e == EPERM || e == ENOTDIR || e == ELOOP;
+}
+
+static int skip_or_fail(const char *path, struct mvm_error **err)
+{
+    if (skippable(errno))
+        return 0;
+    return mvm_error_set(err, errno, "reading %s", path);
+}
+
+static int add_etc_symlink(struct mvm_cpio *c, const char *src, const char *dest,
+                           const struct stat *st, struct mvm_error **err)
+{
+    size_t cap = (size_t)st->st_size + 2; /* one more, to notice a link that grew */
+    cleanup_free char *target = xmalloc(cap);
+    ssize_t n = readlink(src, target, cap);
+    if (n < 0)
+        return skip_or_fail(src, err);
+    if ((size_t)n >= cap - 1)
+        return 0; /* changed under us: leave it out */
+    target[n] = '\0';
+    mvm_cpio_symlink(c, dest, target);
+    return 0;
+}
+
+static int add_etc_file(struct mvm_cpio *c, const char *src, const char *dest,
+                        struct mvm_error **err)
+{
+    /* O_NOFOLLOW|O_NONBLOCK: whatever replaced the file since lstat() is
+     * neither followed nor waited on (a FIFO). */
+    cleanup_close int fd = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return skip_or_fail(src, err);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return skip_or_fail(src, err);
+    if (!S_ISREG(st.st_mode) || st.st_size > ETC_FILE_MAX)
+        return 0;
+    cleanup_free char *data = xmalloc((size_t)st.st_size + 1);
+    ssize_t n = read_full(fd, data, (size_t)st.st_size);
+    if (n < 0)
+        return skip_or_fail(src, err);
+    mvm_cpio_file(c, dest, st.st_mode & 0777, data, (size_t)n);
+    return 0;
+}
+
+static int no_dots(const struct dirent *de)
+{
+    return strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+}
+
+static int add_etc_entry(struct mvm_cpio *c, const char *src, const char *dest, int depth,
+                         struct mvm_error **err);
+
+/* Sorted, so that the same /etc gives the same archive. */
+static int add_etc_dir(struct mvm_cpio *c, const char *src, const char *dest, const struct stat *st,
+                       int depth, struct mvm_error **err)
+{
+    if (depth >= ETC_DEPTH_MAX)
+        return 0;
+    struct dirent **list = NULL;
+    int n = scandir(src, &list, no_dots, alphasort);
+    if (n < 0)
+        return skip_or_fail(src, err);
+    mvm_cpio_dir(c, dest, st->st_mode & 0777);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) {
+            cleanup_free char *s = xasprintf("%s/%s", src, list[i]->d_name);
+            cleanup_free char *d = xasprintf("%s/%s", dest, list[i]->d_name);
+            rc = add_etc_entry(c, s, d, depth + 1, err);
+        }
+        free(list[i]);
+    }
+    free(list);
+    return rc;
+}
+
+static int add_etc_entry(struct mvm_cpio *c, const char *src, const char *dest, int depth,
+                         struct mvm_error **err)
+{
+    struct stat st;
+    if (lstat(src, &st) < 0)
+        return skip_or_fail(src, err);
+    if (S_ISLNK(st.st_mode))
+        return add_etc_symlink(c, src, dest, &st, err);
+    if (S_ISREG(st.st_mode))
+        return st.st_size > ETC_FILE_MAX ? 0 : add_etc_file(c, src, dest, err);
+    if (S_ISDIR(st.st_mode))
+        return add_etc_dir(c, src, dest, &st, depth, err);
+    return 0; /* devices, sockets, FIFOs */
+}
+
+/* The parent directories already in the archive. */
+struct dirset {
+    char **v;
+    size_t n;
+};
+
+/* Returns true when rel was not in the set yet. */
+static bool dirset_add(struct dirset *s, const char *rel)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], rel) == 0)
+            return false;
+    s->v = xrealloc(s->v, (s->n + 1) * sizeof *s->v);
+    s->v[s->n++] = xstrdup(rel);
+    return true;
+}
+
+static void dirset_free(struct dirset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+}
+
+/* Creates mvm/etc/a, mvm/etc/a/b, ... for an entry "a/b/name", each once,
+ * with the host directory's permissions. */
+static void add_etc_parents(struct mvm_cpio *c, const char *etc_root, const char *entry,
+                            struct dirset *done)
+{
+    for (const char *slash = strchr(entry, '/'); slash; slash = strchr(slash + 1, '/')) {
+        cleanup_free char *rel = xstrndup(entry, (size_t)(slash - entry));
+        if (!dirset_add(done, rel))
+            continue;
+        cleanup_free char *src = xasprintf("%s/%s", etc_root, rel);
+        cleanup_free char *dest = xasprintf("mvm/etc/%s", rel);
+        struct stat st;
+        mvm_cpio_dir(c, dest, stat(src, &st) == 0 ? st.st_mode & 0777 : 0755);
+    }
+}
+
+int mvm_initramfs_session_part(const char *session_json, const char *etc_root, struct buf *out,
+                               struct mvm_error **err)
+{
+    size_t start = out->len;
+    struct mvm_cpio c;
+    mvm_cpio_init(&c, out);
+    mvm_cpio_dir(&c, "mvm", 0755);
+    mvm_cpio_file(&c, "mvm/session.json", 0644, session_json, strlen(session_json));
+    mvm_cpio_dir(&c, "mvm/etc", 0755);
+    struct dirset done = {0};
+    int rc = 0;
+    for (size_t i = 0; mvm_etc_allowlist[i] != NULL && rc == 0; i++) {
+        const char *entry = mvm_etc_allowlist[i];
+        cleanup_free char *src = xasprintf("%s/%s", etc_root, entry);
+        cleanup_free char *dest = xasprintf("mvm/etc/%s", entry);
+        struct stat st;
+        if (lstat(src, &st) < 0)
+            continue; /* absent here, or unreadable: the guest does without */
+        add_etc_parents(&c, etc_root, entry, &done);
+        rc = add_etc_entry(&c, src, dest, 0, err);
+    }
+    dirset_free(&done);
+    if (rc < 0) {
+        out->len = start;
+        return mvm_error_wrap(err, "copying host /etc files from %s", etc_root);
+    }
+    mvm_cpio_finish(&c);
+    return 0;
+}
+
+/* ---- the file QEMU loads -------------------------------------------- */
+
+static int copy_fd(int in, int out)
+{
+    for (bool fast = true;;) {
+        ssize_t n;
+        if (fast) {
+            n = copy_file_range(in, NULL, out, NULL, 1u << 30, 0);
+            if (n < 0 &&
+                (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+                fast = false; /* read/write goes on from the same offsets */
+                continue;
+            }
+        } else {
+            char chunk[65536];
+            n = read(in, chunk, sizeof chunk);
+            if (n > 0 && write_all(out, chunk, (size_t)n) < 0)
+                return -1;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return (int)n;
+    }
+}
+
+static int write_parts(const char *base_path, const struct buf *session_part, int out,
+                       struct mvm_error **err)
+{
+    cleanup_close int in = open(base_path, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return mvm_error_set(err, errno, "reading %s", base_path);
+    if (copy_fd(in, out) < 0)
+        return mvm_error_set(err, errno, "copying %s", base_path);
+    if (write_all(out, session_part->data, session_part->len) < 0)
+        return mvm_error_set(err, errno, "writing the session part");
+    return 0;
+}
+
+int mvm_initramfs_write(const char *base_path, const struct buf *session_part, const char *out_path,
+                        struct mvm_error **err)
+{
+    int fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return mvm_error_set(err, errno, "creating %s", out_path);
+    int rc = write_parts(base_path, session_part, fd, err);
+    /* The umask may have narrowed 0644; QEMU may run as another user. */
+    if (rc == 0 && fchmod(fd, 0644) < 0)
+        rc = mvm_error_set(err, errno, "chmod %s", out_path);
+    if (close(fd) < 0 && rc == 0)
+        rc = mvm_error_set(err, errno, "writing %s", out_path);
+    if (rc < 0) {
+        unlink(out_path);
+        return mvm_error_wrap(err, "writing the guest initramfs %s", out_path);
+    }
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* modules: which kernel modules the guest needs, in load order, resolved
+ * through the kernel's modules.dep, and their contents decompressed. */
+#ifndef MVM_MODULES_H
+#define MVM_MODULES_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "util.h"
+
+struct mvm_modlist {
+    char **paths; /* relative to the modules dir, dependencies first */
+    size_t n;
+};
+
+/* Resolves `wanted` module names ("virtio_mmio"; '-' and '_' are the same;
+ * a leading '?' marks an optional module) against the text of modules.dep
+ * and modules.builtin (may be NULL).  Built-in modules and their
+ * dependencies are skipped.  A required module that is neither built in
+ * nor listed is an error naming it.  Pure. */
+int mvm_modules_resolve(const char *dep_text, const char *builtin_text, const char *const *wanted,
+                        size_t nwanted, struct mvm_modlist *out, struct mvm_error **err);
+void mvm_modlist_clear(struct mvm_modlist *l);
+
+/* The module's file name without directory or .ko[.xz|.zst|.gz] suffix. */
+char *mvm_module_name(const char *path);
+
+/* Reads a module file, decompressing .ko.xz / .ko.zst / .ko.gz. */
+int mvm_module_read(const char *path, struct buf *out, struct mvm_error **err);
+
+#endif
