@@ -1,0 +1,194 @@
+/* mvm-init entry point: bring up the minimum, find the control port, build
+ * the root, run the command, power off.  PID 1 must never exit (the kernel
+ * would panic), so every path ends in poweroff(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest.h"
+#include "proto.h"
+
+void guest_log(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = sizeof line - 2;
+    line[n++] = '\n';
+    int fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        fd = dup(STDERR_FILENO);
+    if (fd < 0)
+        return;
+    (void)!write(fd, "mvm-init: ", 10);
+    (void)!write(fd, line, (size_t)n);
+    close(fd);
+}
+
+static bool tracing;
+
+/* With "mvm.trace" on the kernel command line: timestamped steps. */
+void guest_trace(const char *what)
+{
+    if (!tracing)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    guest_log("+%ldms %s", (long)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000), what);
+}
+
+static void read_cmdline(void)
+{
+    char buf[4096] = "";
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)!read(fd, buf, sizeof buf - 1);
+        close(fd);
+    }
+    tracing = strstr(buf, "mvm.trace") != NULL;
+}
+
+static void __attribute__((noreturn)) poweroff(void)
+{
+    sync();
+    reboot(RB_POWER_OFF);
+    /* Only reached if reboot() failed; PID 1 must not return. */
+    for (;;)
+        pause();
+}
+
+static void mount_early(void)
+{
+    mkdir("/dev", 0755);
+    mkdir("/proc", 0555);
+    mkdir("/sys", 0555);
+    if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") < 0)
+        guest_log("mounting /dev: %s", strerror(errno));
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        guest_log("mounting /proc: %s", strerror(errno));
+    if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        guest_log("mounting /sys: %s", strerror(errno));
+}
+
+/* Finds /dev/vportNpM whose sysfs name is the control port's. */
+static int try_open_port(void)
+{
+    glob_t g;
+    if (glob("/sys/class/virtio-ports/*/name", 0, NULL, &g) != 0)
+        return -1;
+    int fd = -1;
+    for (size_t i = 0; i < g.gl_pathc && fd < 0; i++) {
+        char name[64] = {0};
+        int nfd = open(g.gl_pathv[i], O_RDONLY | O_CLOEXEC);
+        if (nfd < 0)
+            continue;
+        ssize_t n = read(nfd, name, sizeof name - 1);
+        close(nfd);
+        if (n <= 0)
+            continue;
+        name[strcspn(name, "\n")] = '\0';
+        if (strcmp(name, MVM_PROTO_PORT) != 0)
+            continue;
+        /* .../virtio-ports/vport0p1/name -> /dev/vport0p1 */
+        char dev[128];
+        const char *start = g.gl_pathv[i] + strlen("/sys/class/virtio-ports/");
+        size_t dlen = strcspn(start, "/");
+        if (snprintf(dev, sizeof dev, "/dev/%.*s", (int)dlen, start) >= (int)sizeof dev)
+            continue;
+        fd = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    }
+    globfree(&g);
+    return fd;
+}
+
+/* Ports appear asynchronously after the driver binds; wait a bounded time. */
+static int open_port(void)
+{
+    for (int i = 0; i < 500; i++) {
+        int fd = try_open_port();
+        if (fd >= 0)
+            return fd;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+void guest_send_error(int port, int status, const char *msg)
+{
+    guest_log("%s", msg);
+    if (port < 0)
+        return;
+    size_t len = strlen(msg);
+    if (len > MVM_PROTO_MAX_PAYLOAD - 4)
+        len = MVM_PROTO_MAX_PAYLOAD - 4;
+    uint8_t frame[MVM_PROTO_HEADER + 4];
+    mvm_proto_header(frame, MVM_MSG_ERROR, MVM_PROTO_MAIN_STREAM, (uint32_t)(4 + len));
+    mvm_put_u32(frame + MVM_PROTO_HEADER, (uint32_t)status);
+    /* The port is non-blocking; this runs before any data flows, so the
+     * small frame fits.  Switch to blocking to be sure it is sent whole. */
+    int flags = fcntl(port, F_GETFL);
+    fcntl(port, F_SETFL, flags & ~O_NONBLOCK);
+    (void)!write(port, frame, sizeof frame);
+    (void)!write(port, msg, len);
+    fcntl(port, F_SETFL, flags);
+}
+
+int main(void)
+{
+    if (getpid() != 1) {
+        fprintf(stderr, "mvm-init: must run as PID 1 inside an mvm guest\n");
+        return 1;
+    }
+    mount_early();
+    read_cmdline();
+    guest_trace("init started");
+
+    char why[512] = "";
+    int modules_ok = guest_load_modules(why, sizeof why);
+    guest_trace("modules loaded");
+    int port = open_port();
+    guest_trace("control port open");
+    if (port < 0) {
+        guest_log("control port %s not found%s%s", MVM_PROTO_PORT, modules_ok < 0 ? ": " : "",
+                  modules_ok < 0 ? why : "");
+        poweroff();
+    }
+    if (modules_ok < 0) {
+        guest_send_error(port, 125, why);
+        poweroff();
+    }
+    uint8_t ready[MVM_PROTO_HEADER + 4];
+    mvm_proto_header(ready, MVM_MSG_READY, 0, 4);
+    mvm_put_u32(ready + MVM_PROTO_HEADER, MVM_PROTO_VERSION);
+    ssize_t wr = write(port, ready, sizeof ready);
+    char msg[64];
+    snprintf(msg, sizeof msg, "READY written: %zd (%s)", wr, wr < 0 ? strerror(errno) : "ok");
+    guest_trace(msg);
+
+    struct guest_session s = {0};
+    if (guest_session_load(GUEST_SESSION_PATH, &s, why, sizeof why) < 0 ||
+        guest_setup_root(&s, why, sizeof why) < 0) {
+        guest_send_error(port, 125, why);
+        poweroff();
+    }
+    guest_trace("root ready");
+    guest_run(port, &s);
+    guest_trace("powering off");
+    poweroff();
+}

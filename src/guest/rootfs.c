@@ -1,0 +1,282 @@
+/* Assembles the guest's root: a tmpfs holding the host's /usr (read-only
+ * virtiofs), symlinks for /bin /lib /lib64 /sbin, a generated /etc,
+ * tmpfs for /tmp /run /var and the home directory, the shares, and the
+ * kernel filesystems; then makes it the root with MS_MOVE + chroot (an
+ * initramfs cannot be pivot_root'ed away). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "guest.h"
+
+#define R GUEST_NEWROOT
+
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+{
+    int saved = errno;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(why, whylen, "%s: %s", what, strerror(saved));
+    return -1;
+}
+
+/* mkdir -p below the new root; directories it creates get uid/gid. */
+static int mkdirs(const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, mode) == 0) {
+            if (lchown(p, uid, gid) < 0)
+                return -1;
+        } else if (errno != EEXIST) {
+            return -1;
+        }
+        if (c == '\0')
+            break;
+        *s = c;
+    }
+    return 0;
+}
+
+static int write_text(const char *path, mode_t mode, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int write_text(const char *path, mode_t mode, const char *fmt, ...)
+{
+    FILE *f = fopen(path, "we");
+    if (f == NULL)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    if (fchmod(fileno(f), mode) < 0 || ferror(f)) {
+        fclose(f);
+        return -1;
+    }
+    return fclose(f);
+}
+
+static int copy_file(const char *src, const char *dst, mode_t mode)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    int rc = out < 0 ? -1 : 0;
+    char buf[65536];
+    ssize_t n;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            rc = -1;
+    close(in);
+    if (out >= 0 && close(out) < 0)
+        rc = -1;
+    return rc;
+}
+
+/* Copies the host's allowlisted /etc files (shipped in the initramfs),
+ * keeping symlinks as symlinks. */
+static int copy_tree(const char *from, const char *to)
+{
+    DIR *d = opendir(from);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : -1;
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char src[4096], dst[4096];
+        snprintf(src, sizeof src, "%s/%s", from, de->d_name);
+        snprintf(dst, sizeof dst, "%s/%s", to, de->d_name);
+        struct stat st;
+        if (lstat(src, &st) < 0) {
+            rc = -1;
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = (mkdir(dst, st.st_mode & 07777) < 0 && errno != EEXIST) ? -1 : copy_tree(src, dst);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = readlink(src, target, sizeof target - 1);
+            if (n < 0)
+                rc = -1;
+            else {
+                target[n] = '\0';
+                rc = symlink(target, dst);
+            }
+        } else if (S_ISREG(st.st_mode)) {
+            rc = copy_file(src, dst, st.st_mode & 07777);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int make_etc(const struct guest_session *s, char *why, size_t whylen)
+{
+    if (mkdir(R "/etc", 0755) < 0 || copy_tree(GUEST_HOST_ETC_DIR, R "/etc") < 0)
+        return fail(why, whylen, "populating /etc");
+    const char *group = s->group ? s->group : s->user;
+    int rc = 0;
+    if (s->uid == 0)
+        rc |= write_text(R "/etc/passwd", 0644,
+                         "root:x:0:0:root:%s:%s\n"
+                         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                         s->home, s->shell);
+    else
+        rc |= write_text(R "/etc/passwd", 0644,
+                         "root:x:0:0:root:/root:/bin/sh\n%s:x:%u:%u:%s:%s:%s\n"
+                         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                         s->user, (unsigned)s->uid, (unsigned)s->gid, s->user, s->home, s->shell);
+    if (s->gid == 0)
+        rc |= write_text(R "/etc/group", 0644, "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n");
+    else
+        rc |= write_text(R "/etc/group", 0644, "root:x:0:\ntty:x:5:\n%s:x:%u:\nnogroup:x:65534:\n",
+                         group, (unsigned)s->gid);
+    rc |= write_text(R "/etc/hostname", 0644, "%s\n", s->hostname);
+    rc |= write_text(
+        R "/etc/hosts", 0644,
+        "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        s->hostname);
+    rc |= write_text(R "/etc/resolv.conf", 0644, "# mvm: this guest has no network (--net none)\n");
+    unlink(R "/etc/mtab");
+    rc |= symlink("../proc/self/mounts", R "/etc/mtab");
+    if (rc != 0)
+        return fail(why, whylen, "writing /etc");
+    if (sethostname(s->hostname, strlen(s->hostname)) < 0)
+        return fail(why, whylen, "setting the hostname");
+    return 0;
+}
+
+static int mount_at(const char *src, const char *dir, const char *type, unsigned long flags,
+                    const char *data, char *why, size_t whylen)
+{
+    if (mkdirs(dir, 0755, 0, 0) < 0 || mount(src, dir, type, flags, data) < 0)
+        return fail(why, whylen, "mounting %s on %s", type, dir + strlen(R));
+    return 0;
+}
+
+static int make_usr(const struct guest_session *s, char *why, size_t whylen)
+{
+    if (mount_at(s->usr_tag, R "/usr", "virtiofs", MS_RDONLY, NULL, why, whylen) < 0)
+        return -1;
+    static const char *const links[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        char in_usr[64], link[64], target[64];
+        snprintf(in_usr, sizeof in_usr, R "/usr/%s", links[i]);
+        snprintf(link, sizeof link, R "/%s", links[i]);
+        snprintf(target, sizeof target, "usr/%s", links[i]);
+        if (access(in_usr, F_OK) == 0 && symlink(target, link) < 0)
+            return fail(why, whylen, "linking /%s", links[i]);
+    }
+    return 0;
+}
+
+static int make_dev(char *why, size_t whylen)
+{
+    unsigned long nosuid = MS_NOSUID | MS_NOEXEC;
+    if (mount_at("devtmpfs", R "/dev", "devtmpfs", MS_NOSUID, "mode=0755", why, whylen) < 0 ||
+        mount_at("devpts", R "/dev/pts", "devpts", nosuid,
+                 "newinstance,ptmxmode=0666,mode=0620,gid=5", why, whylen) < 0 ||
+        mount_at("shm", R "/dev/shm", "tmpfs", nosuid | MS_NODEV, "mode=1777", why, whylen) < 0)
+        return -1;
+    /* udev would make these; devtmpfs does not. */
+    static const char *const links[][2] = {
+        {"/proc/self/fd", R "/dev/fd"},
+        {"/proc/self/fd/0", R "/dev/stdin"},
+        {"/proc/self/fd/1", R "/dev/stdout"},
+        {"/proc/self/fd/2", R "/dev/stderr"},
+    };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+        if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+            return fail(why, whylen, "creating %s", links[i][1] + strlen(R));
+    /* /dev/ptmx must be the one of the devpts mounted above. */
+    unlink(R "/dev/ptmx");
+    if (symlink("pts/ptmx", R "/dev/ptmx") < 0)
+        return fail(why, whylen, "creating /dev/ptmx");
+    return 0;
+}
+
+static int make_scratch(const struct guest_session *s, char *why, size_t whylen)
+{
+    unsigned long f = MS_NOSUID | MS_NODEV;
+    char home_opts[64];
+    snprintf(home_opts, sizeof home_opts, "mode=0700,uid=%u,gid=%u", (unsigned)s->uid,
+             (unsigned)s->gid);
+    char home[4096];
+    snprintf(home, sizeof home, R "%s", s->home);
+    if (mount_at("tmpfs", R "/tmp", "tmpfs", f, "mode=1777", why, whylen) < 0 ||
+        mount_at("tmpfs", R "/run", "tmpfs", f, "mode=0755", why, whylen) < 0 ||
+        mount_at("tmpfs", R "/var", "tmpfs", f, "mode=0755", why, whylen) < 0 ||
+        mount_at("tmpfs", home, "tmpfs", f, home_opts, why, whylen) < 0)
+        return -1;
+    if (mkdir(R "/var/tmp", 01777) < 0 || chmod(R "/var/tmp", 01777) < 0)
+        return fail(why, whylen, "creating /var/tmp");
+    return 0;
+}
+
+/* Shares below the home directory get directories owned by the user on
+ * the way, so the user can create siblings of the share there. */
+static int make_shares(const struct guest_session *s, char *why, size_t whylen)
+{
+    size_t hlen = strlen(s->home);
+    for (size_t i = 0; i < s->nshares; i++) {
+        const struct guest_share *sh = &s->shares[i];
+        char dir[4096];
+        snprintf(dir, sizeof dir, R "%s", sh->path);
+        bool in_home = strncmp(sh->path, s->home, hlen) == 0 && sh->path[hlen] == '/';
+        if (mkdirs(dir, 0755, in_home ? s->uid : 0, in_home ? s->gid : 0) < 0)
+            return fail(why, whylen, "creating %s", sh->path);
+        if (mount(sh->tag, dir, "virtiofs", sh->ro ? MS_RDONLY : 0, NULL) < 0)
+            return fail(why, whylen, "mounting the share %s", sh->path);
+    }
+    return 0;
+}
+
+static int switch_root(char *why, size_t whylen)
+{
+    if (mount_at("proc", R "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, why, whylen) <
+            0 ||
+        mount_at("sysfs", R "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL,
+                 why, whylen) < 0)
+        return -1;
+    umount2("/proc", MNT_DETACH);
+    umount2("/sys", MNT_DETACH);
+    umount2("/dev", MNT_DETACH);
+    if (chdir(R) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+        chdir("/") < 0)
+        return fail(why, whylen, "switching to the new root");
+    return 0;
+}
+
+int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)
+{
+    if (mount_at("tmpfs", R, "tmpfs", 0, "mode=0755", why, whylen) < 0)
+        return -1;
+    if (make_usr(s, why, whylen) < 0 || make_etc(s, why, whylen) < 0 || make_dev(why, whylen) < 0 ||
+        make_scratch(s, why, whylen) < 0 || make_shares(s, why, whylen) < 0)
+        return -1;
+    if (mkdirs(R "/root", 0700, 0, 0) < 0 || mkdirs(R "/mnt", 0755, 0, 0) < 0 ||
+        mkdirs(R "/opt", 0755, 0, 0) < 0 || mkdirs(R "/srv", 0755, 0, 0) < 0)
+        return fail(why, whylen, "creating top-level directories");
+    return switch_root(why, whylen);
+}

@@ -1,0 +1,91 @@
+/* Reads the session description the host put into the per-session part of
+ * the initramfs.  It carries no secrets: those come over the port. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guest.h"
+
+static int get_string(json_t *obj, const char *key, char **out, char *why, size_t whylen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v)) {
+        snprintf(why, whylen, "session description: '%s' missing or not a string", key);
+        return -1;
+    }
+    *out = strdup(json_string_value(v));
+    return *out ? 0 : -1;
+}
+
+static int get_id(json_t *obj, const char *key, unsigned *out, char *why, size_t whylen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 0xfffffffe) {
+        snprintf(why, whylen, "session description: '%s' missing or not an id", key);
+        return -1;
+    }
+    *out = (unsigned)json_integer_value(v);
+    return 0;
+}
+
+static int load_shares(json_t *arr, struct guest_session *s, char *why, size_t whylen)
+{
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr)) {
+        snprintf(why, whylen, "session description: 'shares' is not an array");
+        return -1;
+    }
+    s->nshares = json_array_size(arr);
+    s->shares = calloc(s->nshares ? s->nshares : 1, sizeof *s->shares);
+    if (s->shares == NULL)
+        return -1;
+    for (size_t i = 0; i < s->nshares; i++) {
+        json_t *sh = json_array_get(arr, i);
+        if (get_string(sh, "tag", &s->shares[i].tag, why, whylen) < 0 ||
+            get_string(sh, "path", &s->shares[i].path, why, whylen) < 0)
+            return -1;
+        s->shares[i].ro = json_is_true(json_object_get(sh, "ro"));
+        if (s->shares[i].path[0] != '/') {
+            snprintf(why, whylen, "session description: share path is not absolute");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int guest_session_load(const char *path, struct guest_session *s, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(why, whylen, "reading %s: %s", path, jerr.text);
+        return -1;
+    }
+    json_t *user = json_object_get(root, "user");
+    unsigned uid = 0, gid = 0;
+    int rc = -1;
+    if (get_string(root, "hostname", &s->hostname, why, whylen) < 0 ||
+        get_string(root, "cwd", &s->cwd, why, whylen) < 0 ||
+        get_string(root, "usr_tag", &s->usr_tag, why, whylen) < 0 ||
+        get_string(user, "name", &s->user, why, whylen) < 0 ||
+        get_string(user, "home", &s->home, why, whylen) < 0 ||
+        get_string(user, "shell", &s->shell, why, whylen) < 0 ||
+        get_id(user, "uid", &uid, why, whylen) < 0 || get_id(user, "gid", &gid, why, whylen) < 0 ||
+        load_shares(json_object_get(root, "shares"), s, why, whylen) < 0)
+        goto out;
+    json_t *group = json_object_get(user, "group");
+    if (json_is_string(group))
+        s->group = strdup(json_string_value(group));
+    s->uid = uid;
+    s->gid = gid;
+    if (s->home[0] != '/' || s->cwd[0] != '/') {
+        snprintf(why, whylen, "session description: home and cwd must be absolute");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
