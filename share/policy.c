@@ -1,0 +1,112 @@
+/* Which directory the automatic working-directory share may expose. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "share.h"
+#include "util.h"
+
+/* Directories that are never a project. */
+static const char *const system_dirs[] = {
+    "/",     "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc",
+    "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",  "/usr", "/var",   NULL,
+};
+
+/* Trees whose contents the host acts on or that hold secrets. */
+static const char *const system_trees[] = {"/etc", "/boot", "/proc", "/sys", "/dev", NULL};
+
+/* Markers of a directory that holds credentials. */
+static const char *const secret_entries[] = {".ssh",  ".gnupg",          ".aws",
+                                             ".kube", ".password-store", NULL};
+
+static bool is_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+static char *git_top(const char *dir)
+{
+    cleanup_free char *p = xstrdup(dir);
+    for (;;) {
+        cleanup_free char *dotgit = xasprintf("%s/.git", strcmp(p, "/") == 0 ? "" : p);
+        struct stat st;
+        if (lstat(dotgit, &st) == 0)
+            return steal_pointer(&p);
+        char *slash = strrchr(p, '/');
+        if (slash == NULL || slash == p)
+            return NULL; /* never treat "/" as a repository */
+        *slash = '\0';
+    }
+}
+
+static int refuse(struct mvm_error **err, const char *dir, const char *why)
+{
+    return mvm_error_set(err, 0,
+                         "refusing to share %s with the guest: %s; run mvm from a project "
+                         "directory, or pass --no-cwd",
+                         dir, why);
+}
+
+static int check_dir(const char *dir, char *const *homes, size_t nhomes, struct mvm_error **err)
+{
+    for (size_t i = 0; system_dirs[i]; i++)
+        if (strcmp(dir, system_dirs[i]) == 0)
+            return refuse(err, dir, "it is a system directory");
+    for (size_t i = 0; system_trees[i]; i++)
+        if (is_under(dir, system_trees[i]))
+            return refuse(err, dir, "it is inside a system directory");
+    for (size_t i = 0; i < nhomes; i++) {
+        if (strcmp(dir, homes[i]) == 0)
+            return refuse(err, dir, "it is a home directory");
+        if (is_under(homes[i], dir))
+            return refuse(err, dir, "it contains a home directory");
+    }
+    for (size_t i = 0; secret_entries[i]; i++) {
+        cleanup_free char *p = xasprintf("%s/%s", dir, secret_entries[i]);
+        struct stat st;
+        if (lstat(p, &st) == 0) {
+            cleanup_free char *why = xasprintf("it contains %s", secret_entries[i]);
+            return refuse(err, dir, why);
+        }
+    }
+    return 0;
+}
+
+int mvm_share_auto_dir(const char *cwd, char *const *homes, size_t nhomes, char **dir,
+                       struct mvm_error **err)
+{
+    /* A repository whose top may not be shared (a dotfiles repository in
+     * the home directory) falls back to the working directory itself. */
+    cleanup_free char *top = git_top(cwd);
+    if (top && check_dir(top, homes, nhomes, NULL) == 0) {
+        *dir = steal_pointer(&top);
+        return 0;
+    }
+    if (check_dir(cwd, homes, nhomes, err) < 0)
+        return -1;
+    *dir = xstrdup(cwd);
+    return 0;
+}
+
+int mvm_share_check_access(const char *dir, uid_t uid, gid_t gid, struct mvm_error **err)
+{
+    /* virtiofsd serves a read-write share with the user's identity and no
+     * supplementary groups; check with exactly that. */
+    setfsgid(gid);
+    setfsuid(uid);
+    int rc = faccessat(AT_FDCWD, dir, R_OK | W_OK | X_OK, AT_EACCESS);
+    int saved = errno;
+    setfsuid(geteuid());
+    setfsgid(getegid());
+    if (rc == 0)
+        return 0;
+    return mvm_error_set(err, saved,
+                         "cannot share %s read-write: uid %u cannot use it (check the permissions "
+                         "of it and of its parent directories)",
+                         dir, (unsigned)uid);
+}

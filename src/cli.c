@@ -1,0 +1,444 @@
+/* Parsing of `mvm run` options and config files.  Both go through
+ * set_option() so a key means the same thing in either place. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+const char mvm_usage[] =
+    "Usage: mvm COMMAND [OPTIONS]\n"
+    "\n"
+    "Run a program in a throwaway virtual machine that leaves nothing behind.\n"
+    "\n"
+    "Commands:\n"
+    "  run [OPTIONS] [--] [CMD [ARGS...]]   run CMD (default: your login shell) in a new VM\n"
+    "  cleanup                              remove what crashed sessions left in /run/mvm\n"
+    "\n"
+    "  mvm --help, mvm COMMAND --help       show help\n"
+    "  mvm --version                        show the version\n";
+
+const char mvm_run_usage[] =
+    "Usage: mvm run [OPTIONS] [--] [CMD [ARGS...]]\n"
+    "\n"
+    "Boots a throwaway VM, runs CMD in it as you, in the current directory (shared\n"
+    "read-write), with your terminal attached, and exits with CMD's status.\n"
+    "Without CMD, runs your login shell.\n"
+    "\n"
+    "Options:\n"
+    "  --cpus N             virtual CPUs (default 2)\n"
+    "  --memory SIZE        guest memory, e.g. 512M, 2G; a bare number is MiB (default 1G)\n"
+    "  --kernel PATH        guest kernel (default: /boot/vmlinuz-$(uname -r), else the newest\n"
+    "                       /boot/vmlinuz-* that has modules in /lib/modules)\n"
+    "  --modules DIR        modules directory for --kernel (default /lib/modules/RELEASE)\n"
+    "  --accel MODE         auto, kvm or tcg (default auto: KVM when it can run a guest)\n"
+    "  --machine TYPE       auto, microvm or q35 (default auto: microvm)\n"
+    "  --env NAME[=VALUE]   set NAME in the guest; NAME alone copies your value (under sudo,\n"
+    "                       keep it with sudo --preserve-env=NAME); repeatable\n"
+    "  --share HOST[:GUEST][:ro]\n"
+    "                       also share directory HOST at GUEST (default: same path);\n"
+    "                       read-write unless :ro; repeatable\n"
+    "  --no-cwd             do not share the current directory (start in the home directory)\n"
+    "  --net none           no network interface (the only mode so far, and the default)\n"
+    "  --root               run CMD as root in the guest instead of as you\n"
+    "  --timeout DURATION   destroy the VM after DURATION (e.g. 90s, 10m, 1h) and exit 124\n"
+    "  --console            show the guest kernel's console on stderr\n"
+    "  -t, --tty            give CMD a terminal even when stdin/stdout are not terminals\n"
+    "  -T, --no-tty         never give CMD a terminal (separate stdout and stderr)\n"
+    "  -q, --quiet          no notices from mvm (errors are still printed)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Terminal escape (after Enter): ~. kills the VM, ~? lists escapes, ~~ sends ~.\n"
+    "Exit status: CMD's own; 128+N if it died of signal N; 124 on --timeout;\n"
+    "125 if mvm failed; 126 if CMD is not executable; 127 if CMD is not found.\n"
+    "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
+    "kernel, modules, accel, machine, timeout, console, quiet); options win.\n";
+
+void mvm_run_opts_init(struct mvm_run_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->cpus = MVM_DEFAULT_CPUS;
+    o->memory_mib = MVM_DEFAULT_MEMORY_MIB;
+}
+
+void mvm_run_opts_clear(struct mvm_run_opts *o)
+{
+    free(o->kernel);
+    free(o->modules);
+    for (size_t i = 0; i < o->nenv; i++) {
+        free(o->env[i].name);
+        free(o->env[i].value);
+    }
+    free(o->env);
+    for (size_t i = 0; i < o->nshares; i++) {
+        free(o->shares[i].host);
+        free(o->shares[i].guest);
+    }
+    free(o->shares);
+    mvm_run_opts_init(o);
+}
+
+/* Splits "123abc" into 123 and "abc"; rejects signs, overflow, no digits. */
+static int split_number(const char *s, uint64_t *n, const char **suffix)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    *n = v;
+    *suffix = end;
+    return 0;
+}
+
+int mvm_parse_size_mib(const char *s, uint64_t *mib, struct mvm_error **err)
+{
+    uint64_t n;
+    const char *suf;
+    if (split_number(s, &n, &suf) < 0)
+        goto bad;
+    uint64_t kib;
+    if (strcasecmp(suf, "") == 0 || strcasecmp(suf, "M") == 0 || strcasecmp(suf, "MiB") == 0 ||
+        strcasecmp(suf, "MB") == 0)
+        kib = n * 1024;
+    else if (strcasecmp(suf, "G") == 0 || strcasecmp(suf, "GiB") == 0 || strcasecmp(suf, "GB") == 0)
+        kib = n * 1024 * 1024;
+    else if (strcasecmp(suf, "K") == 0 || strcasecmp(suf, "KiB") == 0 || strcasecmp(suf, "KB") == 0)
+        kib = n;
+    else
+        goto bad;
+    if (n > (1ULL << 40) || kib % 1024 != 0)
+        goto bad;
+    *mib = kib / 1024;
+    if (*mib < 128 || *mib > 1024 * 1024)
+        return mvm_error_set(err, 0, "memory size '%s' is out of range: use 128M to 1024G", s);
+    return 0;
+bad:
+    return mvm_error_set(err, 0,
+                         "bad memory size '%s': use a number with K, M or G, e.g. 512M or 2G", s);
+}
+
+int mvm_parse_duration_ms(const char *s, uint64_t *ms, struct mvm_error **err)
+{
+    uint64_t n;
+    const char *suf;
+    if (split_number(s, &n, &suf) < 0)
+        goto bad;
+    uint64_t mult;
+    if (strcmp(suf, "ms") == 0)
+        mult = 1;
+    else if (strcmp(suf, "") == 0 || strcmp(suf, "s") == 0)
+        mult = 1000;
+    else if (strcmp(suf, "m") == 0 || strcmp(suf, "min") == 0)
+        mult = 60 * 1000;
+    else if (strcmp(suf, "h") == 0)
+        mult = 3600 * 1000;
+    else
+        goto bad;
+    if (n == 0 || n > UINT64_MAX / mult / 1000)
+        goto bad;
+    *ms = n * mult;
+    return 0;
+bad:
+    return mvm_error_set(err, 0, "bad duration '%s': use e.g. 500ms, 90s, 10m or 1h", s);
+}
+
+static int parse_choice(const char *what, const char *v, const char *const *names, int *out,
+                        struct mvm_error **err)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    cleanup_free char *list = NULL;
+    struct buf b = {0};
+    for (int i = 0; names[i]; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    buf_append(&b, "", 1);
+    list = b.data;
+    return mvm_error_set(err, 0, "bad %s '%s': use one of %s", what, v, list);
+}
+
+static int parse_bool(const char *key, const char *v, bool *out, struct mvm_error **err)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else
+        return mvm_error_set(err, 0, "bad value '%s' for %s: use true or false", v, key);
+    return 0;
+}
+
+static int parse_cpus(const char *v, unsigned *cpus, struct mvm_error **err)
+{
+    uint64_t n;
+    const char *suf;
+    if (split_number(v, &n, &suf) < 0 || *suf != '\0' || n < 1 || n > 64)
+        return mvm_error_set(err, 0, "bad CPU count '%s': use a number from 1 to 64", v);
+    *cpus = (unsigned)n;
+    return 0;
+}
+
+static void replace_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = xstrdup(v);
+}
+
+/* Options that both config files and the command line may set. */
+static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bool *known,
+                      struct mvm_error **err)
+{
+    static const char *const accels[] = {"auto", "kvm", "tcg", NULL};
+    static const char *const machines[] = {"auto", "microvm", "q35", NULL};
+    int choice;
+    *known = true;
+    if (strcmp(key, "cpus") == 0)
+        return parse_cpus(v, &o->cpus, err);
+    if (strcmp(key, "memory") == 0)
+        return mvm_parse_size_mib(v, &o->memory_mib, err);
+    if (strcmp(key, "timeout") == 0)
+        return mvm_parse_duration_ms(v, &o->timeout_ms, err);
+    if (strcmp(key, "kernel") == 0) {
+        replace_str(&o->kernel, v);
+        return 0;
+    }
+    if (strcmp(key, "modules") == 0) {
+        replace_str(&o->modules, v);
+        return 0;
+    }
+    if (strcmp(key, "accel") == 0) {
+        if (parse_choice("accelerator", v, accels, &choice, err) < 0)
+            return -1;
+        o->accel = (enum mvm_accel)choice;
+        return 0;
+    }
+    if (strcmp(key, "machine") == 0) {
+        if (parse_choice("machine type", v, machines, &choice, err) < 0)
+            return -1;
+        o->machine = (enum mvm_machine)choice;
+        return 0;
+    }
+    if (strcmp(key, "console") == 0)
+        return parse_bool(key, v, &o->console, err);
+    if (strcmp(key, "quiet") == 0)
+        return parse_bool(key, v, &o->quiet, err);
+    *known = false;
+    return 0;
+}
+
+static int add_env(struct mvm_run_opts *o, const char *arg, struct mvm_error **err)
+{
+    const char *eq = strchr(arg, '=');
+    size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+    bool ok = nlen > 0 && (isalpha((unsigned char)arg[0]) || arg[0] == '_');
+    for (size_t i = 0; ok && i < nlen; i++)
+        ok = isalnum((unsigned char)arg[i]) || arg[i] == '_';
+    if (!ok)
+        return mvm_error_set(err, 0, "bad --env '%s': use NAME=VALUE or NAME (letters, digits, _)",
+                             arg);
+    o->env = xrealloc(o->env, (o->nenv + 1) * sizeof *o->env);
+    o->env[o->nenv].name = xstrndup(arg, nlen);
+    o->env[o->nenv].value = eq ? xstrdup(eq + 1) : NULL;
+    o->nenv++;
+    return 0;
+}
+
+/* HOST[:GUEST][:ro] -- a trailing ":ro"/":rw" is the mode. */
+static int add_share(struct mvm_run_opts *o, const char *arg, struct mvm_error **err)
+{
+    cleanup_free char *s = xstrdup(arg);
+    bool ro = false;
+    char *last = strrchr(s, ':');
+    if (last && (strcmp(last, ":ro") == 0 || strcmp(last, ":rw") == 0)) {
+        ro = strcmp(last, ":ro") == 0;
+        *last = '\0';
+    }
+    char *colon = strchr(s, ':');
+    char *guest = NULL;
+    if (colon) {
+        *colon = '\0';
+        guest = colon + 1;
+    }
+    if (s[0] == '\0' || (guest && guest[0] != '/'))
+        return mvm_error_set(
+            err, 0, "bad --share '%s': use HOST[:GUEST][:ro] with an absolute GUEST path", arg);
+    o->shares = xrealloc(o->shares, (o->nshares + 1) * sizeof *o->shares);
+    o->shares[o->nshares].host = xstrdup(s);
+    o->shares[o->nshares].guest = guest ? xstrdup(guest) : NULL;
+    o->shares[o->nshares].ro = ro;
+    o->nshares++;
+    return 0;
+}
+
+enum {
+    OPT_CPUS = 256,
+    OPT_MEMORY,
+    OPT_KERNEL,
+    OPT_MODULES,
+    OPT_ACCEL,
+    OPT_MACHINE,
+    OPT_ENV,
+    OPT_SHARE,
+    OPT_TIMEOUT,
+    OPT_CONSOLE,
+    OPT_NET,
+    OPT_NO_CWD,
+    OPT_ROOT,
+};
+
+static const struct option run_options[] = {
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"modules", required_argument, NULL, OPT_MODULES},
+    {"accel", required_argument, NULL, OPT_ACCEL},
+    {"machine", required_argument, NULL, OPT_MACHINE},
+    {"env", required_argument, NULL, OPT_ENV},
+    {"share", required_argument, NULL, OPT_SHARE},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"console", no_argument, NULL, OPT_CONSOLE},
+    {"net", required_argument, NULL, OPT_NET},
+    {"no-cwd", no_argument, NULL, OPT_NO_CWD},
+    {"root", no_argument, NULL, OPT_ROOT},
+    {"tty", no_argument, NULL, 't'},
+    {"no-tty", no_argument, NULL, 'T'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *option_key(int c)
+{
+    for (const struct option *opt = run_options; opt->name; opt++)
+        if (opt->val == c)
+            return opt->name;
+    return "?";
+}
+
+static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct mvm_error **err)
+{
+    bool known;
+    switch (c) {
+    case OPT_CPUS:
+    case OPT_MEMORY:
+    case OPT_KERNEL:
+    case OPT_MODULES:
+    case OPT_ACCEL:
+    case OPT_MACHINE:
+    case OPT_TIMEOUT:
+        return set_option(option_key(c), arg, o, &known, err);
+    case OPT_ENV:
+        return add_env(o, arg, err);
+    case OPT_SHARE:
+        return add_share(o, arg, err);
+    case OPT_CONSOLE:
+        o->console = true;
+        return 0;
+    case OPT_NET:
+        if (strcmp(arg, "none") != 0)
+            return mvm_error_set(err, 0, "network mode '%s' is not available: only --net none is",
+                                 arg);
+        return 0;
+    case OPT_NO_CWD:
+        o->no_cwd = true;
+        return 0;
+    case OPT_ROOT:
+        o->root = true;
+        return 0;
+    case 't':
+        o->tty = MVM_TTY_ALWAYS;
+        return 0;
+    case 'T':
+        o->tty = MVM_TTY_NEVER;
+        return 0;
+    case 'q':
+        o->quiet = true;
+        return 0;
+    case 'h':
+        o->help = true;
+        return 0;
+    default:
+        return mvm_error_set(err, 0, "internal: unhandled option %d", c);
+    }
+}
+
+int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_error **err)
+{
+    optind = 0; /* full reset: the tests parse many command lines */
+    opterr = 0;
+    for (;;) {
+        int idx = optind ? optind : 1;
+        int c = getopt_long(argc, argv, "+:tTqh", run_options, NULL);
+        if (c == -1)
+            break;
+        const char *arg = idx < argc ? argv[idx] : "?";
+        if (c == ':')
+            return mvm_error_set(err, 0, "mvm run: missing value for '%s' (see mvm run --help)",
+                                 arg);
+        /* optopt is also set for "--tty=1": name what was typed then. */
+        if (c == '?' && optopt > 0 && optopt < 128 && !str_has_prefix(arg, "--"))
+            return mvm_error_set(err, 0, "mvm run: unknown option '-%c' (see mvm run --help)",
+                                 optopt);
+        if (c == '?')
+            return mvm_error_set(err, 0, "mvm run: unknown option '%s' (see mvm run --help)", arg);
+        if (handle_option(c, optarg, o, err) < 0)
+            return -1;
+    }
+    o->argc = argc - optind;
+    o->argv = o->argc > 0 ? argv + optind : NULL;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_opts *o,
+                         struct mvm_error **err)
+{
+    cleanup_free char *copy = xstrdup(text);
+    char *save = NULL;
+    int lineno = 0;
+    for (char *line = copy; line; line = save) {
+        save = strchr(line, '\n');
+        if (save)
+            *save++ = '\0';
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *l = trim(line);
+        if (*l == '\0')
+            continue;
+        char *eq = strchr(l, '=');
+        if (eq == NULL)
+            return mvm_error_set(err, 0, "%s:%d: expected 'key = value'", origin, lineno);
+        *eq = '\0';
+        char *key = trim(l), *value = trim(eq + 1);
+        bool known;
+        if (set_option(key, value, o, &known, err) < 0)
+            return mvm_error_wrap(err, "%s:%d", origin, lineno);
+        if (!known)
+            return mvm_error_set(err, 0,
+                                 "%s:%d: unknown key '%s' (known: cpus, memory, kernel, modules, "
+                                 "accel, machine, timeout, console, quiet)",
+                                 origin, lineno, key);
+    }
+    return 0;
+}

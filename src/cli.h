@@ -1,0 +1,73 @@
+/* cli: the command line and config files of `mvm run`, parsed into one
+ * options struct.  Pure: no I/O except reading a config file's text. */
+#ifndef MVM_CLI_H
+#define MVM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+enum mvm_accel { MVM_ACCEL_AUTO, MVM_ACCEL_KVM, MVM_ACCEL_TCG };
+enum mvm_machine { MVM_MACHINE_AUTO, MVM_MACHINE_MICROVM, MVM_MACHINE_Q35 };
+enum mvm_tty { MVM_TTY_AUTO, MVM_TTY_ALWAYS, MVM_TTY_NEVER };
+
+struct mvm_env_opt {
+    char *name;
+    char *value; /* NULL: copy the host's value */
+};
+
+struct mvm_share_opt {
+    char *host;  /* as given; made absolute later */
+    char *guest; /* NULL: same path as on the host */
+    bool ro;
+};
+
+struct mvm_run_opts {
+    unsigned cpus;
+    uint64_t memory_mib;
+    char *kernel, *modules;
+    enum mvm_accel accel;
+    enum mvm_machine machine;
+    enum mvm_tty tty;
+    uint64_t timeout_ms; /* 0: none */
+    bool console, no_cwd, root, quiet, help;
+    struct mvm_env_opt *env;
+    size_t nenv;
+    struct mvm_share_opt *shares;
+    size_t nshares;
+    char **argv; /* the command; borrowed from main's argv; NULL: login shell */
+    int argc;
+};
+
+#define MVM_DEFAULT_CPUS       2
+#define MVM_DEFAULT_MEMORY_MIB 1024
+
+void mvm_run_opts_init(struct mvm_run_opts *o);
+void mvm_run_opts_clear(struct mvm_run_opts *o);
+
+/* Parses `mvm run` arguments (argv[0] is "run").  Options stop at "--" or
+ * at the first non-option (the command).  Errors name the argument and
+ * point at --help. */
+int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_error **err);
+
+/* Applies one config file's text ("key = value" lines, '#' comments) on
+ * top of o.  Keys: cpus, memory, kernel, modules, accel, machine, timeout,
+ * console, quiet.  `origin` names the file in errors ("FILE:LINE: ..."). */
+int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_opts *o,
+                         struct mvm_error **err);
+
+/* config.c: applies /etc/mvm/config and the invoking user's
+ * ~/.config/mvm/config (missing files are fine). */
+int mvm_config_load_defaults(struct mvm_run_opts *o, struct mvm_error **err);
+
+/* "512M", "2G", "1048576K", bare number = MiB.  Result in MiB. */
+int mvm_parse_size_mib(const char *s, uint64_t *mib, struct mvm_error **err);
+/* "90s", "10m", "1h", "250ms", bare number = seconds.  Result in ms. */
+int mvm_parse_duration_ms(const char *s, uint64_t *ms, struct mvm_error **err);
+
+extern const char mvm_run_usage[];
+extern const char mvm_usage[];
+
+#endif

@@ -1,0 +1,129 @@
+/* QEMU and kernel command lines. */
+#include "qemu.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "util.h"
+
+struct argv_builder {
+    char **v;
+    size_t n, cap;
+};
+
+static void add(struct argv_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct argv_builder *b, const char *fmt, ...)
+{
+    if (b->n + 2 > b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->v = xrealloc(b->v, b->cap * sizeof *b->v);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    b->v[b->n++] = xvasprintf(fmt, ap);
+    va_end(ap);
+    b->v[b->n] = NULL;
+}
+
+static void add_devices(struct argv_builder *b, const struct mvm_qemu_spec *s)
+{
+    const char *bus = s->microvm ? "device" : "pci";
+    add(b, "-chardev");
+    add(b, "socket,id=ctl,fd=%d", s->ctl_fd);
+    add(b, "-device");
+    add(b, "virtio-serial-%s,max_ports=2", bus);
+    add(b, "-device");
+    add(b, "virtserialport,chardev=ctl,name=org.mvm.ctl");
+    for (size_t i = 0; i < s->nfs; i++) {
+        add(b, "-chardev");
+        add(b, "socket,id=fs%zu,fd=%d", i, s->fs[i].fd);
+        add(b, "-device");
+        add(b, "vhost-user-fs-%s,chardev=fs%zu,tag=%s,queue-size=1024", bus, i, s->fs[i].tag);
+    }
+}
+
+char **mvm_qemu_argv(const struct mvm_qemu_spec *s)
+{
+    struct argv_builder b = {0};
+    add(&b, "%s", s->binary);
+    add(&b, "-nodefaults");
+    add(&b, "-no-user-config");
+    add(&b, "-display");
+    add(&b, "none");
+    add(&b, "-S"); /* paused until mvm says cont */
+    add(&b, "-no-reboot");
+    add(&b, "-machine");
+    /* virtiofs needs guest RAM that virtiofsd can map. */
+    add(&b, "%s,memory-backend=mem", s->microvm ? "microvm" : "q35");
+    if (s->microvm) {
+        add(&b, "-global"); /* virtiofsd rejects legacy virtio-mmio */
+        add(&b, "virtio-mmio.force-legacy=false");
+    }
+    add(&b, "-object");
+    add(&b, "memory-backend-memfd,id=mem,size=%lluM,share=on", (unsigned long long)s->memory_mib);
+    add(&b, "-m");
+    add(&b, "%lluM", (unsigned long long)s->memory_mib);
+    add(&b, "-smp");
+    add(&b, "%u", s->cpus);
+    add(&b, "-accel");
+    if (s->kvm)
+        add(&b, "kvm");
+    else
+        add(&b, "tcg,tb-size=%d", MVM_TCG_TB_MIB);
+    add(&b, "-cpu");
+    add(&b, "%s", s->kvm ? "host" : "max");
+    add(&b, "-kernel");
+    add(&b, "%s", s->kernel);
+    add(&b, "-initrd");
+    add(&b, "%s", s->initrd);
+    add(&b, "-append");
+    add(&b, "%s", s->cmdline);
+    add(&b, "-chardev");
+    add(&b, "socket,id=qmp,fd=%d", s->qmp_fd);
+    add(&b, "-mon");
+    add(&b, "chardev=qmp,mode=control");
+    add(&b, "-chardev");
+    add(&b, "socket,id=con,fd=%d", s->console_fd);
+    add(&b, "-serial");
+    add(&b, "chardev:con");
+    add_devices(&b, s);
+    return b.v;
+}
+
+void mvm_argv_free(char **argv)
+{
+    if (argv == NULL)
+        return;
+    for (char **p = argv; *p; p++)
+        free(*p);
+    free(argv);
+}
+
+char *mvm_kernel_cmdline(const struct mvm_cmdline_spec *c)
+{
+    struct buf b = {0};
+    buf_printf(&b, "console=ttyS0 panic=-1 rdinit=/init %s", c->verbose ? "loglevel=7" : "quiet");
+    /* Boot-time savings measured in FINDINGS.md and with bench/boot.sh:
+     * no crypto self-tests, no initcalls the guest never needs (entropy
+     * self-test, certificate loading, integrity/TPM/hibernation setup),
+     * expedited RCU while booting (a large win with several vCPUs under
+     * TCG), no per-CPU delay calibration. */
+    buf_printf(&b, " cryptomgr.notests rodata=off no_timer_check tsc=reliable nowatchdog audit=0");
+    buf_printf(&b, " rcupdate.rcu_expedited=1 rcupdate.rcu_normal_after_boot=1 cpu_init_udelay=0");
+    buf_printf(&b, " initcall_blacklist=jent_mod_init,load_system_certificate_list,"
+                   "crypto_kdf108_init,iosf_mbi_init,init_zswap,init_encrypted,digsig_init,"
+                   "init_evm,init_mmio_trace,snapshot_device_init,tpm_init,blake2s_mod_init");
+    buf_printf(&b, " i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1");
+    if (c->microvm)
+        buf_printf(&b, " pci=off");
+    if (c->tsc_khz)
+        buf_printf(&b, " tsc_early_khz=%llu", (unsigned long long)c->tsc_khz);
+    /* The TSC drives udelay, so loops per jiffy are TSC cycles per tick;
+     * only when the kernel's tick rate is known. */
+    if (c->tsc_khz && c->hz)
+        buf_printf(&b, " lpj=%llu", (unsigned long long)(c->tsc_khz * 1000 / c->hz));
+    if (c->trace)
+        buf_printf(&b, " mvm.trace");
+    buf_append(&b, "", 1);
+    return b.data;
+}

@@ -1,0 +1,47 @@
+/* qemu: the QEMU command line and the guest kernel command line.  Pure:
+ * every descriptor QEMU uses is already open and passed by number. */
+#ifndef MVM_QEMU_H
+#define MVM_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mvm_qemu_fs {
+    int fd;          /* connected vhost-user socket */
+    const char *tag; /* virtiofs tag */
+};
+
+struct mvm_qemu_spec {
+    const char *binary;
+    bool microvm; /* else q35 */
+    bool kvm;     /* else TCG */
+    unsigned cpus;
+    uint64_t memory_mib;
+    const char *kernel, *initrd, *cmdline;
+    int qmp_fd, ctl_fd, console_fd;
+    const struct mvm_qemu_fs *fs;
+    size_t nfs;
+};
+
+/* NULL-terminated argv; free with mvm_argv_free(). */
+char **mvm_qemu_argv(const struct mvm_qemu_spec *s);
+void mvm_argv_free(char **argv);
+
+struct mvm_cmdline_spec {
+    bool microvm;
+    uint64_t tsc_khz; /* 0: unknown */
+    unsigned hz;      /* the kernel's CONFIG_HZ, 0: unknown */
+    bool verbose;     /* kernel messages on the console */
+    bool trace;       /* mvm-init logs timestamped steps */
+};
+
+/* The guest kernel command line: serial console, fast-boot options,
+ * tsc_early_khz when known (microvm has no other clock to calibrate
+ * against), quiet unless verbose. */
+char *mvm_kernel_cmdline(const struct mvm_cmdline_spec *c);
+
+/* TCG translation cache size (MiB): QEMU reserves 1 GiB by default. */
+#define MVM_TCG_TB_MIB 128
+
+#endif

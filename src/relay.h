@@ -1,0 +1,71 @@
+/* relay: the host half of the control protocol.  Moves the user's stdin
+ * to the guest and the guest's stdout/stderr to the user's fds within the
+ * credit windows, filters the terminal stream, watches for the escape
+ * sequence, and collects the command's exit status.  It owns no fds: the
+ * session passes the control socket and the user's stdio. */
+#ifndef MVM_RELAY_H
+#define MVM_RELAY_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "proto.h"
+#include "termfilter.h"
+#include "util.h"
+
+struct mvm_relay {
+    int ctl, in_fd, out_fd, err_fd;
+    bool tty;
+    struct mvm_proto_decoder dec;
+    struct buf toguest;
+    size_t toguest_off;
+
+    bool in_done;       /* stdin EOF sent (or stdin unusable) */
+    uint32_t in_window; /* stdin bytes the guest will still take */
+    struct buf outbuf, errbuf;
+    size_t out_off, err_off;
+    uint32_t out_window_used; /* guest output not yet credited back */
+    bool out_broken;          /* the reader of stdout went away */
+    bool ctl_closed;          /* QEMU closed the control socket */
+
+    struct mvm_outfilter filter;
+    struct mvm_escape escape;
+
+    bool ready; /* mvm-init said hello */
+    uint64_t ready_ns;
+    bool have_status; /* EXIT or ERROR received */
+    int status;
+    char *guest_error; /* ERROR's message */
+    bool kill_requested;
+    /* indices into the caller's pollfd array, set by mvm_relay_pollfds */
+    int pi_ctl, pi_in, pi_out, pi_err;
+};
+
+void mvm_relay_init(struct mvm_relay *r, int ctl, int in_fd, int out_fd, int err_fd, bool tty);
+void mvm_relay_clear(struct mvm_relay *r);
+
+/* Queue the command: argv (NULL/0 for the login shell), "NAME=VALUE"
+ * environment entries, terminal flag and size. */
+void mvm_relay_start(struct mvm_relay *r, char *const *argv, int argc, char *const *env,
+                     size_t nenv, bool tty, uint16_t rows, uint16_t cols);
+void mvm_relay_winsize(struct mvm_relay *r, uint16_t rows, uint16_t cols);
+void mvm_relay_signal(struct mvm_relay *r, int sig);
+
+/* Adds the relay's fds to p (at most 4 entries) and returns how many. */
+int mvm_relay_pollfds(struct mvm_relay *r, struct pollfd *p, int base);
+/* Handles the poll results.  -1 with err when the guest broke the
+ * protocol (it is hostile: stop talking to it). */
+int mvm_relay_handle(struct mvm_relay *r, const struct pollfd *p, struct mvm_error **err);
+
+/* Reads and handles everything available on the control socket now. */
+int mvm_relay_read_ctl(struct mvm_relay *r, struct mvm_error **err);
+
+/* True once the status is known and all output has been written (or
+ * cannot be written any more). */
+bool mvm_relay_done(const struct mvm_relay *r);
+/* Writes what is still buffered for the user, blocking briefly at most. */
+void mvm_relay_flush_user(struct mvm_relay *r, int timeout_ms);
+
+#endif

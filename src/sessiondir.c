@@ -1,0 +1,106 @@
+/* Session directories; see sessiondir.h. */
+#include "sessiondir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **dir,
+                          struct mvm_error **err)
+{
+    if (mkdir(run_dir, 0700) < 0 && errno != EEXIST)
+        return mvm_error_set(err, errno, "creating %s", run_dir);
+    struct stat st;
+    if (lstat(run_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0)
+        return mvm_error_set(err, 0, "%s is not a directory owned by root; remove it", run_dir);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        unsigned char rnd[MVM_ID_LEN / 2];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            return mvm_error_set(err, errno, "getrandom");
+        for (size_t i = 0; i < sizeof rnd; i++)
+            snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+        char *path = xasprintf("%s/%s", run_dir, id);
+        if (mkdir(path, 0700) == 0) {
+            *dir = path;
+            return 0;
+        }
+        int e = errno;
+        free(path);
+        if (e != EEXIST)
+            return mvm_error_set(err, e, "creating a session directory in %s", run_dir);
+    }
+    return mvm_error_set(err, EEXIST, "creating a session directory in %s", run_dir);
+}
+
+int mvm_sessiondir_write_state(const char *dir, json_t *state, struct mvm_error **err)
+{
+    cleanup_free char *text = json_dumps(state, JSON_COMPACT);
+    cleanup_free char *path = xasprintf("%s/state.json", dir);
+    if (text == NULL || write_file_atomic(path, text, strlen(text), 0600) < 0)
+        return mvm_error_set(err, errno, "writing %s", path);
+    return 0;
+}
+
+uint64_t mvm_proc_starttime(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    cleanup_free char *stat = read_file(path, 4096, NULL);
+    if (stat == NULL)
+        return 0;
+    /* comm (field 2) may contain spaces and parentheses: skip past the
+     * last ')'; starttime is then the 20th field. */
+    char *p = strrchr(stat, ')');
+    if (p == NULL)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    unsigned long long t;
+    return p && sscanf(p, " %llu", &t) == 1 ? t : 0;
+}
+
+static bool session_alive(const char *dir)
+{
+    cleanup_free char *path = xasprintf("%s/state.json", dir);
+    json_t *state = json_load_file(path, 0, NULL);
+    if (state == NULL) {
+        struct stat st;
+        /* No state yet: a session being created, unless it is old. */
+        return stat(dir, &st) == 0 && time(NULL) - st.st_mtime < 60;
+    }
+    json_int_t pid = json_integer_value(json_object_get(state, "pid"));
+    json_int_t start = json_integer_value(json_object_get(state, "starttime"));
+    json_decref(state);
+    return pid > 0 && start > 0 && mvm_proc_starttime((pid_t)pid) == (uint64_t)start;
+}
+
+int mvm_sessiondir_cleanup(const char *run_dir, struct mvm_error **err)
+{
+    cleanup_dir DIR *d = opendir(run_dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : mvm_error_set(err, errno, "reading %s", run_dir);
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        cleanup_free char *dir = xasprintf("%s/%s", run_dir, de->d_name);
+        struct stat st;
+        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || session_alive(dir))
+            continue;
+        if (remove_tree(dir) < 0)
+            return mvm_error_set(err, errno, "removing %s", dir);
+        removed++;
+    }
+    return removed;
+}

@@ -1,0 +1,601 @@
+/* Unit tests for cli.c: size and duration parsing, `mvm run` options and
+ * config files.  Every case checks the exact value parsed, or the exact
+ * part of the error text a user needs (the argument, FILE:LINE, the hint
+ * at --help), so a parser that accepts too much or says too little fails. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "cli.h"
+#include "error.h"
+#include "util.h"
+
+static void assert_error_contains(const struct mvm_error *err, const char *needle)
+{
+    if (err == NULL)
+        fail_msg("expected an error containing \"%s\", got none", needle);
+    if (strstr(err->msg, needle) == NULL)
+        fail_msg("error \"%s\" does not contain \"%s\"", err->msg, needle);
+}
+
+/* ---- sizes ------------------------------------------------------------ */
+
+static uint64_t size_ok(const char *s)
+{
+    cleanup_error struct mvm_error *err = NULL;
+    uint64_t mib = 0xdead;
+    if (mvm_parse_size_mib(s, &mib, &err) != 0)
+        fail_msg("size '%s' rejected: %s", s, err ? err->msg : "(no error)");
+    assert_null(err);
+    return mib;
+}
+
+static void size_bad(const char *s, const char *needle)
+{
+    cleanup_error struct mvm_error *err = NULL;
+    uint64_t mib = 0xdead;
+    if (mvm_parse_size_mib(s, &mib, &err) >= 0)
+        fail_msg("size '%s' accepted as %llu MiB", s, (unsigned long long)mib);
+    assert_error_contains(err, needle);
+    cleanup_free char *quoted = xasprintf("'%s'", s);
+    assert_error_contains(err, quoted);
+    assert_int_equal(err->exit_code, 125);
+}
+
+static void test_size_units(void **state)
+{
+    assert_int_equal(size_ok("512M"), 512);
+    assert_int_equal(size_ok("2G"), 2048);
+    assert_int_equal(size_ok("1024"), 1024);
+    assert_int_equal(size_ok("1048576K"), 1024);
+    assert_int_equal(size_ok("512m"), 512);
+    assert_int_equal(size_ok("2g"), 2048);
+    assert_int_equal(size_ok("262144k"), 256);
+    assert_int_equal(size_ok("3GiB"), 3072);
+    assert_int_equal(size_ok("768MB"), 768);
+    assert_int_equal(size_ok("128M"), 128);
+    assert_int_equal(size_ok("1024G"), 1024 * 1024);
+}
+
+static void test_size_range(void **state)
+{
+    size_bad("0", "out of range");
+    size_bad("64M", "out of range");
+    size_bad("127", "out of range");
+    size_bad("1025G", "out of range");
+    cleanup_error struct mvm_error *err = NULL;
+    uint64_t mib;
+    assert_int_equal(mvm_parse_size_mib("64M", &mib, &err), -1);
+    assert_string_equal(err->msg, "memory size '64M' is out of range: use 128M to 1024G");
+}
+
+static void test_size_malformed(void **state)
+{
+    size_bad("", "bad memory size");
+    size_bad("junk", "bad memory size");
+    size_bad("-512M", "bad memory size");
+    size_bad("+512M", "bad memory size");
+    size_bad(" 512M", "bad memory size");
+    size_bad("512 M", "bad memory size");
+    size_bad("99999999999999999999G", "bad memory size");
+    size_bad("18446744073709551615G", "bad memory size");
+    size_bad("1.5G", "bad memory size");
+    size_bad("512T", "bad memory size");
+    size_bad("512MM", "bad memory size");
+    size_bad("1000K", "bad memory size"); /* not a whole MiB */
+    size_bad("G", "bad memory size");
+}
+
+/* ---- durations -------------------------------------------------------- */
+
+static uint64_t dur_ok(const char *s)
+{
+    cleanup_error struct mvm_error *err = NULL;
+    uint64_t ms = 0xdead;
+    if (mvm_parse_duration_ms(s, &ms, &err) != 0)
+        fail_msg("duration '%s' rejected: %s", s, err ? err->msg : "(no error)");
+    return ms;
+}
+
+static void dur_bad(const char *s)
+{
+    cleanup_error struct mvm_error *err = NULL;
+    uint64_t ms = 0xdead;
+    if (mvm_parse_duration_ms(s, &ms, &err) >= 0)
+        fail_msg("duration '%s' accepted as %llu ms", s, (unsigned long long)ms);
+    cleanup_free char *want = xasprintf("bad duration '%s'", s);
+    assert_error_contains(err, want);
+    assert_int_equal(ms, 0xdead);
+}
+
+static void test_duration(void **state)
+{
+    assert_int_equal(dur_ok("500ms"), 500);
+    assert_int_equal(dur_ok("90s"), 90000);
+    assert_int_equal(dur_ok("10m"), 600000);
+    assert_int_equal(dur_ok("10min"), 600000);
+    assert_int_equal(dur_ok("1h"), 3600000);
+    assert_int_equal(dur_ok("5"), 5000);
+    assert_int_equal(dur_ok("1ms"), 1);
+
+    dur_bad("0");
+    dur_bad("0s");
+    dur_bad("");
+    dur_bad("junk");
+    dur_bad("10x");
+    dur_bad("-5s");
+    dur_bad("1.5s");
+    dur_bad("10H"); /* units are lowercase only */
+    dur_bad("99999999999999999999");
+    dur_bad("18446744073709551615h");
+}
+
+/* ---- mvm run ---------------------------------------------------------- */
+
+/* getopt may write to argv, and o->argv points into it: parse a private,
+ * writable copy that lives as long as the test. */
+struct cmdline {
+    int argc;
+    char *argv[32];
+};
+
+static void cmdline_free(struct cmdline *c)
+{
+    for (int i = 0; i < c->argc; i++)
+        free(c->argv[i]);
+    c->argc = 0;
+}
+
+struct fx {
+    struct mvm_run_opts o;
+    struct mvm_error *err;
+    struct cmdline cl;
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *fx = xcalloc(1, sizeof *fx);
+    mvm_run_opts_init(&fx->o);
+    *state = fx;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *fx = *state;
+    mvm_run_opts_clear(&fx->o);
+    mvm_error_free(fx->err);
+    cmdline_free(&fx->cl);
+    free(fx);
+    return 0;
+}
+
+static int parse_list(struct fx *fx, const char *const *args)
+{
+    cmdline_free(&fx->cl);
+    mvm_error_free(fx->err);
+    fx->err = NULL;
+    fx->cl.argv[fx->cl.argc++] = xstrdup("run");
+    for (; *args; args++) {
+        assert_true(fx->cl.argc < (int)ARRAY_SIZE(fx->cl.argv) - 1);
+        fx->cl.argv[fx->cl.argc++] = xstrdup(*args);
+    }
+    fx->cl.argv[fx->cl.argc] = NULL;
+    return mvm_cli_parse_run(fx->cl.argc, fx->cl.argv, &fx->o, &fx->err);
+}
+#define PARSE(fx, ...) parse_list(fx, (const char *const[]){__VA_ARGS__, NULL})
+
+static void parse_ok(struct fx *fx, const char *const *args)
+{
+    if (parse_list(fx, args) != 0)
+        fail_msg("parse failed: %s", fx->err ? fx->err->msg : "(no error)");
+    assert_null(fx->err);
+}
+#define PARSE_OK(fx, ...) parse_ok(fx, (const char *const[]){__VA_ARGS__, NULL})
+
+static void parse_bad(struct fx *fx, const char *const *args, const char *needle)
+{
+    if (parse_list(fx, args) >= 0)
+        fail_msg("parse succeeded, expected an error containing \"%s\"", needle);
+    assert_error_contains(fx->err, needle);
+}
+#define PARSE_BAD(fx, needle, ...) parse_bad(fx, (const char *const[]){__VA_ARGS__, NULL}, needle)
+
+static void assert_cmd(const struct fx *fx, const char *const *want)
+{
+    int n = 0;
+    while (want[n])
+        n++;
+    assert_int_equal(fx->o.argc, n);
+    if (n == 0) {
+        assert_null(fx->o.argv);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        assert_string_equal(fx->o.argv[i], want[i]);
+}
+#define ASSERT_CMD(fx, ...) assert_cmd(fx, (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_run_defaults(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(parse_list(fx, (const char *const[]){NULL}), 0);
+    assert_int_equal(fx->o.cpus, 2);
+    assert_int_equal(fx->o.memory_mib, 1024);
+    assert_null(fx->o.kernel);
+    assert_null(fx->o.modules);
+    assert_int_equal(fx->o.accel, MVM_ACCEL_AUTO);
+    assert_int_equal(fx->o.machine, MVM_MACHINE_AUTO);
+    assert_int_equal(fx->o.tty, MVM_TTY_AUTO);
+    assert_int_equal(fx->o.timeout_ms, 0);
+    assert_false(fx->o.console || fx->o.no_cwd || fx->o.root || fx->o.quiet || fx->o.help);
+    assert_int_equal(fx->o.nenv, 0);
+    assert_int_equal(fx->o.nshares, 0);
+    assert_int_equal(fx->o.argc, 0);
+    assert_null(fx->o.argv);
+}
+
+static void test_run_every_option(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "--cpus", "8", "--memory", "2G", "--kernel", "/boot/vmlinuz-x", "--modules",
+             "/lib/modules/x", "--accel", "tcg", "--machine", "q35", "--no-cwd", "--net", "none",
+             "--root", "--timeout", "90s", "--console", "-q", "-t", "true");
+    assert_int_equal(fx->o.cpus, 8);
+    assert_int_equal(fx->o.memory_mib, 2048);
+    assert_string_equal(fx->o.kernel, "/boot/vmlinuz-x");
+    assert_string_equal(fx->o.modules, "/lib/modules/x");
+    assert_int_equal(fx->o.accel, MVM_ACCEL_TCG);
+    assert_int_equal(fx->o.machine, MVM_MACHINE_Q35);
+    assert_true(fx->o.no_cwd);
+    assert_true(fx->o.root);
+    assert_int_equal(fx->o.timeout_ms, 90000);
+    assert_true(fx->o.console);
+    assert_true(fx->o.quiet);
+    assert_int_equal(fx->o.tty, MVM_TTY_ALWAYS);
+    assert_false(fx->o.help);
+    ASSERT_CMD(fx, "true");
+}
+
+static void test_run_long_forms(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "--cpus=4", "--memory=512M", "--accel=kvm", "--machine=microvm", "--quiet",
+             "--no-tty", "--tty", "--no-tty");
+    assert_int_equal(fx->o.cpus, 4);
+    assert_int_equal(fx->o.memory_mib, 512);
+    assert_int_equal(fx->o.accel, MVM_ACCEL_KVM);
+    assert_int_equal(fx->o.machine, MVM_MACHINE_MICROVM);
+    assert_true(fx->o.quiet);
+    assert_int_equal(fx->o.tty, MVM_TTY_NEVER); /* the last one wins */
+    ASSERT_CMD(fx, NULL);
+
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "-T");
+    assert_int_equal(fx->o.tty, MVM_TTY_NEVER);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "-qt", "sh"); /* clustered short options */
+    assert_true(fx->o.quiet);
+    assert_int_equal(fx->o.tty, MVM_TTY_ALWAYS);
+    ASSERT_CMD(fx, "sh");
+}
+
+static void test_run_help(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "--help");
+    assert_true(fx->o.help);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "-h");
+    assert_true(fx->o.help);
+    /* After the command, --help is the command's. */
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "ls", "--help");
+    assert_false(fx->o.help);
+    ASSERT_CMD(fx, "ls", "--help");
+    /* Every option the usage text promises exists. */
+    static const char *const documented[] = {
+        "--cpus N",
+        "--memory SIZE",
+        "--kernel PATH",
+        "--modules DIR",
+        "--accel MODE",
+        "--machine TYPE",
+        "--env NAME[=VALUE]",
+        "--share HOST[:GUEST][:ro]",
+        "--no-cwd",
+        "--net none",
+        "--root",
+        "--timeout DURATION",
+        "--console",
+        "-t, --tty",
+        "-T, --no-tty",
+        "-q, --quiet",
+        "-h, --help",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(documented); i++)
+        if (strstr(mvm_run_usage, documented[i]) == NULL)
+            fail_msg("usage does not mention %s", documented[i]);
+}
+
+static void test_run_env(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "--env", "TERM", "--env", "A=b=c", "--env=EMPTY=", "--env", "_x9=1", "env");
+    assert_int_equal(fx->o.nenv, 4);
+    assert_string_equal(fx->o.env[0].name, "TERM");
+    assert_null(fx->o.env[0].value);
+    assert_string_equal(fx->o.env[1].name, "A");
+    assert_string_equal(fx->o.env[1].value, "b=c");
+    assert_string_equal(fx->o.env[2].name, "EMPTY");
+    assert_non_null(fx->o.env[2].value);
+    assert_string_equal(fx->o.env[2].value, "");
+    assert_string_equal(fx->o.env[3].name, "_x9");
+    assert_string_equal(fx->o.env[3].value, "1");
+    ASSERT_CMD(fx, "env");
+
+    static const char *const bad[] = {"1ABC", "A-B", "A-B=1", "=x", "", "A B=1", "Ä=1"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        mvm_run_opts_clear(&fx->o);
+        cleanup_free char *want = xasprintf("bad --env '%s'", bad[i]);
+        PARSE_BAD(fx, want, "--env", bad[i], "true");
+        assert_int_equal(fx->o.nenv, 0);
+    }
+}
+
+static void test_run_share(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "--share", "/srv", "--share", "/data:/mnt/data", "--share", "/ro:/mnt/ro:ro",
+             "--share", "rel/dir:ro", "--share", "/x:/y:rw");
+    assert_int_equal(fx->o.nshares, 5);
+    assert_string_equal(fx->o.shares[0].host, "/srv");
+    assert_null(fx->o.shares[0].guest);
+    assert_false(fx->o.shares[0].ro);
+    assert_string_equal(fx->o.shares[1].host, "/data");
+    assert_string_equal(fx->o.shares[1].guest, "/mnt/data");
+    assert_false(fx->o.shares[1].ro);
+    assert_string_equal(fx->o.shares[2].host, "/ro");
+    assert_string_equal(fx->o.shares[2].guest, "/mnt/ro");
+    assert_true(fx->o.shares[2].ro);
+    assert_string_equal(fx->o.shares[3].host, "rel/dir"); /* made absolute later */
+    assert_null(fx->o.shares[3].guest);
+    assert_true(fx->o.shares[3].ro);
+    assert_string_equal(fx->o.shares[4].host, "/x");
+    assert_string_equal(fx->o.shares[4].guest, "/y");
+    assert_false(fx->o.shares[4].ro);
+
+    static const char *const bad[] = {"/data:mnt", "/data:mnt:ro", "/data:", ":/guest", ":ro", ""};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        mvm_run_opts_clear(&fx->o);
+        cleanup_free char *want = xasprintf("bad --share '%s'", bad[i]);
+        PARSE_BAD(fx, want, "--share", bad[i]);
+        assert_error_contains(fx->err, "absolute GUEST path");
+        assert_int_equal(fx->o.nshares, 0);
+    }
+}
+
+static void test_run_command_stops_options(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "ls", "-l");
+    ASSERT_CMD(fx, "ls", "-l");
+
+    /* Options after the command are the command's, even mvm's own. */
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--cpus", "3", "make", "--cpus", "9", "-q", "--", "x");
+    assert_int_equal(fx->o.cpus, 3);
+    assert_false(fx->o.quiet);
+    ASSERT_CMD(fx, "make", "--cpus", "9", "-q", "--", "x");
+    /* borrowed from argv, not copied */
+    assert_ptr_equal(fx->o.argv, &fx->cl.argv[3]);
+}
+
+static void test_run_double_dash(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "-q", "--", "--cpus", "4");
+    assert_true(fx->o.quiet);
+    assert_int_equal(fx->o.cpus, 2);
+    ASSERT_CMD(fx, "--cpus", "4");
+
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--");
+    ASSERT_CMD(fx, NULL);
+
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--", "--");
+    ASSERT_CMD(fx, "--");
+
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--", "-");
+    ASSERT_CMD(fx, "-");
+}
+
+static void test_run_unknown_options(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_BAD(fx, "unknown option '--bogus'", "--bogus", "ls");
+    assert_error_contains(fx->err, "mvm run --help");
+    PARSE_BAD(fx, "unknown option '--bogus=3'", "-q", "--bogus=3");
+    assert_error_contains(fx->err, "mvm run --help");
+    PARSE_BAD(fx, "unknown option '-x'", "-x");
+    assert_error_contains(fx->err, "mvm run --help");
+    PARSE_BAD(fx, "unknown option '-x'", "-qx", "ls");
+    /* a value given to a flag: the message names what the user typed */
+    PARSE_BAD(fx, "'--tty=1'", "--tty=1", "ls");
+    PARSE_BAD(fx, "'--root=yes'", "--root=yes");
+    /* an ambiguous abbreviation */
+    PARSE_BAD(fx, "unknown option '--c'", "--c");
+}
+
+static void test_run_missing_value(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_BAD(fx, "missing value for '--cpus'", "--cpus");
+    assert_error_contains(fx->err, "mvm run --help");
+    PARSE_BAD(fx, "missing value for '--memory'", "-q", "--memory");
+    /* An option's value is the next argument, whatever it looks like. */
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--kernel", "--help");
+    assert_string_equal(fx->o.kernel, "--help");
+    assert_false(fx->o.help);
+}
+
+static void test_run_bad_values(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "--net", "none");
+    PARSE_BAD(fx, "network mode 'isolated' is not available", "--net", "isolated");
+    PARSE_BAD(fx, "bad accelerator 'xen': use one of auto, kvm, tcg", "--accel", "xen");
+    PARSE_BAD(fx, "bad machine type 'pc': use one of auto, microvm, q35", "--machine", "pc");
+    PARSE_BAD(fx, "bad CPU count '0'", "--cpus", "0");
+    PARSE_BAD(fx, "bad CPU count '65'", "--cpus", "65");
+    PARSE_BAD(fx, "bad CPU count '2x'", "--cpus", "2x");
+    PARSE_BAD(fx, "bad CPU count ''", "--cpus=");
+    PARSE_BAD(fx, "bad memory size '1.5G'", "--memory", "1.5G");
+    PARSE_BAD(fx, "out of range", "--memory", "64M");
+    PARSE_BAD(fx, "bad duration '0'", "--timeout", "0");
+
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--cpus", "64");
+    assert_int_equal(fx->o.cpus, 64);
+    PARSE_OK(fx, "--cpus", "1");
+    assert_int_equal(fx->o.cpus, 1);
+}
+
+/* ---- config files ----------------------------------------------------- */
+
+static int apply(struct fx *fx, const char *text)
+{
+    mvm_error_free(fx->err);
+    fx->err = NULL;
+    return mvm_cli_apply_config(text, "/etc/mvm/config", &fx->o, &fx->err);
+}
+
+static void test_config_keys(void **state)
+{
+    struct fx *fx = *state;
+    static const char text[] = "# mvm defaults\n"
+                               "\n"
+                               "cpus = 4\n"
+                               "  memory=3G   # more\n"
+                               "\tkernel = /boot/vmlinuz-test  \n"
+                               "modules = /lib/modules/test\n"
+                               "accel = tcg\r\n"
+                               "machine = q35\n"
+                               "timeout = 10m\n"
+                               "console = yes\n"
+                               "quiet = true\n"
+                               "   # indented comment\n"
+                               "   \n";
+
+    assert_int_equal(apply(fx, text), 0);
+    assert_null(fx->err);
+    assert_int_equal(fx->o.cpus, 4);
+    assert_int_equal(fx->o.memory_mib, 3072);
+    assert_string_equal(fx->o.kernel, "/boot/vmlinuz-test");
+    assert_string_equal(fx->o.modules, "/lib/modules/test");
+    assert_int_equal(fx->o.accel, MVM_ACCEL_TCG);
+    assert_int_equal(fx->o.machine, MVM_MACHINE_Q35);
+    assert_int_equal(fx->o.timeout_ms, 600000);
+    assert_true(fx->o.console);
+    assert_true(fx->o.quiet);
+
+    /* A later file overrides an earlier one, and false turns flags off. */
+    assert_int_equal(apply(fx, "console = false\nquiet = 0\ncpus = 1\nkernel = /k2"), 0);
+    assert_false(fx->o.console);
+    assert_false(fx->o.quiet);
+    assert_int_equal(fx->o.cpus, 1);
+    assert_string_equal(fx->o.kernel, "/k2");
+    assert_int_equal(fx->o.memory_mib, 3072);
+
+    assert_int_equal(apply(fx, ""), 0);
+    assert_int_equal(apply(fx, "\n\n# only comments\n"), 0);
+    assert_int_equal(fx->o.cpus, 1);
+}
+
+static void test_config_errors(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(apply(fx, "cpus = 2\n\n# x\ncolour = blue\n"), -1);
+    assert_error_contains(fx->err, "/etc/mvm/config:4: unknown key 'colour'");
+
+    assert_int_equal(apply(fx, "cpus = 2\nmemory = lots\n"), -1);
+    assert_string_equal(fx->err->msg, "/etc/mvm/config:2: bad memory size 'lots': use a number "
+                                      "with K, M or G, e.g. 512M or 2G");
+
+    assert_int_equal(apply(fx, "\n\naccel = xen\n"), -1);
+    assert_error_contains(fx->err, "/etc/mvm/config:3: bad accelerator 'xen'");
+
+    assert_int_equal(apply(fx, "console = maybe\n"), -1);
+    assert_error_contains(fx->err, "/etc/mvm/config:1: bad value 'maybe' for console");
+
+    assert_int_equal(apply(fx, "cpus 4\n"), -1);
+    assert_string_equal(fx->err->msg, "/etc/mvm/config:1: expected 'key = value'");
+
+    assert_int_equal(apply(fx, "cpus = 3\n= 4\n"), -1);
+    assert_error_contains(fx->err, "/etc/mvm/config:2: unknown key ''");
+
+    /* Options of the command line only are not config keys. */
+    assert_int_equal(apply(fx, "root = true\n"), -1);
+    assert_error_contains(fx->err, "/etc/mvm/config:1: unknown key 'root'");
+    assert_false(fx->o.root);
+}
+
+static void test_cli_overrides_config(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(apply(fx, "cpus = 6\nmemory = 4G\naccel = tcg\nquiet = yes\n"), 0);
+    PARSE_OK(fx, "--cpus", "3", "--accel", "kvm", "uname");
+    assert_int_equal(fx->o.cpus, 3);
+    assert_int_equal(fx->o.accel, MVM_ACCEL_KVM);
+    assert_int_equal(fx->o.memory_mib, 4096); /* not on the command line: config's */
+    assert_true(fx->o.quiet);
+    ASSERT_CMD(fx, "uname");
+}
+
+#define FX_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_size_units),
+        cmocka_unit_test(test_size_range),
+        cmocka_unit_test(test_size_malformed),
+        cmocka_unit_test(test_duration),
+        FX_TEST(test_run_defaults),
+        FX_TEST(test_run_every_option),
+        FX_TEST(test_run_long_forms),
+        FX_TEST(test_run_help),
+        FX_TEST(test_run_env),
+        FX_TEST(test_run_share),
+        FX_TEST(test_run_command_stops_options),
+        FX_TEST(test_run_double_dash),
+        FX_TEST(test_run_unknown_options),
+        FX_TEST(test_run_missing_value),
+        FX_TEST(test_run_bad_values),
+        FX_TEST(test_config_keys),
+        FX_TEST(test_config_errors),
+        FX_TEST(test_cli_overrides_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
