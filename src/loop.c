@@ -1,0 +1,290 @@
+/* The session's event loop: the relay, QMP events, the console, helper
+ * logs and exits, signals and deadlines -- until the command's status is
+ * known or something ends the session early. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "qmp.h"
+#include "session-int.h"
+#include "util.h"
+
+#define MAX_POLL (8 + 2 * MAX_SHARES)
+
+static void winsize(int fd, uint16_t *rows, uint16_t *cols)
+{
+    struct winsize ws = {0};
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
+        *rows = ws.ws_row;
+        *cols = ws.ws_col;
+    } else {
+        *rows = 24;
+        *cols = 80;
+    }
+}
+
+static void undo_terminal(struct session *s)
+{
+    session_terminal_restore(s);
+}
+
+/* Raw mode for the user's terminal (the guest's pty does the line
+ * discipline), non-blocking stdio for the relay; both undone at exit. */
+int session_terminal_setup(struct session *s, struct mvm_error **err)
+{
+    session_push_undo(s, undo_terminal);
+    for (int fd = 0; fd < 3; fd++) {
+        s->fl_saved[fd] = fcntl(fd, F_GETFL);
+        if (s->fl_saved[fd] >= 0)
+            fcntl(fd, F_SETFL, s->fl_saved[fd] | O_NONBLOCK);
+    }
+    s->fl_set = true;
+    if (s->tty && s->stdin_tty) {
+        if (tcgetattr(STDIN_FILENO, &s->tio) < 0)
+            return mvm_error_set(err, errno, "reading the terminal's settings");
+        s->tio_saved = true;
+        struct termios raw = s->tio;
+        cfmakeraw(&raw);
+        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) < 0)
+            return mvm_error_set(err, errno, "setting the terminal to raw mode");
+    }
+    uint16_t rows, cols;
+    winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
+    mvm_relay_init(&s->relay, s->ctl_fd, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, s->tty);
+    s->relay_started = true;
+    mvm_relay_start(&s->relay, s->o->argv, s->o->argc, s->env, s->nenv, s->tty, rows, cols);
+    return 0;
+}
+
+void session_terminal_restore(struct session *s)
+{
+    if (s->relay_started) {
+        mvm_relay_flush_user(&s->relay, 1000);
+        if (s->tty && s->stdout_tty) {
+            struct buf reset = {0};
+            mvm_outfilter_reset(&s->relay.filter, &reset);
+            write_all(STDOUT_FILENO, reset.data, reset.len);
+            buf_free(&reset);
+        }
+    }
+    if (s->tio_saved)
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &s->tio);
+    s->tio_saved = false;
+    if (s->fl_set)
+        for (int fd = 0; fd < 3; fd++)
+            if (s->fl_saved[fd] >= 0)
+                fcntl(fd, F_SETFL, s->fl_saved[fd]);
+    s->fl_set = false;
+}
+
+static void drain_console(struct session *s)
+{
+    char buf[16384];
+    ssize_t n;
+    while ((n = read(s->con_fd, buf, sizeof buf)) > 0) {
+        tail_add(&s->console_tail, buf, (size_t)n);
+        if (s->console_written < CONSOLE_LOG_MAX) {
+            size_t w = (size_t)n;
+            if (w > CONSOLE_LOG_MAX - s->console_written)
+                w = CONSOLE_LOG_MAX - s->console_written;
+            if (write_all(s->console_log, buf, w) == 0)
+                s->console_written += w;
+        }
+        if (s->o->console || session_tracing())
+            write_all(STDERR_FILENO, buf, (size_t)n);
+    }
+}
+
+/* QEMU ended before the command's status arrived: say why. */
+static int vm_died(struct session *s, struct mvm_error **err)
+{
+    if (s->qmp && !mvm_qmp_closed(s->qmp)) { /* SHUTDOWN/GUEST_PANICKED may be unread */
+        cleanup_error struct mvm_error *ignored = NULL;
+        mvm_qmp_dispatch(s->qmp, &ignored);
+    }
+    drain_console(s);
+    drain_log(s->qemu_log, &s->qemu_tail);
+    cleanup_free char *con = last_line(&s->console_tail);
+    cleanup_free char *q = last_line(&s->qemu_tail);
+    const char *reason = s->shutdown_reason ? s->shutdown_reason : "";
+    if (s->panicked || strcmp(reason, "guest-panic") == 0 || strcmp(reason, "guest-reset") == 0)
+        return mvm_error_set(err, 0,
+                             "the guest kernel crashed before the command finished (console: %s); "
+                             "rerun with --console to see its log",
+                             con[0] ? con : "empty");
+    if (!s->relay.ready)
+        return mvm_error_set(
+            err, 0, "the VM stopped before mvm-init started (%s%s%s); rerun with --console",
+            q[0] ? "QEMU: " : "console: ", q[0] ? q : (con[0] ? con : "empty"), "");
+    return mvm_error_set(err, 0,
+                         "the VM stopped before the command finished (%s%s); rerun with "
+                         "--console to see the guest's log",
+                         q[0] ? "QEMU: " : "console: ", q[0] ? q : (con[0] ? con : "empty"));
+}
+
+/* Returns -1 when the session must end (code set), 0 to go on. */
+static int on_signal(struct session *s, int *code, struct mvm_error **err)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sigfd, &si, sizeof si) == sizeof si) {
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGWINCH) {
+            uint16_t rows, cols;
+            winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
+            if (s->tty)
+                mvm_relay_winsize(&s->relay, rows, cols);
+            continue;
+        }
+        /* Without a terminal, the first Ctrl-C goes to the command. */
+        if (sig == SIGINT && !s->tty && s->sigints++ == 0 && s->relay.ready) {
+            mvm_relay_signal(&s->relay, SIGINT);
+            continue;
+        }
+        *code = 128 + sig;
+        mvm_error_set(err, 0, "received %s; the VM was destroyed", strsignal(sig));
+        (*err)->exit_code = *code;
+        return -1;
+    }
+    return 0;
+}
+
+struct poll_set {
+    struct pollfd p[MAX_POLL];
+    int n;
+    int qmp, con, qlog, sig, qemu, vlog[MAX_SHARES], vproc[MAX_SHARES];
+};
+
+static int add_fd(struct poll_set *ps, int fd)
+{
+    if (fd < 0)
+        return -1;
+    ps->p[ps->n] = (struct pollfd){.fd = fd, .events = POLLIN};
+    return ps->n++;
+}
+
+static void build_poll(struct session *s, struct poll_set *ps)
+{
+    ps->n = mvm_relay_pollfds(&s->relay, ps->p, 0);
+    ps->qmp = add_fd(ps, mvm_qmp_closed(s->qmp) ? -1 : s->qmp_fd);
+    ps->con = add_fd(ps, s->con_fd);
+    ps->qlog = add_fd(ps, s->qemu_log);
+    ps->sig = add_fd(ps, s->sigfd);
+    ps->qemu = add_fd(ps, s->qemu.pidfd);
+    for (size_t i = 0; i < s->nshares; i++) {
+        ps->vlog[i] = add_fd(ps, s->shares[i].log_fd);
+        ps->vproc[i] = add_fd(ps, s->shares[i].proc.pidfd);
+    }
+}
+
+static int deadline_ms(struct session *s, uint64_t now)
+{
+    uint64_t end = UINT64_MAX;
+    if (s->o->timeout_ms)
+        end = s->t0 + s->o->timeout_ms * 1000000ULL;
+    if (!s->relay.ready && s->t0 + BOOT_TIMEOUT_MS * 1000000ULL < end)
+        end = s->t0 + BOOT_TIMEOUT_MS * 1000000ULL;
+    if (end == UINT64_MAX)
+        return -1;
+    return end <= now ? 0 : (int)((end - now) / 1000000ULL + 1);
+}
+
+static int check_deadlines(struct session *s, struct mvm_error **err)
+{
+    uint64_t now = now_ns();
+    if (s->o->timeout_ms && now >= s->t0 + s->o->timeout_ms * 1000000ULL)
+        return mvm_error_set_code(err, 124,
+                                  "the command ran longer than --timeout; the VM was "
+                                  "destroyed");
+    if (!s->relay.ready && now >= s->t0 + BOOT_TIMEOUT_MS * 1000000ULL)
+        return mvm_error_set(err, 0,
+                             "the VM did not start mvm-init within %d s; rerun with "
+                             "--console to see why",
+                             BOOT_TIMEOUT_MS / 1000);
+    return 0;
+}
+
+static bool ready(const struct poll_set *ps, int i)
+{
+    return i >= 0 && ps->p[i].revents != 0;
+}
+
+static int handle(struct session *s, struct poll_set *ps, int *code, struct mvm_error **err)
+{
+    if (mvm_relay_handle(&s->relay, ps->p, err) < 0)
+        return -1;
+    if (s->relay.kill_requested)
+        return mvm_error_set_code(err, 137, "VM killed from the terminal (~.)");
+    if (ready(ps, ps->qmp)) {
+        cleanup_error struct mvm_error *qerr = NULL;
+        if (mvm_qmp_dispatch(s->qmp, &qerr) < 0)
+            return mvm_error_set(err, 0, "QMP: %s", qerr->msg);
+    }
+    if (ready(ps, ps->con))
+        drain_console(s);
+    if (ready(ps, ps->qlog))
+        drain_log(s->qemu_log, &s->qemu_tail);
+    for (size_t i = 0; i < s->nshares; i++) {
+        if (ready(ps, ps->vlog[i]))
+            drain_log(s->shares[i].log_fd, &s->share_tail[i]);
+        if (ready(ps, ps->vproc[i]) && mvm_child_poll(&s->shares[i].proc)) {
+            /* virtiofsd also exits when QEMU goes away: then QEMU's end
+             * is the story. */
+            if (mvm_child_wait(&s->qemu, 300) && !mvm_relay_done(&s->relay)) {
+                if (mvm_relay_read_ctl(&s->relay, err) < 0)
+                    return -1;
+                if (!s->relay.have_status)
+                    return vm_died(s, err);
+                continue;
+            }
+            drain_log(s->shares[i].log_fd, &s->share_tail[i]);
+            cleanup_free char *why = last_line(&s->share_tail[i]);
+            return mvm_error_set(err, 0,
+                                 "virtiofsd for %s exited unexpectedly (%s); the VM was "
+                                 "destroyed",
+                                 s->shares[i].host, why[0] ? why : "no message");
+        }
+    }
+    if (ready(ps, ps->sig) && on_signal(s, code, err) < 0)
+        return -1;
+    if (ready(ps, ps->qemu) && mvm_child_poll(&s->qemu) && !mvm_relay_done(&s->relay)) {
+        /* Output may still be in flight on the control socket. */
+        if (mvm_relay_read_ctl(&s->relay, err) < 0)
+            return -1;
+        if (!s->relay.have_status)
+            return vm_died(s, err);
+    }
+    return check_deadlines(s, err);
+}
+
+int session_loop(struct session *s, struct mvm_error **err)
+{
+    int code = 125;
+    bool was_ready = false;
+    while (!mvm_relay_done(&s->relay)) {
+        if (s->relay.ready && !was_ready) {
+            was_ready = true;
+            session_trace(s, "mvm-init ready");
+        }
+        struct poll_set ps;
+        build_poll(s, &ps);
+        int n = poll(ps.p, (nfds_t)ps.n, deadline_ms(s, now_ns()));
+        if (n < 0 && errno != EINTR)
+            return mvm_error_set(err, errno, "poll");
+        if (handle(s, &ps, &code, err) < 0)
+            return (*err)->exit_code;
+    }
+    session_trace(s, "exit status received");
+    if (s->relay.guest_error)
+        mvm_error_set_code(err, s->relay.status, "%s", s->relay.guest_error);
+    /* The guest powers itself off after reporting; let it. */
+    mvm_child_wait(&s->qemu, 3000);
+    session_trace(s, "QEMU exited");
+    return s->relay.status;
+}

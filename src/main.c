@@ -1,0 +1,78 @@
+/* mvm: command dispatch.  The only place that exits. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "error.h"
+#include "session.h"
+#include "sessiondir.h"
+#include "util.h"
+
+static int cmd_run(int argc, char **argv)
+{
+    struct mvm_run_opts o;
+    mvm_run_opts_init(&o);
+    cleanup_error struct mvm_error *err = NULL;
+    int rc = 0;
+    /* Config files first, the command line on top. */
+    if (mvm_config_load_defaults(&o, &err) < 0 || mvm_cli_parse_run(argc, argv, &o, &err) < 0) {
+        mvm_error_print(err);
+        rc = 125;
+    } else if (o.help) {
+        fputs(mvm_run_usage, stdout);
+    } else {
+        rc = mvm_session_run(&o);
+    }
+    mvm_run_opts_clear(&o);
+    return rc;
+}
+
+static int cmd_cleanup(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        puts("Usage: mvm cleanup\n\nRemoves the session directories (in " MVM_RUN_DIR
+             ") of sessions whose mvm\nprocess no longer exists, e.g. after kill -9.");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "mvm cleanup: unexpected argument '%s' (see mvm cleanup --help)\n",
+                argv[1]);
+        return 125;
+    }
+    if (geteuid() != 0) {
+        fputs("mvm: mvm cleanup must run as root: use sudo mvm cleanup\n", stderr);
+        return 125;
+    }
+    cleanup_error struct mvm_error *err = NULL;
+    int n = mvm_sessiondir_cleanup(MVM_RUN_DIR, &err);
+    if (n < 0) {
+        mvm_error_print(err);
+        return 125;
+    }
+    printf("removed %d stale session director%s\n", n, n == 1 ? "y" : "ies");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(mvm_usage, stderr);
+        return 125;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "cleanup") == 0)
+        return cmd_cleanup(argc - 1, argv + 1);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(mvm_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        puts("mvm " MVM_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "mvm: unknown command '%s' (see mvm --help)\n", cmd);
+    return 125;
+}

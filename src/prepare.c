@@ -1,0 +1,221 @@
+/* Everything a session decides before it creates anything: who runs,
+ * what is shared, which kernel and accelerator, the environment.  Any
+ * failure here leaves nothing behind (the caches are written atomically). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "accel.h"
+#include "initramfs.h"
+#include "session-int.h"
+#include "util.h"
+
+extern char **environ;
+
+static void push_env(struct session *s, char *entry)
+{
+    s->env = xrealloc(s->env, (s->nenv + 1) * sizeof *s->env);
+    s->env[s->nenv++] = entry;
+}
+
+/* TERM, LANG and LC_* follow the user; --env adds to them; nothing else
+ * of the host environment reaches the guest. */
+static int build_env(struct session *s, struct mvm_error **err)
+{
+    for (char **e = environ; *e; e++)
+        if (str_has_prefix(*e, "TERM=") || str_has_prefix(*e, "LANG=") || str_has_prefix(*e, "LC_"))
+            push_env(s, xstrdup(*e));
+    for (size_t i = 0; i < s->o->nenv; i++) {
+        const struct mvm_env_opt *e = &s->o->env[i];
+        const char *v = e->value ? e->value : getenv(e->name);
+        if (v == NULL)
+            return mvm_error_set(err, 0,
+                                 "--env %s: %s is not set in mvm's environment (sudo resets the "
+                                 "environment: use sudo --preserve-env=%s, or --env %s=VALUE)",
+                                 e->name, e->name, e->name, e->name);
+        push_env(s, xasprintf("%s=%s", e->name, v));
+    }
+    return 0;
+}
+
+static int resolve_dir(const char *what, const char *path, char **out, struct mvm_error **err)
+{
+    char buf[PATH_MAX];
+    struct stat st;
+    if (realpath(path, buf) == NULL || stat(buf, &st) < 0)
+        return mvm_error_set(err, errno, "%s %s", what, path);
+    if (!S_ISDIR(st.st_mode))
+        return mvm_error_set(err, ENOTDIR, "%s %s", what, path);
+    *out = xstrdup(buf);
+    return 0;
+}
+
+static int add_share(struct session *s, const char *host, const char *guest, bool ro,
+                     struct mvm_error **err)
+{
+    if (s->nshares == MAX_SHARES)
+        return mvm_error_set(err, 0, "too many shares (at most %d)", MAX_SHARES - 2);
+    char tag[16];
+    snprintf(tag, sizeof tag, "s%zu", s->nshares);
+    mvm_share_init(&s->shares[s->nshares++], host, guest, ro, tag);
+    return 0;
+}
+
+static int plan_shares(struct session *s, struct mvm_error **err)
+{
+    char buf[PATH_MAX];
+    if (getcwd(buf, sizeof buf) == NULL)
+        return mvm_error_set(err, errno, "the current directory");
+    s->cwd = xstrdup(buf);
+    /* The guest's root is the host's /usr, read-only, always share 0. */
+    mvm_share_init(&s->shares[s->nshares++], "/usr", "/usr", true, "usr");
+    if (!s->o->no_cwd) {
+        size_t n;
+        char **homes = mvm_user_homes(s->user.home, &n);
+        int rc = mvm_share_auto_dir(s->cwd, homes, n, &s->share_dir, err);
+        mvm_strv_free(homes);
+        if (rc < 0 || add_share(s, s->share_dir, s->share_dir, false, err) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < s->o->nshares; i++) {
+        const struct mvm_share_opt *o = &s->o->shares[i];
+        cleanup_free char *host = NULL;
+        if (resolve_dir("--share", o->host, &host, err) < 0 ||
+            add_share(s, host, o->guest ? o->guest : host, o->ro, err) < 0)
+            return -1;
+    }
+    for (size_t i = 1; i < s->nshares; i++)
+        if (!s->shares[i].ro &&
+            mvm_share_check_access(s->shares[i].host, s->user.uid, s->user.gid, err) < 0)
+            return -1;
+    s->guest_cwd = xstrdup(s->share_dir ? s->cwd : s->guest_home);
+    return 0;
+}
+
+static int plan_user(struct session *s, struct mvm_error **err)
+{
+    if (mvm_user_invoking(&s->user, err) < 0)
+        return -1;
+    if (s->o->root)
+        s->guest_home = xstrdup("/root");
+    else if (strcmp(s->user.home, "/") == 0)
+        s->guest_home = xasprintf("/home/%s", s->user.name);
+    else
+        s->guest_home = xstrdup(s->user.home);
+    return 0;
+}
+
+static int plan_accel(struct session *s, struct mvm_error **err)
+{
+    const char *why = NULL;
+    switch (s->o->accel) {
+    case MVM_ACCEL_TCG:
+        s->kvm = false;
+        return 0;
+    case MVM_ACCEL_KVM:
+        if (!mvm_kvm_usable(&why))
+            return mvm_error_set(err, 0, "--accel kvm: %s; use --accel tcg (or auto)", why);
+        s->kvm = true;
+        return 0;
+    default:
+        s->kvm = mvm_kvm_usable(&why);
+        if (!s->kvm)
+            session_notice(s, "KVM is not usable (%s); using TCG emulation, which is slower", why);
+        return 0;
+    }
+}
+
+static int find_qemu(struct session *s, struct mvm_error **err)
+{
+    static const char *const paths[] = {"/usr/bin/qemu-system-x86_64",
+                                        "/usr/local/bin/qemu-system-x86_64",
+                                        "/usr/libexec/qemu-kvm", NULL};
+    for (size_t i = 0; paths[i]; i++)
+        if (access(paths[i], X_OK) == 0) {
+            s->qemu_bin = xstrdup(paths[i]);
+            return 0;
+        }
+    return mvm_error_set(
+        err, 0, "qemu-system-x86_64 not found; install it: apt-get install qemu-system-x86");
+}
+
+static void progress(const char *what)
+{
+    cleanup_free char *line = xasprintf("mvm: %s...\n", what);
+    write_all(STDERR_FILENO, line, strlen(line));
+}
+
+/* CONFIG_HZ from the kernel's config file, 0 when unknown. */
+static unsigned kernel_hz(const struct mvm_kernel *k)
+{
+    if (k->release == NULL)
+        return 0;
+    cleanup_free char *path = xasprintf("/boot/config-%s", k->release);
+    cleanup_free char *config = read_file(path, 4 * 1024 * 1024, NULL);
+    const char *p = config ? strstr(config, "\nCONFIG_HZ=") : NULL;
+    unsigned hz = 0;
+    if (p == NULL || sscanf(p, "\nCONFIG_HZ=%u", &hz) != 1 || hz < 24 || hz > 10000)
+        return 0;
+    return hz;
+}
+
+static int plan_boot(struct session *s, struct mvm_error **err)
+{
+    struct mvm_kernel_search where = {"/boot", "/lib/modules", NULL};
+    char release[256] = "";
+    FILE *f = fopen("/proc/sys/kernel/osrelease", "re");
+    if (f && fgets(release, sizeof release, f))
+        release[strcspn(release, "\n")] = '\0';
+    if (f)
+        fclose(f);
+    where.running_release = release;
+    if (mvm_kernel_resolve(s->o->kernel, s->o->modules, &where, &s->kernel, err) < 0 ||
+        mvm_kernel_vmlinux(&s->kernel, CACHE_DIR, &s->vmlinux, err) < 0)
+        return -1;
+    if (s->kernel.modules_dir == NULL)
+        session_notice(s, "no modules found for kernel %s; its virtio drivers must be built in",
+                       s->kernel.release ? s->kernel.release : s->kernel.image);
+    s->microvm = s->o->machine != MVM_MACHINE_Q35;
+    const char *microvm_mods[] = {"virtio_mmio", "virtio_console", "virtiofs"};
+    const char *q35_mods[] = {"virtio_pci", "virtio_console", "virtiofs"};
+    struct mvm_initramfs_base spec = {
+        .kernel = &s->kernel,
+        .modules = s->microvm ? microvm_mods : q35_mods,
+        .nmodules = 3,
+        .init = mvm_init_blob,
+        .init_len = mvm_init_blob_size,
+        .cache_dir = CACHE_DIR,
+        .progress = s->o->quiet ? NULL : progress,
+    };
+    if (mvm_initramfs_base_path(&spec, &s->initrd_base, err) < 0)
+        return -1;
+    s->tsc_khz = mvm_tsc_khz(CACHE_DIR);
+    s->kernel_hz = kernel_hz(&s->kernel);
+    return 0;
+}
+
+int session_prepare(struct session *s, struct mvm_error **err)
+{
+    if (geteuid() != 0)
+        return mvm_error_set(err, 0,
+                             "mvm must run as root (it starts QEMU and virtiofsd with "
+                             "namespaces): use sudo mvm run ...");
+    s->stdin_tty = isatty(STDIN_FILENO);
+    s->stdout_tty = isatty(STDOUT_FILENO);
+    s->tty =
+        s->o->tty == MVM_TTY_ALWAYS || (s->o->tty == MVM_TTY_AUTO && s->stdin_tty && s->stdout_tty);
+    if (plan_user(s, err) < 0 || build_env(s, err) < 0 || plan_shares(s, err) < 0 ||
+        find_qemu(s, err) < 0 || mvm_virtiofsd_find(&s->vfsd, err) < 0)
+        return -1;
+    session_trace(s, "planned user, shares, helpers");
+    if (plan_boot(s, err) < 0)
+        return -1;
+    session_trace(s, "kernel and initramfs ready");
+    if (plan_accel(s, err) < 0)
+        return -1;
+    session_trace(s, "accelerator chosen");
+    return 0;
+}

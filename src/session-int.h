@@ -1,0 +1,105 @@
+/* Internal to the session: the state shared by session.c (lifecycle and
+ * teardown), prepare.c (what to run), vm.c (starting the helpers) and
+ * loop.c (the event loop).  Not a public interface. */
+#ifndef MVM_SESSION_INT_H
+#define MVM_SESSION_INT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <termios.h>
+
+#include "cli.h"
+#include "error.h"
+#include "kernel.h"
+#include "qmp.h"
+#include "relay.h"
+#include "sessiondir.h"
+#include "share.h"
+#include "spawn.h"
+#include "user.h"
+
+#define CACHE_DIR        "/var/cache/mvm"
+#define CONSOLE_LOG_MAX  (1024 * 1024)
+#define TAIL_MAX         4096
+#define MAX_SHARES       16
+#define MAX_UNDO         16
+#define BOOT_TIMEOUT_MS  (60 * 1000)
+#define QMP_TIMEOUT_MS   10000
+#define POWEROFF_WAIT_MS 3000
+
+extern const unsigned char mvm_init_blob[];
+extern const unsigned long mvm_init_blob_size;
+
+/* The last bytes of a stream, for error messages. */
+struct tail {
+    char buf[TAIL_MAX];
+    size_t len;
+};
+
+struct session;
+typedef void (*undo_fn)(struct session *);
+
+struct session {
+    const struct mvm_run_opts *o;
+    uint64_t t0;
+    struct mvm_user user;
+    char *cwd, *share_dir, *guest_home, *guest_cwd;
+    struct mvm_kernel kernel;
+    char *vmlinux, *initrd_base, *initrd, *qemu_bin;
+    bool kvm, microvm, tty, stdin_tty, stdout_tty;
+    uint64_t tsc_khz;
+    unsigned kernel_hz;
+    char **env;
+    size_t nenv;
+
+    char id[MVM_ID_LEN + 1];
+    char *dir;
+    struct mvm_virtiofsd vfsd;
+    struct mvm_share shares[MAX_SHARES];
+    size_t nshares;
+    struct mvm_child qemu;
+    int qemu_log, qmp_fd, ctl_fd, con_fd, console_log, sigfd;
+    size_t console_written;
+    struct tail console_tail, qemu_tail, share_tail[MAX_SHARES];
+    struct mvm_qmp *qmp;
+    struct mvm_relay relay;
+    bool relay_started;
+    struct termios tio;
+    bool tio_saved;
+    int fl_saved[3];
+    bool fl_set;
+
+    char *shutdown_reason;
+    bool panicked;
+    unsigned sigints;
+    undo_fn undo[MAX_UNDO];
+    size_t nundo;
+};
+
+/* session.c */
+void session_notice(const struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void session_push_undo(struct session *s, undo_fn fn);
+void tail_add(struct tail *t, const char *d, size_t n);
+/* With MVM_TRACE=1 in the environment: "mvm: +123ms what" on stderr, for
+ * finding where start-up time goes (bench/boot.sh --trace). */
+void session_trace(const struct session *s, const char *what);
+bool session_tracing(void);
+/* Reads what fd has now into t (t may be NULL: discard). */
+void drain_log(int fd, struct tail *t);
+/* The last non-empty line of t, control characters replaced; never NULL. */
+char *last_line(const struct tail *t);
+
+/* prepare.c: everything decided before anything is created. */
+int session_prepare(struct session *s, struct mvm_error **err);
+/* vm.c: session directory, initramfs, virtiofsd, QEMU, QMP. */
+int session_start_vm(struct session *s, struct mvm_error **err);
+void session_stop_qemu(struct session *s);
+/* loop.c: relays until the status is known; returns mvm's exit status. */
+int session_loop(struct session *s, struct mvm_error **err);
+/* loop.c: the terminal (raw mode, fd flags) and its restoration. */
+int session_terminal_setup(struct session *s, struct mvm_error **err);
+void session_terminal_restore(struct session *s);
+
+#endif

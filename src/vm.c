@@ -1,0 +1,279 @@
+/* Creating the session's resources: the session directory, the initramfs
+ * with the session description, one virtiofsd per share, and QEMU --
+ * started paused, its helpers coming up in parallel -- then QMP and cont.
+ * Every step registers its undo before the next one starts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "initramfs.h"
+#include "qemu.h"
+#include "session-int.h"
+#include "util.h"
+
+static void undo_dir(struct session *s)
+{
+    if (s->dir)
+        remove_tree(s->dir);
+}
+
+/* virtiofsd exits by itself once QEMU is gone; give it a moment. */
+static void undo_shares(struct session *s)
+{
+    for (size_t i = 0; i < s->nshares; i++) {
+        mvm_child_wait(&s->shares[i].proc, 500);
+        mvm_share_stop(&s->shares[i]);
+    }
+}
+
+static void undo_qemu(struct session *s)
+{
+    session_stop_qemu(s);
+}
+
+void session_stop_qemu(struct session *s)
+{
+    if (s->qemu.pid <= 0 || mvm_child_poll(&s->qemu))
+        return;
+    if (s->qmp && !mvm_qmp_closed(s->qmp)) {
+        cleanup_error struct mvm_error *ignored = NULL;
+        mvm_qmp_execute(s->qmp, "quit", NULL, NULL, 1000, &ignored);
+    }
+    if (!mvm_child_wait(&s->qemu, 2000))
+        mvm_child_kill(&s->qemu);
+}
+
+static json_t *state_json(const struct session *s)
+{
+    return json_pack("{s:s, s:i, s:I, s:i, s:s, s:I, s:i}", "id", s->id, "pid", (int)getpid(),
+                     "starttime", (json_int_t)mvm_proc_starttime(getpid()), "uid", (int)s->user.uid,
+                     "cwd", s->cwd, "created", (json_int_t)time(NULL), "qemu_pid",
+                     (int)s->qemu.pid);
+}
+
+static int write_state(struct session *s, struct mvm_error **err)
+{
+    json_t *st = state_json(s);
+    int rc = mvm_sessiondir_write_state(s->dir, st, err);
+    json_decref(st);
+    return rc;
+}
+
+static char *session_description(const struct session *s)
+{
+    bool root = s->o->root;
+    json_t *shares = json_array();
+    for (size_t i = 1; i < s->nshares; i++) /* 0 is /usr, mounted as the root */
+        json_array_append_new(shares, json_pack("{s:s, s:s, s:b}", "tag", s->shares[i].tag, "path",
+                                                s->shares[i].guest, "ro", s->shares[i].ro));
+    json_t *user = json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "name", root ? "root" : s->user.name,
+                             "group", root ? "root" : s->user.group, "uid",
+                             root ? 0 : (int)s->user.uid, "gid", root ? 0 : (int)s->user.gid,
+                             "home", s->guest_home, "shell", root ? "/bin/sh" : s->user.shell);
+    json_t *desc =
+        json_pack("{s:i, s:s, s:s, s:s, s:o, s:o}", "version", 1, "hostname", "mvm", "cwd",
+                  s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user, "shares", shares);
+    char *text = json_dumps(desc, JSON_COMPACT);
+    json_decref(desc);
+    return text;
+}
+
+static int make_initrd(struct session *s, struct mvm_error **err)
+{
+    cleanup_free char *desc = session_description(s);
+    struct buf part = {0};
+    s->initrd = xasprintf("%s/initrd", s->dir);
+    int rc = mvm_initramfs_session_part(desc, "/etc", &part, err);
+    if (rc == 0)
+        rc = mvm_initramfs_write(s->initrd_base, &part, s->initrd, err);
+    buf_free(&part);
+    return rc;
+}
+
+/* Our end non-blocking; QEMU's end stays blocking (QEMU sets it itself). */
+static int pair(int *ours, int *theirs, struct mvm_error **err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return mvm_error_set(err, errno, "socketpair");
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    *ours = sv[0];
+    *theirs = sv[1];
+    return 0;
+}
+
+static int start_shares(struct session *s, struct mvm_error **err)
+{
+    bool root = s->o->root;
+    struct mvm_share_owner owner = {
+        .uid = s->user.uid,
+        .gid = s->user.gid,
+        .guest_uid = root ? 0 : s->user.uid,
+        .guest_gid = root ? 0 : s->user.gid,
+    };
+    session_push_undo(s, undo_shares);
+    for (size_t i = 0; i < s->nshares; i++)
+        if (mvm_share_start(&s->shares[i], &s->vfsd, s->dir, &owner, err) < 0)
+            return -1;
+    return 0;
+}
+
+static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_error **err)
+{
+    struct mvm_qemu_fs fs[MAX_SHARES];
+    int keep[MAX_SHARES + 3] = {qmp, ctl, con};
+    for (size_t i = 0; i < s->nshares; i++) {
+        fs[i] = (struct mvm_qemu_fs){s->shares[i].qemu_fd, s->shares[i].tag};
+        keep[3 + i] = s->shares[i].qemu_fd;
+    }
+    struct mvm_cmdline_spec cs = {.microvm = s->microvm,
+                                  .tsc_khz = s->tsc_khz,
+                                  .hz = s->kernel_hz,
+                                  .verbose = s->o->console,
+                                  .trace = session_tracing()};
+    cleanup_free char *cmdline = mvm_kernel_cmdline(&cs);
+    struct mvm_qemu_spec spec = {
+        .binary = s->qemu_bin,
+        .microvm = s->microvm,
+        .kvm = s->kvm,
+        .cpus = s->o->cpus,
+        .memory_mib = s->o->memory_mib,
+        .kernel = s->vmlinux,
+        .initrd = s->initrd,
+        .cmdline = cmdline,
+        .qmp_fd = qmp,
+        .ctl_fd = ctl,
+        .console_fd = con,
+        .fs = fs,
+        .nfs = s->nshares,
+    };
+    char **argv = mvm_qemu_argv(&spec);
+    int logp[2];
+    if (pipe2(logp, O_CLOEXEC | O_NONBLOCK) < 0) {
+        mvm_argv_free(argv);
+        return mvm_error_set(err, errno, "pipe");
+    }
+    s->qemu_log = logp[0];
+    char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct mvm_spawn sp = {
+        .name = "QEMU",
+        .path = s->qemu_bin,
+        .argv = argv,
+        .envp = envp,
+        .stdin_fd = -1,
+        .stdout_fd = logp[1],
+        .stderr_fd = logp[1],
+        .keep = keep,
+        .nkeep = 3 + (int)s->nshares,
+    };
+    session_push_undo(s, undo_qemu);
+    int rc = mvm_spawn(&sp, &s->qemu, err);
+    close(logp[1]);
+    mvm_argv_free(argv);
+    /* QEMU holds the vhost-user sockets now; our copies would keep
+     * virtiofsd from seeing QEMU go away. */
+    for (size_t i = 0; i < s->nshares; i++) {
+        close(s->shares[i].qemu_fd);
+        s->shares[i].qemu_fd = -1;
+    }
+    return rc;
+}
+
+static void on_qmp_event(void *opaque, const char *event, json_t *data)
+{
+    struct session *s = opaque;
+    if (strcmp(event, "SHUTDOWN") == 0) {
+        const char *reason = json_string_value(json_object_get(data, "reason"));
+        free(s->shutdown_reason);
+        s->shutdown_reason = xstrdup(reason ? reason : "unknown");
+    } else if (strcmp(event, "GUEST_PANICKED") == 0) {
+        s->panicked = true;
+    }
+}
+
+/* A helper died while QEMU was starting: say which, in its own words. */
+static int helper_died(struct session *s, struct mvm_error **err)
+{
+    for (size_t i = 0; i < s->nshares; i++) {
+        if (!mvm_child_poll(&s->shares[i].proc))
+            continue;
+        drain_log(s->shares[i].log_fd, &s->share_tail[i]);
+        cleanup_free char *why = last_line(&s->share_tail[i]);
+        return mvm_error_set(err, 0, "virtiofsd for %s exited at start (%s)", s->shares[i].host,
+                             why[0] ? why : "no message");
+    }
+    drain_log(s->qemu_log, &s->qemu_tail);
+    cleanup_free char *why = last_line(&s->qemu_tail);
+    return mvm_error_set(err, 0, "QEMU exited at start (%s)", why[0] ? why : "no message");
+}
+
+/* QEMU greets on QMP once its devices are up, which includes the
+ * vhost-user handshake with every virtiofsd; watch them all meanwhile. */
+static int wait_for_greeting(struct session *s, struct mvm_error **err)
+{
+    uint64_t end = now_ns() + QMP_TIMEOUT_MS * 1000000ULL;
+    for (;;) {
+        struct pollfd p[MAX_SHARES + 2];
+        nfds_t n = 0;
+        p[n++] = (struct pollfd){.fd = s->qmp_fd, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = s->qemu.pidfd, .events = POLLIN};
+        for (size_t i = 0; i < s->nshares; i++)
+            p[n++] = (struct pollfd){.fd = s->shares[i].proc.pidfd, .events = POLLIN};
+        uint64_t now = now_ns();
+        if (now >= end)
+            return mvm_error_set(err, ETIMEDOUT, "QEMU did not start within %d s",
+                                 QMP_TIMEOUT_MS / 1000);
+        if (poll(p, n, (int)((end - now) / 1000000ULL) + 1) < 0 && errno != EINTR)
+            return mvm_error_set(err, errno, "poll");
+        for (nfds_t i = 1; i < n; i++)
+            if (p[i].revents)
+                return helper_died(s, err);
+        if (p[0].revents)
+            return 0;
+    }
+}
+
+/* Boots the VM: QEMU waits paused (-S) while virtiofsd comes up; QMP
+ * negotiation, then cont. */
+int session_start_vm(struct session *s, struct mvm_error **err)
+{
+    mvm_sessiondir_cleanup(MVM_RUN_DIR, NULL); /* what crashed sessions left */
+    if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)
+        return -1;
+    session_push_undo(s, undo_dir);
+    if (write_state(s, err) < 0 || make_initrd(s, err) < 0)
+        return -1;
+    cleanup_free char *log = xasprintf("%s/console.log", s->dir);
+    s->console_log = open(log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (s->console_log < 0)
+        return mvm_error_set(err, errno, "creating %s", log);
+
+    cleanup_close int qmp = -1, ctl = -1, con = -1;
+    if (pair(&s->qmp_fd, &qmp, err) < 0 || pair(&s->ctl_fd, &ctl, err) < 0 ||
+        pair(&s->con_fd, &con, err) < 0)
+        return -1;
+    session_trace(s, "session directory and initrd written");
+    if (start_shares(s, err) < 0)
+        return -1;
+    session_trace(s, "virtiofsd started");
+    if (spawn_qemu(s, qmp, ctl, con, err) < 0)
+        return -1;
+    session_trace(s, "QEMU started");
+    if (write_state(s, err) < 0)
+        return -1;
+    if (wait_for_greeting(s, err) < 0)
+        return -1;
+    session_trace(s, "QMP greeting");
+    s->qmp = mvm_qmp_new(s->qmp_fd, on_qmp_event, s);
+    if (mvm_qmp_handshake(s->qmp, QMP_TIMEOUT_MS, err) < 0 ||
+        mvm_qmp_execute(s->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, err) < 0)
+        return mvm_error_wrap(err, "starting the VM");
+    session_trace(s, "cont");
+    return 0;
+}
