@@ -1,0 +1,56 @@
+#!/bin/bash
+# Bad input: a clear one-line error naming the thing, exit 125, and nothing
+# left behind.
+. "$(dirname "$0")/lib.sh"
+
+check_error() { # what needle args...
+    local what=$1 needle=$2
+    shift 2
+    run_mvm "$@"
+    assert_eq 125 "$RC" "$what: exit 125"
+    assert_contains "$ERR" "$needle" "$what: error names it"
+    local lines
+    lines=$(printf '%s\n' "$ERR" | grep -c '^mvm' || true)
+    assert_eq 1 "$lines" "$what: one error line"
+    assert_eq "" "$OUT" "$what: nothing on stdout"
+}
+check_error "unknown flag" "--frobnicate" --frobnicate -- true
+check_error "unknown short flag" "-Z" -Z -- true
+check_error "missing value" "--cpus" --cpus
+check_error "bad --memory" "12X" --memory 12X -- true
+check_error "too little --memory" "out of range" --memory 1M -- true
+check_error "bad --cpus" "zero" --cpus zero -- true
+check_error "bad --timeout" "soon" --timeout soon -- true
+check_error "bad --accel" "hyper" --accel hyper -- true
+check_error "unknown --net mode" "isolated" --net isolated -- true
+check_error "missing --kernel" "/nonexistent/vmlinuz" --kernel /nonexistent/vmlinuz -- true
+echo "not a kernel" > "$WORK/fake-kernel"
+check_error "a --kernel that is not a kernel" "fake-kernel" --kernel "$WORK/fake-kernel" -- true
+
+mkdir -p "$WORK/etc"
+echo "cpus = many" > "$WORK/etc/config"
+MVM_SYSTEM_CONFIG="$WORK/etc/config" run_mvm -q -- true
+assert_eq 125 "$RC" "a malformed config file: exit 125"
+assert_contains "$ERR" "$WORK/etc/config:1" "the error names the file and line"
+echo "color = blue" > "$WORK/etc/config"
+MVM_SYSTEM_CONFIG="$WORK/etc/config" run_mvm -q -- true
+assert_contains "$ERR" "unknown key 'color'" "an unknown config key is named"
+printf '# defaults\ncpus = 1\nmemory = 256M\n' > "$WORK/etc/config"
+MVM_SYSTEM_CONFIG="$WORK/etc/config" run_mvm -q -- sh -c 'nproc; grep MemTotal /proc/meminfo'
+assert_eq 0 "$RC" "a valid config file is used"
+assert_eq 1 "$(echo "$OUT" | head -1)" "config cpus = 1 reaches the guest"
+MVM_SYSTEM_CONFIG="$WORK/etc/config" run_mvm -q --cpus 2 -- nproc
+assert_eq 2 "$OUT" "the command line wins over the config file"
+
+"$MVM" frobnicate > "$WORK/out" 2> "$WORK/err"
+assert_eq 125 "$?" "unknown command: exit 125"
+assert_contains "$(cat "$WORK/err")" "unknown command 'frobnicate'" "unknown command is named"
+"$MVM" run --help > "$WORK/out"
+assert_eq 0 "$?" "mvm run --help exits 0"
+for opt in --cpus --memory --kernel --modules --accel --machine --env --share --no-cwd --net --root \
+    --timeout --console --tty --no-tty --quiet --help; do
+    grep -q -- "$opt" "$WORK/out" || fail "mvm run --help does not document $opt"
+done
+"$MVM" --help | grep -q "run" && ok "mvm --help lists run" || fail "mvm --help"
+assert_contains "$("$MVM" --version)" "mvm " "mvm --version"
+assert_no_leftovers "after the bad inputs"

@@ -1,0 +1,89 @@
+# Shared helpers for the integration tests: they boot real VMs (TCG where
+# KVM cannot run a guest) and check what a user would check, from outside.
+# Exit codes: 0 pass, 77 skip (with a reason), anything else fail.
+
+set -u
+MVM=${MVM:?MVM must point at the mvm binary}
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "/tmp/mvm-it-$TEST_NAME.XXXXXX")
+chmod 755 "$WORK" # the invoking (test) user must reach its project
+CLEANUPS=()
+FAILED=0
+
+on_exit() {
+    local rc=$?
+    for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[$i]}" || true; done
+    rm -rf "$WORK"
+    if [ "$FAILED" != 0 ] && [ "$rc" = 0 ]; then rc=1; fi
+    exit "$rc"
+}
+trap on_exit EXIT
+defer() { CLEANUPS+=("$*"); }
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; FAILED=1; }
+die() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+[ "$(id -u)" = 0 ] || skip "integration tests need root (mvm starts QEMU and virtiofsd with namespaces); run them with sudo"
+
+assert_eq() { # expected actual what
+    if [ "$1" == "$2" ]; then ok "$3"; else fail "$3: expected [$1], got [$2]"; fi
+}
+assert_contains() { # haystack needle what
+    case "$1" in *"$2"*) ok "$3" ;; *) fail "$3: [$2] not in [$1]" ;; esac
+}
+assert_not_contains() {
+    case "$1" in *"$2"*) fail "$3: [$2] found in [$1]" ;; *) ok "$3" ;; esac
+}
+
+# A project directory to run mvm in (the automatic share).
+PROJECT="$WORK/project"
+mkdir -p "$PROJECT"
+
+# Session directories that exist before a test (other sessions) are not
+# the test's business; anything new afterwards is a leftover.
+helper_pids() { pgrep -f -- 'qemu-system-x86_64|virtiofsd' | sort; }
+runs_before() {
+    ls -1 /run/mvm 2>/dev/null | sort > "$WORK/runs.before"
+    helper_pids > "$WORK/pids.before"
+}
+assert_no_leftovers() { # what
+    local after
+    after=$(ls -1 /run/mvm 2>/dev/null | sort | comm -13 "$WORK/runs.before" -)
+    if [ -n "$after" ]; then fail "$1: left in /run/mvm: $after"; else ok "$1: nothing left in /run/mvm"; fi
+    # Integration tests run serially (RUN_SERIAL): a QEMU or virtiofsd
+    # that was not there before is this test's leftover.
+    local procs pid i
+    for i in $(seq 20); do # a dying helper may need a moment to be reaped
+        [ -z "$(helper_pids | comm -13 "$WORK/pids.before" -)" ] && break
+        sleep 0.1
+    done
+    procs=""
+    for pid in $(helper_pids | comm -13 "$WORK/pids.before" -); do
+        [ -e "/proc/$pid" ] && procs="$procs $(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -c1-80)"
+    done
+    if [ -n "$procs" ]; then fail "$1: processes left:$procs"; else ok "$1: no process left"; fi
+}
+
+# Runs mvm in the project directory; stdout/stderr/rc into files.
+run_mvm() {
+    (cd "$PROJECT" && "$MVM" run "$@") > "$WORK/out" 2> "$WORK/err"
+    RC=$?
+    OUT=$(tr -d "\\0" < "$WORK/out")
+    ERR=$(cat "$WORK/err")
+}
+
+# A non-root user to stand for the person who typed `sudo mvm run`.
+ensure_test_user() {
+    TEST_USER=mvm-it
+    if ! id "$TEST_USER" > /dev/null 2>&1; then
+        useradd --create-home --shell /bin/bash "$TEST_USER" > /dev/null || die "useradd failed"
+        defer "userdel -r $TEST_USER > /dev/null 2>&1"
+    fi
+    TEST_UID=$(id -u "$TEST_USER")
+    TEST_GID=$(id -g "$TEST_USER")
+    TEST_HOME=$(getent passwd "$TEST_USER" | cut -d: -f6)
+}
+
+runs_before

@@ -1,0 +1,92 @@
+#!/bin/bash
+# The guest's filesystem: the working directory shared read-write at the
+# same path (the git top), files the guest creates belong to the invoking
+# user, /usr read-only even for guest root, no host secrets visible, and
+# the automatic share refuses home and system directories.
+. "$(dirname "$0")/lib.sh"
+ensure_test_user
+chown "$TEST_USER:" "$PROJECT"
+as_user() { SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER run_mvm -q "$@"; }
+
+# The repository's top is shared; the command starts in the subdirectory.
+mkdir -p "$PROJECT/.git" "$PROJECT/sub/dir"
+echo host-data > "$PROJECT/file"
+chown -R "$TEST_USER:" "$PROJECT"
+(cd "$PROJECT/sub/dir" && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID "$MVM" run -q -- sh -c \
+    'pwd; id -un; id -u; cat ../../file; ls -a ../.. | grep -c "^.git$"; echo guest > ../../from-guest; mkdir ../../newdir') \
+    > "$WORK/out" 2> "$WORK/err"
+RC=$?
+OUT=$(cat "$WORK/out")
+assert_eq 0 "$RC" "run in a subdirectory of a git repository ($(cat "$WORK/err"))"
+assert_eq "$PROJECT/sub/dir
+$TEST_USER
+$TEST_UID
+host-data
+1" "$OUT" "same path, the invoking user's name and uid, the repository top with .git visible"
+assert_eq "$TEST_USER:$TEST_USER guest" "$(stat -c %U:%G "$PROJECT/from-guest") $(cat "$PROJECT/from-guest")" \
+    "a file the guest writes belongs to the invoking user on the host"
+assert_eq "$TEST_USER" "$(stat -c %U "$PROJECT/newdir")" "a directory the guest creates belongs to the user"
+
+# Guest root (--root) still creates files as the invoking user, and can
+# create neither setuid-root files nor device nodes on the host.
+as_user --root -- sh -c 'id -u; echo r > byroot; cp /bin/true suid; chmod 4755 suid; chown 0:0 suid; mknod dev c 1 3; ls -ln byroot' 
+assert_eq 0 "$(echo "$OUT" | head -1)" "--root runs the command as root in the guest"
+assert_eq "$TEST_USER" "$(stat -c %U "$PROJECT/byroot")" "guest root's files belong to the invoking user"
+if [ -e "$PROJECT/suid" ]; then
+    assert_eq "$TEST_USER" "$(stat -c %U "$PROJECT/suid")" "guest root cannot make a root-owned file"
+    [ -u "$PROJECT/suid" ] && [ "$(stat -c %u "$PROJECT/suid")" = 0 ] && fail "a setuid-root file appeared on the host"
+fi
+[ -e "$PROJECT/dev" ] && [ -c "$PROJECT/dev" ] && fail "guest created a device node on the host" || ok "no device node on the host"
+
+# /usr is read-only, even for guest root remounting it read-write.
+as_user --root -- sh -c 'touch /usr/mvm-probe 2>&1; mount -o remount,rw /usr 2>&1; touch /usr/mvm-probe 2>&1; echo done'
+assert_contains "$OUT" "Read-only file system" "/usr is read-only in the guest"
+[ -e /usr/mvm-probe ] && { rm -f /usr/mvm-probe; fail "guest root wrote into the host's /usr"; } || ok "guest root cannot write the host's /usr"
+
+# Host secrets are not in the guest.
+secret_dir=$(mktemp -d /root/mvm-it-secret.XXXXXX)
+defer "rm -rf '$secret_dir'"
+echo topsecret > "$secret_dir/key"
+as_user -- sh -c "ls /home; ls /root 2>&1; cat /etc/shadow 2>&1; ls /etc/ssh 2>&1; cat $secret_dir/key 2>&1; echo end"
+assert_not_contains "$OUT" "topsecret" "files under /root are not visible"
+assert_not_contains "$OUT" "root:" "/etc/shadow is not visible"
+assert_contains "$OUT" "/etc/shadow: No such file" "/etc/shadow does not exist in the guest"
+assert_contains "$OUT" "/etc/ssh': No such file" "/etc/ssh does not exist in the guest"
+other=$(ls /home | grep -v "^$TEST_USER$" | head -1)
+[ -n "$other" ] && assert_not_contains "$(echo "$OUT" | head -3)" "$other" "other users' homes are not visible"
+as_user -- sh -c 'ls -A ~ | wc -l; test -w ~ && echo home-writable; echo $HOME'
+assert_eq "0
+home-writable
+$TEST_HOME" "$OUT" "the home directory is an empty writable tmpfs at the user's path"
+
+# The automatic share refuses home and system directories.
+(cd "$TEST_HOME" && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID "$MVM" run -q -- true) 2> "$WORK/err"
+rc=$?
+assert_eq 125 "$rc" "sharing a home directory is refused"
+assert_contains "$(cat "$WORK/err")" "home directory" "the refusal says why"
+assert_contains "$(cat "$WORK/err")" "--no-cwd" "the refusal suggests --no-cwd"
+(cd / && "$MVM" run -q -- true) 2> "$WORK/err"
+assert_eq 125 "$?" "sharing / is refused"
+(cd /etc && "$MVM" run -q -- true) 2> "$WORK/err"
+assert_eq 125 "$?" "sharing /etc is refused"
+(cd /home && "$MVM" run -q -- true) 2> "$WORK/err"
+assert_eq 125 "$?" "sharing a parent of home directories is refused"
+mkdir -p "$WORK/withssh/.ssh"
+(cd "$WORK/withssh" && "$MVM" run -q -- true) 2> "$WORK/err"
+assert_eq 125 "$?" "a directory holding .ssh is refused"
+assert_contains "$(cat "$WORK/err")" ".ssh" "the refusal names .ssh"
+(cd "$TEST_HOME" && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID "$MVM" run -q --no-cwd -- sh -c 'pwd; ls /home/*/ | wc -l') > "$WORK/out"
+assert_eq "$TEST_HOME
+0" "$(cat "$WORK/out")" "--no-cwd starts in the (empty) home directory"
+
+# --share adds directories; :ro is enforced.
+mkdir -p "$WORK/extra"
+echo extra > "$WORK/extra/x"
+run_mvm -q --share "$WORK/extra:/mnt/extra:ro" -- sh -c 'cat /mnt/extra/x; echo y > /mnt/extra/y 2>&1 || echo refused'
+assert_contains "$OUT" "extra" "--share makes the directory visible"
+assert_contains "$OUT" "refused" "a :ro share cannot be written"
+[ -e "$WORK/extra/y" ] && fail "a read-only share was written" || ok "the host directory is unchanged"
+run_mvm -q --share "$WORK/nope" -- true
+assert_eq 125 "$RC" "a --share path that does not exist is an error"
+assert_contains "$ERR" "$WORK/nope" "the error names the path"
+assert_no_leftovers "after the share runs"

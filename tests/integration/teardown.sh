@@ -1,0 +1,68 @@
+#!/bin/bash
+# Teardown on every path: signals to mvm, --timeout, a QEMU crash, a guest
+# kernel panic, and kill -9 of mvm itself (the helpers die with it; the
+# session directory stays until mvm cleanup or the next run).
+. "$(dirname "$0")/lib.sh"
+
+# Starts `mvm run -- sh -c 'echo up; sleep 1000'` in the background and
+# waits until the command runs.  Sets PID.
+start_session() {
+    (cd "$PROJECT" && exec "$MVM" run -q "$@" -- sh -c 'echo up; exec sleep 1000') \
+        > "$WORK/bg.out" 2> "$WORK/bg.err" &
+    PID=$!
+    for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && return 0; sleep 0.1; done
+    die "the session never started: $(cat "$WORK/bg.err")"
+}
+session_qemu() { pgrep -P "$1" -f qemu-system-x86_64; }
+
+for sig in TERM HUP INT; do
+    start_session
+    kill -"$sig" "$PID"
+    [ "$sig" = INT ] && { sleep 1; kill -INT "$PID" 2> /dev/null; } # the first Ctrl-C goes to the command
+    wait "$PID"
+    rc=$?
+    case $sig in TERM) want=143 ;; HUP) want=129 ;; INT) want=130 ;; esac
+    # SIGINT: the command dies of the forwarded SIGINT (130) or mvm of the second (130).
+    assert_eq "$want" "$rc" "SIG$sig: exit status 128+N"
+    assert_no_leftovers "after SIG$sig"
+done
+
+start_session --timeout 8s
+wait "$PID"
+assert_eq 124 "$?" "--timeout expiry exits 124"
+assert_contains "$(cat "$WORK/bg.err")" "timeout" "--timeout says what happened"
+assert_no_leftovers "after --timeout"
+
+# QEMU crashes: mvm notices, says so, cleans up.
+start_session
+qemu=$(session_qemu "$PID")
+[ -n "$qemu" ] || die "no QEMU child of mvm $PID"
+kill -KILL "$qemu"
+wait "$PID"
+assert_eq 125 "$?" "a QEMU crash is mvm's failure (125)"
+assert_contains "$(cat "$WORK/bg.err")" "VM stopped" "a QEMU crash is reported"
+assert_no_leftovers "after a QEMU crash"
+
+# The guest kernel panics (guest root triggers it).
+run_mvm -q --root -- sh -c 'echo c > /proc/sysrq-trigger; sleep 10'
+assert_eq 125 "$RC" "a guest kernel panic is mvm's failure (125)"
+assert_contains "$ERR" "guest kernel crashed" "a guest panic is reported as such"
+assert_no_leftovers "after a guest panic"
+
+# kill -9 of mvm: QEMU and virtiofsd die within a second by themselves.
+start_session
+qemu=$(session_qemu "$PID")
+vfsd=$(pgrep -f "source=$PROJECT")
+[ -n "$vfsd" ] || die "no virtiofsd for $PROJECT"
+dir=$(ls -td /run/mvm/*/ | head -1)
+kill -KILL "$PID"
+wait "$PID" 2> /dev/null
+sleep 1
+alive=""
+for p in $qemu $vfsd; do [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat")" != Z ] && alive="$alive $p"; done
+assert_eq "" "$alive" "QEMU and virtiofsd are gone within a second of kill -9"
+[ -d "$dir" ] && ok "the dead session's directory remains" || fail "session directory $dir vanished"
+out=$("$MVM" cleanup)
+assert_contains "$out" "removed 1 stale session directory" "mvm cleanup removes it"
+[ -d "$dir" ] && fail "$dir still there after mvm cleanup" || ok "the directory is gone"
+assert_no_leftovers "after kill -9 and mvm cleanup"
