@@ -5,7 +5,7 @@
 # Run it on an otherwise idle machine; it prints medians and ratios.
 set -euo pipefail
 RUNS=${1:-10}
-MVM=${2:-$(dirname "$0")/../build/mvm}
+MVM=$(realpath "${2:-$(dirname "$0")/../build/mvm}")
 [ "$(id -u)" = 0 ] || { echo "run as root: sudo $0" >&2; exit 1; }
 [ -x "$MVM" ] || { echo "no mvm binary at $MVM" >&2; exit 1; }
 work=$(mktemp -d /tmp/mvm-bench.XXXXXX)
