@@ -306,8 +306,8 @@ static int extract_to(const char *image, const char *out_path, struct mvm_error 
     return rc;
 }
 
-int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir, char **path,
-                       struct mvm_error **err)
+int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir,
+                       void (*progress)(const char *what), char **path, struct mvm_error **err)
 {
     struct stat st;
     if (stat(k->image, &st) < 0)
@@ -315,6 +315,11 @@ int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir, char *
     if (mkdir_p(cache_dir, 0700) < 0)
         return mvm_error_set(err, errno, "creating %s", cache_dir);
     char *out = xasprintf("%s/vmlinux-%016" PRIx64, cache_dir, vmlinux_key(k, &st));
+    if (!is_file(out) && progress) {
+        cleanup_free char *what = xasprintf("extracting the guest kernel from %s (first run only)",
+                                            k->image);
+        progress(what);
+    }
     if (!is_file(out) && extract_to(k->image, out, err) < 0) {
         free(out);
         return mvm_error_wrap(err, "extracting the kernel");

@@ -46,8 +46,9 @@ int mvm_kernel_extract(const void *img, size_t len, struct buf *vmlinux, struct 
 
 /* Path of the cached vmlinux for k under cache_dir (created 0700 if
  * needed), extracting it on first use.  The key covers the image's path,
- * size and mtime; a partial file never survives a failure. */
-int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir, char **path,
-                       struct mvm_error **err);
+ * size and mtime; a partial file never survives a failure.  progress (may
+ * be NULL) is called before a (slow) extraction. */
+int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir,
+                       void (*progress)(const char *what), char **path, struct mvm_error **err);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "accel.h"
 #include "initramfs.h"
+#include "proto.h"
 #include "session-int.h"
 #include "util.h"
 
@@ -19,6 +20,30 @@ static void push_env(struct session *s, char *entry)
 {
     s->env = xrealloc(s->env, (s->nenv + 1) * sizeof *s->env);
     s->env[s->nenv++] = entry;
+}
+
+/* Each argument and variable travels as one control-protocol frame. */
+static int check_sizes(const struct session *s, struct mvm_error **err)
+{
+    size_t total = 0;
+    for (int i = 0; i < s->o->argc; i++) {
+        size_t n = strlen(s->o->argv[i]);
+        total += n;
+        if (n > MVM_PROTO_MAX_PAYLOAD)
+            return mvm_error_set(err, 0, "argument %d of the command is longer than %d KiB", i + 1,
+                                 MVM_PROTO_MAX_PAYLOAD / 1024);
+    }
+    for (size_t i = 0; i < s->nenv; i++) {
+        size_t n = strlen(s->env[i]);
+        total += n;
+        if (n > MVM_PROTO_MAX_PAYLOAD)
+            return mvm_error_set(err, 0, "environment variable %.*s is longer than %d KiB",
+                                 (int)strcspn(s->env[i], "="), s->env[i],
+                                 MVM_PROTO_MAX_PAYLOAD / 1024);
+    }
+    if (total > 2 * 1024 * 1024)
+        return mvm_error_set(err, 0, "the command line and environment exceed 2 MiB");
+    return 0;
 }
 
 /* TERM, LANG and LC_* follow the user; --env adds to them; nothing else
@@ -38,7 +63,7 @@ static int build_env(struct session *s, struct mvm_error **err)
                                  e->name, e->name, e->name, e->name);
         push_env(s, xasprintf("%s=%s", e->name, v));
     }
-    return 0;
+    return check_sizes(s, err);
 }
 
 static int resolve_dir(const char *what, const char *path, char **out, struct mvm_error **err)
@@ -173,7 +198,8 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         fclose(f);
     where.running_release = release;
     if (mvm_kernel_resolve(s->o->kernel, s->o->modules, &where, &s->kernel, err) < 0 ||
-        mvm_kernel_vmlinux(&s->kernel, CACHE_DIR, &s->vmlinux, err) < 0)
+        mvm_kernel_vmlinux(&s->kernel, CACHE_DIR, s->o->quiet ? NULL : progress, &s->vmlinux,
+                           err) < 0)
         return -1;
     if (s->kernel.modules_dir == NULL)
         session_notice(s, "no modules found for kernel %s; its virtio drivers must be built in",

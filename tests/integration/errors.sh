@@ -27,6 +27,8 @@ check_error "missing --kernel" "/nonexistent/vmlinuz" --kernel /nonexistent/vmli
 echo "not a kernel" > "$WORK/fake-kernel"
 check_error "a --kernel that is not a kernel" "fake-kernel" --kernel "$WORK/fake-kernel" -- true
 
+check_error "an argument over 64 KiB" "longer than 64 KiB" -- echo "$(head -c 70000 /dev/zero | tr '\0' a)"
+
 mkdir -p "$WORK/etc"
 echo "cpus = many" > "$WORK/etc/config"
 MVM_SYSTEM_CONFIG="$WORK/etc/config" run_mvm -q -- true

@@ -21,7 +21,12 @@ trap on_exit EXIT
 defer() { CLEANUPS+=("$*"); }
 
 skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; FAILED=1; }
+fail() {
+    echo "FAIL: $*" >&2
+    # The last run's exit status and stderr usually say why.
+    [ -n "${RC:-}" ] && echo "      (last mvm run: exit ${RC}${ERR:+, stderr: $ERR})" >&2
+    FAILED=1
+}
 die() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 

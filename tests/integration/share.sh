@@ -90,3 +90,36 @@ run_mvm -q --share "$WORK/nope" -- true
 assert_eq 125 "$RC" "a --share path that does not exist is an error"
 assert_contains "$ERR" "$WORK/nope" "the error names the path"
 assert_no_leftovers "after the share runs"
+
+# The serving virtiofsd processes (the forked children, not the waiting
+# parents): the read-write one in a user namespace mapping only the user,
+# the /usr one seeing its share read-only.
+(cd "$PROJECT" && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID exec "$MVM" run -q -- sh -c 'echo up; exec sleep 30') \
+    > "$WORK/bg.out" 2> /dev/null &
+bg=$!
+for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && break; sleep 0.1; done
+serving() { # the virtiofsd whose parent is also a virtiofsd, for source $1
+    local p
+    for p in $(pgrep -f -- "source=$1( |$)"); do
+        pgrep -P "$p" > /dev/null || { echo "$p"; return; }
+    done
+}
+rw=$(serving "$PROJECT")
+ro=$(serving /usr)
+[ -n "$rw" ] && [ -n "$ro" ] || fail "serving virtiofsd processes not found (rw=$rw ro=$ro)"
+if [ -n "$rw" ]; then
+    assert_eq "$TEST_UID $TEST_UID 1" "$(awk '{print $1, $2, $3}' "/proc/$rw/uid_map")" "read-write virtiofsd: uid map holds only the user"
+    assert_eq "$TEST_GID $TEST_GID 1" "$(awk '{print $1, $2, $3}' "/proc/$rw/gid_map")" "read-write virtiofsd: gid map holds only the user's group"
+    [ "$(readlink "/proc/$rw/ns/user")" != "$(readlink /proc/1/ns/user)" ] && ok "read-write virtiofsd runs in its own user namespace" || fail "read-write virtiofsd is in the host's user namespace"
+    assert_eq "$TEST_UID" "$(awk '/^Uid:/ {print $2}' "/proc/$rw/status")" "read-write virtiofsd runs as the user on the host"
+    assert_eq 2 "$(awk '/^Seccomp:/ {print $2}' "/proc/$rw/status")" "read-write virtiofsd has sandboxed itself (seccomp)"
+fi
+if [ -n "$ro" ]; then
+    # Its root is the share; mountinfo field 6 holds the mount options.
+    rootopts=$(awk '$5 == "/" {print $6}' "/proc/$ro/mountinfo" | head -1)
+    assert_contains "$rootopts" "ro" "/usr virtiofsd sees its share read-only"
+    assert_eq 2 "$(awk '/^Seccomp:/ {print $2}' "/proc/$ro/status")" "/usr virtiofsd has sandboxed itself (seccomp)"
+fi
+kill -TERM "$bg" 2> /dev/null
+wait "$bg"
+assert_no_leftovers "after inspecting virtiofsd"

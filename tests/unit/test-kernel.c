@@ -366,7 +366,7 @@ static void test_vmlinux_cache(void **state)
     cleanup_free char *path = NULL;
     cleanup_error struct mvm_error *err = NULL;
     mode_t old_umask = umask(077); /* the file must still end up 0644 */
-    int rc = mvm_kernel_vmlinux(&k, cache, &path, &err);
+    int rc = mvm_kernel_vmlinux(&k, cache, NULL, &path, &err);
     umask(old_umask);
     assert_no_error(rc, err);
 
@@ -387,7 +387,7 @@ static void test_vmlinux_cache(void **state)
 
     /* Reused: same path, same file, not rewritten. */
     cleanup_free char *again = NULL;
-    assert_no_error(mvm_kernel_vmlinux(&k, cache, &again, &err), err);
+    assert_no_error(mvm_kernel_vmlinux(&k, cache, NULL, &again, &err), err);
     assert_string_equal(again, path);
     assert_int_equal(stat(path, &st2), 0);
     assert_int_equal(st2.st_ino, st.st_ino);
@@ -397,13 +397,13 @@ static void test_vmlinux_cache(void **state)
     struct timespec times[2] = {{0, UTIME_OMIT}, {12345, 0}};
     assert_int_equal(utimensat(AT_FDCWD, image, times, 0), 0);
     cleanup_free char *third = NULL;
-    assert_no_error(mvm_kernel_vmlinux(&k, cache, &third, &err), err);
+    assert_no_error(mvm_kernel_vmlinux(&k, cache, NULL, &third, &err), err);
     assert_string_not_equal(third, path);
 
     /* A broken image leaves nothing behind. */
     write_text(image, "garbage");
     cleanup_free char *none = NULL;
-    assert_int_equal(mvm_kernel_vmlinux(&k, cache, &none, &err), -1);
+    assert_int_equal(mvm_kernel_vmlinux(&k, cache, NULL, &none, &err), -1);
     assert_error_contains(err, image);
     assert_null(none);
     cleanup_free char *listing = run_capture("ls %s", cache);
