@@ -287,12 +287,19 @@ static uint64_t vmlinux_key(const struct mvm_kernel *k, const struct stat *st)
     return h;
 }
 
-static int extract_to(const char *image, const char *out_path, struct mvm_error **err)
+static int extract_to(const char *image, const char *out_path, void (*progress)(const char *what),
+                      struct mvm_error **err)
 {
     size_t len = 0;
     cleanup_free char *img = read_file(image, KERNEL_FILE_MAX, &len);
     if (img == NULL)
         return mvm_error_set(err, errno, "reading %s", image);
+    /* Announce only real work, and only for something that is a kernel. */
+    if (progress && is_bzimage((const unsigned char *)img, len)) {
+        cleanup_free char *what =
+            xasprintf("extracting the guest kernel from %s (first run only)", image);
+        progress(what);
+    }
     struct buf vmlinux = {0};
     if (mvm_kernel_extract(img, len, &vmlinux, err) < 0) {
         buf_free(&vmlinux);
@@ -315,12 +322,7 @@ int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir,
     if (mkdir_p(cache_dir, 0700) < 0)
         return mvm_error_set(err, errno, "creating %s", cache_dir);
     char *out = xasprintf("%s/vmlinux-%016" PRIx64, cache_dir, vmlinux_key(k, &st));
-    if (!is_file(out) && progress) {
-        cleanup_free char *what = xasprintf("extracting the guest kernel from %s (first run only)",
-                                            k->image);
-        progress(what);
-    }
-    if (!is_file(out) && extract_to(k->image, out, err) < 0) {
+    if (!is_file(out) && extract_to(k->image, out, progress, err) < 0) {
         free(out);
         return mvm_error_wrap(err, "extracting the kernel");
     }

@@ -198,8 +198,8 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         fclose(f);
     where.running_release = release;
     if (mvm_kernel_resolve(s->o->kernel, s->o->modules, &where, &s->kernel, err) < 0 ||
-        mvm_kernel_vmlinux(&s->kernel, CACHE_DIR, s->o->quiet ? NULL : progress, &s->vmlinux,
-                           err) < 0)
+        mvm_kernel_vmlinux(&s->kernel, CACHE_DIR, s->o->quiet ? NULL : progress, &s->vmlinux, err) <
+            0)
         return -1;
     if (s->kernel.modules_dir == NULL)
         session_notice(s, "no modules found for kernel %s; its virtio drivers must be built in",
