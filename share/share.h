@@ -4,7 +4,8 @@
  * one per share on an already-listening socket (--fd=, so nothing is left
  * in the filesystem), the isolation mvm adds around it (a read-only bind
  * mount in a private mount namespace for read-only shares; a user
- * namespace mapping only the invoking user for read-write ones), and the
+ * namespace for all, mapping only the invoking user for read-write ones),
+ * and the
  * rules for the automatic share of the working directory.  Knows nothing
  * about the CLI or the session. */
 #ifndef MVM_SHARE_H
@@ -15,7 +16,7 @@
 #include <sys/types.h>
 
 #include "error.h"
-#include "spawn.h"
+#include "jail.h"
 
 enum mvm_virtiofsd_flavor { MVM_VIRTIOFSD_C, MVM_VIRTIOFSD_RUST };
 

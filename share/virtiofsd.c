@@ -16,21 +16,8 @@
 #include <unistd.h>
 
 #include "share.h"
+#include "syscalls.h"
 #include "util.h"
-
-#ifndef MOUNT_ATTR_RDONLY
-#define MOUNT_ATTR_RDONLY 0x00000001
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-
-struct mount_attr_compat {
-    uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
 
 static const char *const candidates[] = {
     "/usr/libexec/virtiofsd",  /* Rust: Debian 13, Fedora */
@@ -118,8 +105,7 @@ static int setup_readonly(void *arg, const char **what)
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
         mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
         return -1;
-    struct mount_attr_compat attr = {.attr_set = MOUNT_ATTR_RDONLY};
-    if (syscall(SYS_mount_setattr, AT_FDCWD, dir, AT_RECURSIVE, &attr, sizeof attr) == 0)
+    if (mvm_mount_setattr_recursive(dir, MOUNT_ATTR_RDONLY) == 0)
         return 0;
     if (errno != ENOSYS)
         return -1;
@@ -181,11 +167,7 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
     char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     cleanup_free char *name = xasprintf("virtiofsd for %s", sh->host);
     char uid_map[64], gid_map[64];
-    snprintf(uid_map, sizeof uid_map, "%u %u 1\n", (unsigned)owner->guest_uid,
-             (unsigned)owner->uid);
-    snprintf(gid_map, sizeof gid_map, "%u %u 1\n", (unsigned)owner->guest_gid,
-             (unsigned)owner->gid);
-    struct mvm_spawn s = {
+    struct mvm_jail s = {
         .name = name,
         .path = v->path,
         .argv = (char *const *)argv,
@@ -197,19 +179,29 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
         .nkeep = 1,
         .nofile = 16384,
     };
+    /* Every virtiofsd runs in a user namespace, so its capabilities count
+     * there only, never in the host's.  A read-only share keeps the host's
+     * ids (identity map of the system and user range): what it serves is
+     * read-only anyway.  A read-write share maps nothing but the user. */
+    s.uid_map = uid_map;
+    s.gid_map = gid_map;
     if (sh->ro) {
-        s.setup = setup_readonly;
+        s.setup = setup_readonly; /* before the user namespace: stays locked */
         s.setup_arg = sh->host;
+        snprintf(uid_map, sizeof uid_map, "0 0 65536\n");
+        snprintf(gid_map, sizeof gid_map, "0 0 65536\n");
+        s.ns_uid = 0;
+        s.ns_gid = 0;
     } else {
-        s.uid_map = uid_map;
-        s.gid_map = gid_map;
+        snprintf(uid_map, sizeof uid_map, "%u %u 1\n", (unsigned)owner->guest_uid,
+                 (unsigned)owner->uid);
+        snprintf(gid_map, sizeof gid_map, "%u %u 1\n", (unsigned)owner->guest_gid,
+                 (unsigned)owner->gid);
         s.ns_uid = owner->guest_uid;
         s.ns_gid = owner->guest_gid;
         s.ambient_caps = owner->guest_uid != 0; /* ns root keeps them anyway */
     }
-    if (mvm_spawn(&s, &sh->proc, err) < 0)
-        return -1;
-    return 0;
+    return mvm_jail_start(&s, &sh->proc, err);
 }
 
 void mvm_share_stop(struct mvm_share *sh)

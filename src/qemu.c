@@ -52,6 +52,10 @@ char **mvm_qemu_argv(const struct mvm_qemu_spec *s)
     add(&b, "none");
     add(&b, "-S"); /* paused until mvm says cont */
     add(&b, "-no-reboot");
+    if (s->sandbox) { /* QEMU's filter, under mvm's own (jail-filter.c) */
+        add(&b, "-sandbox");
+        add(&b, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    }
     add(&b, "-machine");
     /* virtiofs needs guest RAM that virtiofsd can map. */
     add(&b, "%s,memory-backend=mem", s->microvm ? "microvm" : "q35");

@@ -22,6 +22,7 @@ struct mvm_qemu_spec {
     int qmp_fd, ctl_fd, console_fd;
     const struct mvm_qemu_fs *fs;
     size_t nfs;
+    bool sandbox; /* QEMU's own seccomp filter (-sandbox) */
 };
 
 /* NULL-terminated argv; free with mvm_argv_free(). */

@@ -9,14 +9,15 @@
 #include <stdint.h>
 #include <termios.h>
 
+#include "cgroup.h"
 #include "cli.h"
 #include "error.h"
+#include "jail.h"
 #include "kernel.h"
 #include "qmp.h"
 #include "relay.h"
 #include "sessiondir.h"
 #include "share.h"
-#include "spawn.h"
 #include "user.h"
 
 #define CACHE_DIR        "/var/cache/mvm"
@@ -59,6 +60,9 @@ struct session {
     struct mvm_share shares[MAX_SHARES];
     size_t nshares;
     struct mvm_child qemu;
+    uid_t jail_uid;
+    struct mvm_cgroup cgroup;
+    void *filter; /* mvm's seccomp filter for QEMU */
     int qemu_log, qmp_fd, ctl_fd, con_fd, console_log, sigfd;
     size_t console_written;
     struct tail console_tail, qemu_tail, share_tail[MAX_SHARES];

@@ -91,7 +91,7 @@ char *last_line(const struct tail *t)
 }
 
 /* Signals become events on a signalfd; children get a clean mask back
- * in spawn.c.  SIGPIPE is ignored: a closed stdout shows up as EPIPE. */
+ * in jail.c.  SIGPIPE is ignored: a closed stdout shows up as EPIPE. */
 static int setup_signals(struct session *s, struct mvm_error **err)
 {
     sigset_t mask;
@@ -147,6 +147,7 @@ static void release(struct session *s)
     mvm_user_clear(&s->user);
     mvm_kernel_clear(&s->kernel);
     mvm_virtiofsd_clear(&s->vfsd);
+    mvm_jail_filter_free(s->filter);
     for (size_t i = 0; i < s->nenv; i++)
         free(s->env[i]);
     free(s->env);

@@ -4,8 +4,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -103,4 +108,61 @@ int mvm_sessiondir_cleanup(const char *run_dir, struct mvm_error **err)
         removed++;
     }
     return removed;
+}
+
+/* The jail uid a live session holds, or 0. */
+static uid_t live_jail_uid(const char *dir)
+{
+    cleanup_free char *path = xasprintf("%s/state.json", dir);
+    json_t *state = json_load_file(path, 0, NULL);
+    if (state == NULL)
+        return 0;
+    json_int_t uid = json_integer_value(json_object_get(state, "jail_uid"));
+    json_int_t pid = json_integer_value(json_object_get(state, "pid"));
+    json_int_t start = json_integer_value(json_object_get(state, "starttime"));
+    json_decref(state);
+    bool alive = pid > 0 && start > 0 && mvm_proc_starttime((pid_t)pid) == (uint64_t)start;
+    return alive ? (uid_t)uid : 0;
+}
+
+static void mark_taken(const char *run_dir, const char *self, bool *taken)
+{
+    DIR *d = opendir(run_dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        cleanup_free char *dir = xasprintf("%s/%s", run_dir, de->d_name);
+        if (strcmp(dir, self) == 0)
+            continue;
+        uid_t u = live_jail_uid(dir);
+        if (u >= MVM_JAIL_UID_BASE && u < MVM_JAIL_UID_BASE + MVM_JAIL_UID_COUNT)
+            taken[u - MVM_JAIL_UID_BASE] = true;
+    }
+    closedir(d);
+}
+
+int mvm_sessiondir_claim_uid(const char *run_dir, const char *dir, json_t *state, uid_t *uid,
+                             struct mvm_error **err)
+{
+    /* The directory itself is the lock: no lock file to leave behind. */
+    cleanup_close int fd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0)
+        return mvm_error_set(err, errno, "locking %s", run_dir);
+    cleanup_free bool *taken = xcalloc(MVM_JAIL_UID_COUNT, sizeof *taken);
+    mark_taken(run_dir, dir, taken);
+    for (uid_t i = 0; i < MVM_JAIL_UID_COUNT; i++) {
+        uid_t u = MVM_JAIL_UID_BASE + i;
+        if (taken[i] || getpwuid(u) != NULL || getgrgid(u) != NULL)
+            continue;
+        json_object_set_new(state, "jail_uid", json_integer(u));
+        if (mvm_sessiondir_write_state(dir, state, err) < 0)
+            return -1;
+        *uid = u;
+        return 0; /* the lock goes with fd */
+    }
+    return mvm_error_set(err, 0, "all %u uids reserved for mvm's jails are in use",
+                         MVM_JAIL_UID_COUNT);
 }

@@ -17,6 +17,19 @@
 int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **dir,
                           struct mvm_error **err);
 
+/* The uids (and gids of the same number) reserved for jailed helpers:
+ * one per live session, so an escaped QEMU cannot signal or inspect
+ * another session's.  Outside the ranges systemd hands out (system,
+ * regular, dynamic and container users). */
+#define MVM_JAIL_UID_BASE  1879113728u /* 0x70010000 */
+#define MVM_JAIL_UID_COUNT 4096u
+
+/* Picks the lowest reserved uid that no live session under run_dir holds
+ * and no passwd/group entry uses, records it as "jail_uid" in state and
+ * writes dir/state.json -- under a lock, so concurrent sessions differ. */
+int mvm_sessiondir_claim_uid(const char *run_dir, const char *dir, json_t *state, uid_t *uid,
+                             struct mvm_error **err);
+
 /* Writes dir/state.json atomically. */
 int mvm_sessiondir_write_state(const char *dir, json_t *state, struct mvm_error **err);
 

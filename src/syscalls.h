@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,6 +21,28 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV  0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+/* Sets mount attributes (MOUNT_ATTR_*) on path and, recursively, on the
+ * mounts below it (5.12+; ENOSYS before). */
+static inline int mvm_mount_setattr_recursive(const char *path, uint64_t set)
+{
+    struct {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+    } a = {set, 0, 0, 0};
+    return (int)syscall(SYS_mount_setattr, -100 /* AT_FDCWD */, path, AT_RECURSIVE, &a, sizeof a);
+}
 
 static inline int mvm_pidfd_open(pid_t pid)
 {

@@ -4,6 +4,7 @@
  * Every step registers its undo before the next one starts. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
@@ -16,6 +17,15 @@
 #include "qemu.h"
 #include "session-int.h"
 #include "util.h"
+
+/* Where the jail shows QEMU its kernel and initrd. */
+#define JAIL_KERNEL "/vm/vmlinux"
+#define JAIL_INITRD "/vm/initrd"
+/* QEMU's needs beyond guest RAM and the TCG cache: its heap, device and
+ * I/O buffers, code; measured RSS overhead is ~100 MiB, this leaves room. */
+#define QEMU_OVERHEAD_MIB 256
+#define QEMU_PIDS_MAX     256
+#define QEMU_NOFILE       4096
 
 static void undo_dir(struct session *s)
 {
@@ -124,6 +134,31 @@ static int start_shares(struct session *s, struct mvm_error **err)
     return 0;
 }
 
+static void undo_cgroup(struct session *s)
+{
+    mvm_cgroup_remove(&s->cgroup);
+}
+
+/* QEMU's own uid, its cgroup (guest RAM + translation cache + QEMU's
+ * overhead; threads for vCPUs, I/O and its thread pool), and the filter. */
+static int prepare_jail(struct session *s, struct mvm_error **err)
+{
+    json_t *st = state_json(s);
+    int rc = mvm_sessiondir_claim_uid(MVM_RUN_DIR, s->dir, st, &s->jail_uid, err);
+    json_decref(st);
+    if (rc < 0)
+        return -1;
+    uint64_t mib = s->o->memory_mib + (s->kvm ? 0 : MVM_TCG_TB_MIB) + QEMU_OVERHEAD_MIB;
+    cleanup_free char *name = xasprintf("mvm/%s", s->id);
+    session_push_undo(s, undo_cgroup);
+    if (mvm_cgroup_create("/sys/fs/cgroup", name, mib << 20, QEMU_PIDS_MAX, &s->cgroup, err) < 0)
+        return -1;
+    if (s->cgroup.version == 0)
+        session_notice(s, "no memory and pids cgroup controllers: QEMU runs without those limits");
+    s->filter = mvm_jail_filter_new(NULL, err);
+    return s->filter ? 0 : -1;
+}
+
 static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_error **err)
 {
     struct mvm_qemu_fs fs[MAX_SHARES];
@@ -138,20 +173,22 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
                                   .verbose = s->o->console,
                                   .trace = session_tracing()};
     cleanup_free char *cmdline = mvm_kernel_cmdline(&cs);
+    /* Paths inside the jail, where the kernel and initrd are bound. */
     struct mvm_qemu_spec spec = {
         .binary = s->qemu_bin,
         .microvm = s->microvm,
         .kvm = s->kvm,
         .cpus = s->o->cpus,
         .memory_mib = s->o->memory_mib,
-        .kernel = s->vmlinux,
-        .initrd = s->initrd,
+        .kernel = JAIL_KERNEL,
+        .initrd = JAIL_INITRD,
         .cmdline = cmdline,
         .qmp_fd = qmp,
         .ctl_fd = ctl,
         .console_fd = con,
         .fs = fs,
         .nfs = s->nshares,
+        .sandbox = true,
     };
     char **argv = mvm_qemu_argv(&spec);
     int logp[2];
@@ -161,7 +198,9 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     }
     s->qemu_log = logp[0];
     char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
-    struct mvm_spawn sp = {
+    const struct mvm_jail_bind binds[] = {{s->vmlinux, JAIL_KERNEL}, {s->initrd, JAIL_INITRD}};
+    struct group *kvm = getgrnam("kvm");
+    struct mvm_jail j = {
         .name = "QEMU",
         .path = s->qemu_bin,
         .argv = argv,
@@ -171,9 +210,22 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .stderr_fd = logp[1],
         .keep = keep,
         .nkeep = 3 + (int)s->nshares,
+        .nofile = QEMU_NOFILE,
+        .layers = MVM_JAIL_ALL,
+        .binds = binds,
+        .nbinds = 2,
+        .dev_kvm = s->kvm,
+        .kvm_gid = kvm ? kvm->gr_gid : 0,
+        .netns_fd = -1,
+        .uid = s->jail_uid,
+        .gid = (gid_t)s->jail_uid,
+        .seccomp = s->filter,
+        .cgroup_procs = s->cgroup.procs,
     };
+    if (s->cgroup.version == 0)
+        j.layers &= ~(unsigned)MVM_JAIL_CGROUP;
     session_push_undo(s, undo_qemu);
-    int rc = mvm_spawn(&sp, &s->qemu, err);
+    int rc = mvm_jail_start(&j, &s->qemu, err);
     close(logp[1]);
     mvm_argv_free(argv);
     /* QEMU holds the vhost-user sockets now; our copies would keep
@@ -262,7 +314,7 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     if (start_shares(s, err) < 0)
         return -1;
     session_trace(s, "virtiofsd started");
-    if (spawn_qemu(s, qmp, ctl, con, err) < 0)
+    if (prepare_jail(s, err) < 0 || spawn_qemu(s, qmp, ctl, con, err) < 0)
         return -1;
     session_trace(s, "QEMU started");
     if (write_state(s, err) < 0)

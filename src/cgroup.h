@@ -1,0 +1,29 @@
+/* cgroup: a per-session control group that caps the memory and the
+ * number of tasks of the jailed QEMU.  cgroup v2 where the host's
+ * unified hierarchy has the memory and pids controllers; otherwise the
+ * v1 memory and pids hierarchies (the layout of the development
+ * machines).  Removed at teardown. */
+#ifndef MVM_CGROUP_H
+#define MVM_CGROUP_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+struct mvm_cgroup {
+    int version;    /* 2, 1, or 0 when the host offers neither */
+    char *dirs[2];  /* v2: one directory; v1: memory and pids */
+    char *procs[3]; /* their cgroup.procs files, NULL-terminated */
+};
+
+/* Creates <root>/<name> (v2) or <root>/{memory,pids}/<name> (v1) with
+ * memory.max / memory.limit_in_bytes = memory_bytes and pids.max =
+ * pids_max.  root is /sys/fs/cgroup except in tests.  When the host has
+ * no usable controllers, cg->version is 0 and this succeeds. */
+int mvm_cgroup_create(const char *root, const char *name, uint64_t memory_bytes, unsigned pids_max,
+                      struct mvm_cgroup *cg, struct mvm_error **err);
+
+/* Removes the directories (the processes must have exited); idempotent. */
+void mvm_cgroup_remove(struct mvm_cgroup *cg);
+
+#endif
