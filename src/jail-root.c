@@ -57,6 +57,7 @@ static int bind_ro(const char *src, const char *dst, bool dev)
     struct stat st;
     if (stat(src, &st) < 0 || mkdirs(path) < 0)
         return -1;
+    /* src may be an fd's /proc/self/fd/N, which stat and mount follow. */
     if (S_ISDIR(st.st_mode)) {
         if (mkdir(path, 0755) < 0 && errno != EEXIST)
             return -1;
@@ -125,8 +126,43 @@ static int pivot(void)
     return mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
 }
 
+/* The caller's files may live below STAGE (a kernel in /tmp): hold them
+ * by descriptor before the staging tmpfs hides them, and bind them from
+ * /proc/self/fd (the host's /proc is still there until the pivot). */
+static int open_sources(const struct mvm_jail *j, int *fds, const char **what)
+{
+    for (size_t i = 0; i < j->nbinds; i++) {
+        *what = j->binds[i].src;
+        fds[i] = open(j->binds[i].src, O_PATH | O_CLOEXEC);
+        if (fds[i] < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int bind_sources(const struct mvm_jail *j, const int *fds, const char **what)
+{
+    for (size_t i = 0; i < j->nbinds; i++) {
+        char src[64];
+        snprintf(src, sizeof src, "/proc/self/fd/%d", fds[i]);
+        *what = j->binds[i].dst;
+        if (bind_ro(src, j->binds[i].dst, false) < 0)
+            return -1;
+        close(fds[i]);
+    }
+    return 0;
+}
+
 int mvm_jail_enter_root(const struct mvm_jail *j, const char **what)
 {
+    int fds[16];
+    if (j->nbinds > 16) {
+        *what = "binding files into the jail";
+        errno = E2BIG;
+        return -1;
+    }
+    if (open_sources(j, fds, what) < 0)
+        return -1;
     *what = "making mounts private";
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return -1;
@@ -143,11 +179,8 @@ int mvm_jail_enter_root(const struct mvm_jail *j, const char **what)
     *what = "creating the jail's /dev";
     if (make_dev(j->dev_kvm) < 0)
         return -1;
-    for (size_t i = 0; i < j->nbinds; i++) {
-        *what = j->binds[i].dst;
-        if (bind_ro(j->binds[i].src, j->binds[i].dst, false) < 0)
-            return -1;
-    }
+    if (bind_sources(j, fds, what) < 0)
+        return -1;
     *what = "entering the jail's root";
     return pivot();
 }

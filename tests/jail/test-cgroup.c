@@ -46,7 +46,9 @@ static int hog(void)
         return 2;
     for (size_t i = 0; i < n; i += 4096)
         p[i] = 1;
-    return p[n - 4096] == 1 ? 0 : 3;
+    int rc = p[n - 4096] == 1 ? 0 : 3;
+    free((void *)p);
+    return rc;
 }
 
 static int forks(void)

@@ -75,6 +75,9 @@ static const struct expect table[] = {
     {"setuid0", "errno:EPERM", MVM_JAIL_UID, "ok", false},
     {"write_usr", "errno:EROFS", FS, "ok", false},
     {"signal_other", "errno:ESRCH", MVM_JAIL_PIDNS, "ok", true},
+    /* Another system call ABI: the filter's architecture check kills.
+     * Without it, getpid (or SIGSEGV where IA32 emulation is off). */
+    {"i386_abi", "signal:31", SEC, "not:signal:31", false},
 };
 
 static const char *probe_path;
