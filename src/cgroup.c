@@ -1,6 +1,7 @@
 /* Per-session cgroups; see cgroup.h. */
 #include "cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -140,4 +141,27 @@ void mvm_cgroup_remove(struct mvm_cgroup *cg)
         cg->procs[i] = NULL;
     }
     cg->version = 0;
+}
+
+int mvm_cgroup_sweep(const char *root, const char *run_dir)
+{
+    static const char *const parents[] = {"mvm", "memory/mvm", "pids/mvm"};
+    int removed = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(parents); i++) {
+        cleanup_free char *parent = xasprintf("%s/%s", root, parents[i]);
+        cleanup_dir DIR *d = opendir(parent);
+        if (d == NULL)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_type != DT_DIR || de->d_name[0] == '.')
+                continue;
+            cleanup_free char *session = xasprintf("%s/%s", run_dir, de->d_name);
+            cleanup_free char *cg = xasprintf("%s/%s", parent, de->d_name);
+            if (access(session, F_OK) < 0 && rmdir(cg) == 0)
+                removed++;
+        }
+        rmdir(parent); /* only when empty */
+    }
+    return removed;
 }

@@ -26,4 +26,9 @@ int mvm_cgroup_create(const char *root, const char *name, uint64_t memory_bytes,
 /* Removes the directories (the processes must have exited); idempotent. */
 void mvm_cgroup_remove(struct mvm_cgroup *cg);
 
+/* Removes the cgroups of sessions that no longer have a directory in
+ * run_dir (left by kill -9 of mvm); a cgroup still in use stays
+ * (rmdir refuses).  Returns how many were removed. */
+int mvm_cgroup_sweep(const char *root, const char *run_dir);
+
 #endif

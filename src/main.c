@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cli.h"
 #include "error.h"
 #include "session.h"
@@ -50,7 +51,11 @@ static int cmd_cleanup(int argc, char **argv)
         mvm_error_print(err);
         return 125;
     }
-    printf("removed %d stale session director%s\n", n, n == 1 ? "y" : "ies");
+    int cg = mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
+    printf("removed %d stale session director%s", n, n == 1 ? "y" : "ies");
+    if (cg > 0)
+        printf(" and %d cgroup%s", cg, cg == 1 ? "" : "s");
+    printf("\n");
     return 0;
 }
 

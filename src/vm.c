@@ -296,6 +296,7 @@ static int wait_for_greeting(struct session *s, struct mvm_error **err)
 int session_start_vm(struct session *s, struct mvm_error **err)
 {
     mvm_sessiondir_cleanup(MVM_RUN_DIR, NULL); /* what crashed sessions left */
+    mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
     if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)
         return -1;
     session_push_undo(s, undo_dir);

@@ -55,6 +55,7 @@ qemu=$(session_qemu "$PID")
 vfsd=$(pgrep -f "source=$PROJECT")
 [ -n "$vfsd" ] || die "no virtiofsd for $PROJECT"
 dir=$(ls -td /run/mvm/*/ | head -1)
+cg=$(awk -F: '$2 == "memory" || $2 == "" {print $3}' "/proc/$qemu/cgroup" | head -1)
 kill -KILL "$PID"
 wait "$PID" 2> /dev/null
 sleep 1
@@ -62,7 +63,12 @@ alive=""
 for p in $qemu $vfsd; do [ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat")" != Z ] && alive="$alive $p"; done
 assert_eq "" "$alive" "QEMU and virtiofsd are gone within a second of kill -9"
 [ -d "$dir" ] && ok "the dead session's directory remains" || fail "session directory $dir vanished"
+cgdir=""
+for d in "/sys/fs/cgroup/memory$cg" "/sys/fs/cgroup$cg"; do [ -n "$cg" ] && [ -d "$d" ] && cgdir=$d; done
+[ -n "$cgdir" ] && ok "the dead session's cgroup remains until cleanup" || fail "no cgroup found for QEMU ($cg)"
 out=$("$MVM" cleanup)
 assert_contains "$out" "removed 1 stale session directory" "mvm cleanup removes it"
 [ -d "$dir" ] && fail "$dir still there after mvm cleanup" || ok "the directory is gone"
+[ -n "$cgdir" ] && [ -d "$cgdir" ] && fail "cgroup $cgdir still there after mvm cleanup" ||
+    ok "mvm cleanup removes the dead session's cgroup"
 assert_no_leftovers "after kill -9 and mvm cleanup"
