@@ -44,6 +44,13 @@ assert_eq 1 "$(echo "$OUT" | head -1)" "config cpus = 1 reaches the guest"
 MVM_SYSTEM_CONFIG="$WORK/etc/config" run_mvm -q --cpus 2 -- nproc
 assert_eq 2 "$OUT" "the command line wins over the config file"
 
+# Without root: one line saying to use sudo.
+if command -v setpriv > /dev/null; then
+    (cd "$PROJECT" && setpriv --reuid=nobody --regid=nogroup --clear-groups "$MVM" run -- true) > /dev/null 2> "$WORK/err"
+    assert_eq 125 "$?" "mvm run without root: exit 125"
+    assert_contains "$(cat "$WORK/err")" "sudo mvm run" "the error says to use sudo"
+fi
+
 "$MVM" frobnicate > "$WORK/out" 2> "$WORK/err"
 assert_eq 125 "$?" "unknown command: exit 125"
 assert_contains "$(cat "$WORK/err")" "unknown command 'frobnicate'" "unknown command is named"
