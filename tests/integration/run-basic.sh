@@ -45,3 +45,16 @@ assert_eq 7 "$RC" "login shell's exit status"
 assert_contains "$OUT" "shell:-" "no command runs a login shell"
 assert_contains "$OUT" ":$PROJECT" "the shell starts in the working directory"
 assert_no_leftovers "after all runs"
+
+# The q35 fallback machine boots too.
+run_mvm -q --machine q35 -- sh -c 'ls /sys/bus/pci/devices | wc -l'
+assert_eq 0 "$RC" "--machine q35 runs the command"
+[ "${OUT:-0}" -gt 0 ] && ok "q35 guest has PCI devices" || fail "q35 guest has no PCI devices"
+
+# --console shows the guest kernel's messages.
+run_mvm -q --console -- true
+assert_eq 0 "$RC" "--console run exits 0"
+assert_contains "$ERR" "Linux version" "--console shows the kernel's boot messages"
+run_mvm -q -- true
+assert_not_contains "$ERR" "Linux version" "without --console the kernel's messages stay in the log"
+assert_no_leftovers "after the q35 and console runs"
