@@ -114,9 +114,17 @@ static int vm_died(struct session *s, struct mvm_error **err)
     cleanup_free char *con = last_line(&s->console_tail);
     cleanup_free char *q = last_line(&s->qemu_tail);
     const char *reason = s->shutdown_reason ? s->shutdown_reason : "";
-    if (s->panicked || strcmp(reason, "guest-panic") == 0 || strcmp(reason, "guest-reset") == 0)
+    bool panic_on_console = memmem(s->console_tail.buf, s->console_tail.len, "Kernel panic",
+                                   strlen("Kernel panic")) != NULL;
+    if (s->panicked || panic_on_console || strcmp(reason, "guest-panic") == 0)
         return mvm_error_set(err, 0,
                              "the guest kernel crashed before the command finished (console: %s); "
+                             "rerun with --console to see its log",
+                             con[0] ? con : "empty");
+    /* With -no-reboot, a guest reboot (RESET) ends QEMU as guest-reset. */
+    if (strcmp(reason, "guest-reset") == 0 || s->resets > 0)
+        return mvm_error_set(err, 0,
+                             "the guest rebooted before the command finished (console: %s); "
                              "rerun with --console to see its log",
                              con[0] ? con : "empty");
     if (!s->relay.ready)
@@ -127,6 +135,26 @@ static int vm_died(struct session *s, struct mvm_error **err)
                          "the VM stopped before the command finished (%s%s); rerun with "
                          "--console to see the guest's log",
                          q[0] ? "QEMU: " : "console: ", q[0] ? q : (con[0] ? con : "empty"));
+}
+
+/* mvm never pauses the VM: a STOP means QEMU stopped it (an internal or
+ * I/O error); a paused guest would otherwise hang the session. */
+static int vm_paused(struct session *s, struct mvm_error **err)
+{
+    json_t *status = NULL;
+    cleanup_error struct mvm_error *qerr = NULL;
+    const char *why = "unknown";
+    if (mvm_qmp_execute(s->qmp, "query-status", NULL, &status, 2000, &qerr) == 0)
+        why = json_string_value(json_object_get(status, "status"));
+    if (why && strcmp(why, "running") == 0) { /* resumed meanwhile */
+        s->vm_stopped = false;
+        json_decref(status);
+        return 0;
+    }
+    mvm_error_set(err, 0, "QEMU paused the VM (status: %s); the VM was destroyed",
+                  why ? why : "unknown");
+    json_decref(status);
+    return -1;
 }
 
 /* Returns -1 when the session must end (code set), 0 to go on. */
@@ -225,6 +253,8 @@ static int handle(struct session *s, struct poll_set *ps, int *code, struct mvm_
         cleanup_error struct mvm_error *qerr = NULL;
         if (mvm_qmp_dispatch(s->qmp, &qerr) < 0)
             return mvm_error_set(err, 0, "QMP: %s", qerr->msg);
+        if (s->vm_stopped)
+            return vm_paused(s, err);
     }
     if (ready(ps, ps->con))
         drain_console(s);

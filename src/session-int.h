@@ -74,8 +74,9 @@ struct session {
     int fl_saved[3];
     bool fl_set;
 
-    char *shutdown_reason;
-    bool panicked;
+    char *shutdown_reason; /* from QMP events */
+    bool panicked, vm_stopped;
+    unsigned resets;
     unsigned sigints;
     undo_fn undo[MAX_UNDO];
     size_t nundo;

@@ -237,16 +237,49 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     return rc;
 }
 
+/* QMP events, one handler each.  They only record: the event loop and
+ * vm_died() decide what the session does about them. */
+static void ev_shutdown(struct session *s, json_t *data)
+{
+    const char *reason = json_string_value(json_object_get(data, "reason"));
+    free(s->shutdown_reason);
+    s->shutdown_reason = xstrdup(reason ? reason : "unknown");
+}
+
+static void ev_panicked(struct session *s, json_t *data)
+{
+    s->panicked = true;
+}
+
+static void ev_stop(struct session *s, json_t *data)
+{
+    s->vm_stopped = true;
+}
+
+static void ev_resume(struct session *s, json_t *data)
+{
+    s->vm_stopped = false;
+}
+
+static void ev_reset(struct session *s, json_t *data)
+{
+    s->resets++; /* with -no-reboot a guest reboot ends QEMU: SHUTDOWN follows */
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(struct session *, json_t *);
+} qmp_events[] = {
+    {"SHUTDOWN", ev_shutdown}, {"GUEST_PANICKED", ev_panicked},
+    {"STOP", ev_stop},         {"RESUME", ev_resume},
+    {"RESET", ev_reset},
+};
+
 static void on_qmp_event(void *opaque, const char *event, json_t *data)
 {
-    struct session *s = opaque;
-    if (strcmp(event, "SHUTDOWN") == 0) {
-        const char *reason = json_string_value(json_object_get(data, "reason"));
-        free(s->shutdown_reason);
-        s->shutdown_reason = xstrdup(reason ? reason : "unknown");
-    } else if (strcmp(event, "GUEST_PANICKED") == 0) {
-        s->panicked = true;
-    }
+    for (size_t i = 0; i < ARRAY_SIZE(qmp_events); i++)
+        if (strcmp(event, qmp_events[i].name) == 0)
+            qmp_events[i].fn(opaque, data);
 }
 
 /* A helper died while QEMU was starting: say which, in its own words. */

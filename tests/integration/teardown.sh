@@ -49,6 +49,12 @@ assert_eq 125 "$RC" "a guest kernel panic is mvm's failure (125)"
 assert_contains "$ERR" "guest kernel crashed" "a guest panic is reported as such"
 assert_no_leftovers "after a guest panic"
 
+# The guest reboots itself: the VM ends, and mvm says so.
+run_mvm -q --root -- sh -c 'reboot -f; sleep 10'
+assert_eq 125 "$RC" "a guest reboot ends the session as mvm's failure (125)"
+assert_contains "$ERR" "guest rebooted" "a guest reboot is reported as such"
+assert_no_leftovers "after a guest reboot"
+
 # kill -9 of mvm: QEMU and virtiofsd die within a second by themselves.
 start_session
 qemu=$(session_qemu "$PID")
