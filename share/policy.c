@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,20 +92,27 @@ int mvm_share_auto_dir(const char *cwd, char *const *homes, size_t nhomes, char 
     return 0;
 }
 
-int mvm_share_check_access(const char *dir, uid_t uid, gid_t gid, struct mvm_error **err)
+struct access_req {
+    const char *dir;
+    int mode;
+};
+
+static int check_in_child(void *arg, int out_fd)
 {
-    /* virtiofsd serves a read-write share with the user's identity and no
-     * supplementary groups; check with exactly that. */
-    setfsgid(gid);
-    setfsuid(uid);
-    int rc = faccessat(AT_FDCWD, dir, R_OK | W_OK | X_OK, AT_EACCESS);
-    int saved = errno;
-    setfsuid(geteuid());
-    setfsgid(getegid());
+    const struct access_req *r = arg;
+    return faccessat(AT_FDCWD, r->dir, r->mode, AT_EACCESS) == 0 ? 0 : errno;
+}
+
+int mvm_share_check_access(const char *dir, bool ro, uid_t uid, gid_t gid, struct mvm_error **err)
+{
+    /* virtiofsd serves the share with the user's identity and no
+     * supplementary groups: check with exactly that, in a child. */
+    struct access_req r = {dir, R_OK | X_OK | (ro ? 0 : W_OK)};
+    int rc = run_as(uid, gid, check_in_child, &r, NULL, 0);
     if (rc == 0)
         return 0;
-    return mvm_error_set(err, saved,
-                         "cannot share %s read-write: uid %u cannot use it (check the permissions "
-                         "of it and of its parent directories)",
-                         dir, (unsigned)uid);
+    return mvm_error_set(err, rc > 0 ? rc : errno,
+                         "cannot share %s %s: uid %u cannot %s it (check the permissions of it "
+                         "and of its parent directories)",
+                         dir, ro ? "read-only" : "read-write", (unsigned)uid, ro ? "read" : "use");
 }

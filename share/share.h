@@ -43,6 +43,7 @@ struct mvm_share {
     char *host;  /* absolute, symlinks resolved */
     char *guest; /* absolute path in the guest */
     bool ro;
+    bool system; /* the host's /usr: served with the host's ids, read-only */
     char *tag;   /* virtiofs tag */
     int qemu_fd; /* connected vhost-user socket for QEMU, or -1 */
     int log_fd;  /* read end of virtiofsd's stderr, or -1 */
@@ -72,8 +73,8 @@ void mvm_share_clear(struct mvm_share *sh);
 int mvm_share_auto_dir(const char *cwd, char *const *homes, size_t nhomes, char **dir,
                        struct mvm_error **err);
 
-/* Whether uid/gid (no supplementary groups) can read, write and enter
- * dir, as virtiofsd will for a read-write share. */
-int mvm_share_check_access(const char *dir, uid_t uid, gid_t gid, struct mvm_error **err);
+/* Whether uid/gid (no supplementary groups) can read and enter dir, and
+ * write it unless ro, as virtiofsd will. */
+int mvm_share_check_access(const char *dir, bool ro, uid_t uid, gid_t gid, struct mvm_error **err);
 
 #endif

@@ -65,6 +65,7 @@ void mvm_share_init(struct mvm_share *sh, const char *host, const char *guest, b
     sh->tag = xstrdup(tag);
     sh->qemu_fd = -1;
     sh->log_fd = -1;
+    sh->system = false;
     sh->proc = (struct mvm_child)MVM_CHILD_INIT;
 }
 
@@ -156,8 +157,9 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
     if (socket_pair_for(sock_dir, sh->tag, &listen_fd, &sh->qemu_fd, err) < 0)
         return mvm_error_wrap(err, "sharing %s", sh->host);
     int logp[2];
-    if (pipe2(logp, O_CLOEXEC | O_NONBLOCK) < 0)
+    if (pipe2(logp, O_CLOEXEC) < 0)
         return mvm_error_set(err, errno, "sharing %s: pipe", sh->host);
+    fcntl(logp[0], F_SETFL, O_NONBLOCK); /* ours only: virtiofsd's writes may block */
     sh->log_fd = logp[0];
     cleanup_close int log_w = logp[1];
 
@@ -180,14 +182,17 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
         .nofile = 16384,
     };
     /* Every virtiofsd runs in a user namespace, so its capabilities count
-     * there only, never in the host's.  A read-only share keeps the host's
-     * ids (identity map of the system and user range): what it serves is
-     * read-only anyway.  A read-write share maps nothing but the user. */
+     * there only, never in the host's.  The system's /usr keeps the host's
+     * ids (identity map of the system and user range): it is read-only
+     * and root's to begin with.  Any other share maps nothing but the user,
+     * so the guest reads no more than the user could, and writes as them. */
     s.uid_map = uid_map;
     s.gid_map = gid_map;
     if (sh->ro) {
         s.setup = setup_readonly; /* before the user namespace: stays locked */
         s.setup_arg = sh->host;
+    }
+    if (sh->system) {
         snprintf(uid_map, sizeof uid_map, "0 0 65536\n");
         snprintf(gid_map, sizeof gid_map, "0 0 65536\n");
         s.ns_uid = 0;

@@ -105,8 +105,8 @@ static bool is_v1_hierarchy(const char *root, const char *ctl)
     return access(path, F_OK) == 0;
 }
 
-int mvm_cgroup_create(const char *root, const char *name, uint64_t memory_bytes, unsigned pids_max,
-                      struct mvm_cgroup *cg, struct mvm_error **err)
+static int create_once(const char *root, const char *name, uint64_t memory_bytes, unsigned pids_max,
+                       struct mvm_cgroup *cg, struct mvm_error **err)
 {
     memset(cg, 0, sizeof *cg);
     int rc = 0;
@@ -117,6 +117,28 @@ int mvm_cgroup_create(const char *root, const char *name, uint64_t memory_bytes,
     if (rc < 0)
         mvm_cgroup_remove(cg);
     return rc;
+}
+
+int mvm_cgroup_create(const char *root, const char *name, uint64_t memory_bytes, unsigned pids_max,
+                      struct mvm_cgroup *cg, struct mvm_error **err)
+{
+    /* A session ending meanwhile may remove the shared parent between our
+     * mkdir of it and of our own directory (ENOENT): try again. */
+    for (int attempt = 0;; attempt++) {
+        struct mvm_error *e = NULL;
+        if (create_once(root, name, memory_bytes, pids_max, cg, &e) == 0)
+            return 0;
+        if (e->errnum != ENOENT || attempt == 4) {
+            if (err) {
+                mvm_error_free(*err);
+                *err = e;
+            } else {
+                mvm_error_free(e);
+            }
+            return -1;
+        }
+        mvm_error_free(e);
+    }
 }
 
 void mvm_cgroup_remove(struct mvm_cgroup *cg)

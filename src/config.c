@@ -5,9 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,40 +16,76 @@
 
 #define CONFIG_MAX (64 * 1024)
 
-static int open_as(const char *path, uid_t uid, gid_t gid)
+struct read_req {
+    const char *path;
+};
+
+/* In a child that is the user: copy the file to out_fd, or say why not. */
+static int read_in_child(void *arg, int out_fd)
 {
-    setfsgid(gid);
-    setfsuid(uid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    int saved = errno;
-    setfsuid(geteuid());
-    setfsgid(getegid());
-    errno = saved;
-    return fd;
+    const struct read_req *r = arg;
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX)
+        return EINVAL;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        if (write_all(out_fd, buf, (size_t)n) < 0)
+            return errno;
+    return n < 0 ? errno : 0;
 }
 
+/* The system file is root's; the user's is read with the user's rights
+ * only (in a child), so a symlink to a root-only file such as /etc/shadow
+ * cannot make mvm read it and echo it back in an error. */
 static int apply_file(const char *path, uid_t uid, gid_t gid, struct mvm_run_opts *o,
                       struct mvm_error **err)
 {
-    cleanup_close int fd = open_as(path, uid, gid);
-    if (fd < 0)
-        return errno == ENOENT || errno == ENOTDIR ? 0
-                                                   : mvm_error_set(err, errno, "reading %s", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX)
+    struct buf text = {0};
+    struct read_req r = {path};
+    int rc;
+    if (uid == geteuid() || geteuid() != 0) { /* no one to switch to: read as ourselves */
+        int p[2];
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+            return mvm_error_set(err, errno, "reading %s", path);
+        rc = read_in_child(&r, p[1]); /* at most 64 KiB: fits the pipe */
+        close(p[1]);
+        char chunk[4096];
+        ssize_t n;
+        while ((n = read(p[0], chunk, sizeof chunk)) > 0)
+            buf_append(&text, chunk, (size_t)n);
+        close(p[0]);
+    } else {
+        rc = run_as(uid, gid, read_in_child, &r, &text, CONFIG_MAX);
+    }
+    if (rc == ENOENT || rc == ENOTDIR) {
+        buf_free(&text);
+        return 0;
+    }
+    if (rc == EINVAL) {
+        buf_free(&text);
         return mvm_error_set(err, 0, "%s is not a regular file of at most 64 KiB", path);
-    cleanup_free char *text = xmalloc((size_t)st.st_size + 1);
-    ssize_t n = read_full(fd, text, (size_t)st.st_size);
-    if (n < 0)
-        return mvm_error_set(err, errno, "reading %s", path);
-    text[n] = '\0';
-    return mvm_cli_apply_config(text, path, o, err);
+    }
+    if (rc != 0) {
+        buf_free(&text);
+        return mvm_error_set(err, rc > 0 ? rc : errno, "reading %s", path);
+    }
+    buf_append(&text, "", 1);
+    rc = mvm_cli_apply_config(text.data, path, o, err);
+    buf_free(&text);
+    return rc;
 }
 
 int mvm_config_load_defaults(struct mvm_run_opts *o, struct mvm_error **err)
 {
-    const char *sys = getenv("MVM_SYSTEM_CONFIG"); /* for tests: another system file */
-    if (apply_file(sys && getuid() == 0 ? sys : "/etc/mvm/config", 0, 0, o, err) < 0)
+    /* For tests: another system file, honoured only for root itself (not
+     * under sudo, which lets a user pick the environment it keeps). */
+    const char *sys = getenv("MVM_SYSTEM_CONFIG");
+    bool direct_root = getuid() == 0 && getenv("SUDO_UID") == NULL;
+    if (apply_file(sys && direct_root ? sys : "/etc/mvm/config", 0, 0, o, err) < 0)
         return -1;
     uid_t uid = getuid();
     gid_t gid = getgid();

@@ -77,7 +77,9 @@ void mvm_error_print(const struct mvm_error *err)
 {
     if (err == NULL)
         return;
-    cleanup_free char *line = xasprintf("mvm: %s\n", err->msg);
+    cleanup_free char *msg = xstrdup(err->msg);
+    sanitize_text(msg); /* may quote the guest or QEMU */
+    cleanup_free char *line = xasprintf("mvm: %s\n", msg);
     /* One write so the line is not interleaved with guest output. */
     write_all(STDERR_FILENO, line, strlen(line));
 }

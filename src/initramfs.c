@@ -12,6 +12,7 @@
 #include "compress.h"
 #include "cpio.h"
 #include "modules.h"
+#include "sha256.h"
 
 #define MODULES_DEP_MAX (16u << 20)
 #define ETC_FILE_MAX    (4u << 20)
@@ -57,36 +58,36 @@ static int resolve_modules(const struct mvm_initramfs_base *spec, struct mvm_mod
     return 0;
 }
 
-static void hash_str(uint64_t *h, const char *s)
+static void hash_str(struct mvm_sha256 *c, const char *s)
 {
-    *h = fnv1a64(*h, s, strlen(s) + 1); /* the NUL separates fields */
+    mvm_sha256_update(c, s, strlen(s) + 1); /* the NUL separates fields */
 }
 
-static void hash_u64(uint64_t *h, uint64_t v)
-{
-    *h = fnv1a64(*h, &v, sizeof v);
-}
-
+/* SHA-256 over what the base part is made of: a crafted --modules must
+ * not be able to take over another kernel's cache entry. */
 static int base_key(const struct mvm_initramfs_base *spec, const struct mvm_modlist *mods,
-                    uint64_t *key, struct mvm_error **err)
+                    char key[33], struct mvm_error **err)
 {
     const struct mvm_kernel *k = spec->kernel;
-    uint64_t h = FNV1A64_INIT;
-    hash_str(&h, BASE_FORMAT);
-    hash_str(&h, k->release ? k->release : "");
-    hash_str(&h, k->modules_dir ? k->modules_dir : "");
+    struct mvm_sha256 c;
+    mvm_sha256_init(&c);
+    hash_str(&c, BASE_FORMAT);
+    hash_str(&c, k->release ? k->release : "");
+    hash_str(&c, k->modules_dir ? k->modules_dir : "");
     for (size_t i = 0; i < mods->n; i++) {
         cleanup_free char *path = xasprintf("%s/%s", k->modules_dir, mods->paths[i]);
         struct stat st;
         if (stat(path, &st) < 0)
             return mvm_error_set(err, errno, "module %s", path);
-        hash_str(&h, path);
-        hash_u64(&h, (uint64_t)st.st_size);
-        hash_u64(&h, (uint64_t)st.st_mtim.tv_sec);
-        hash_u64(&h, (uint64_t)st.st_mtim.tv_nsec);
+        hash_str(&c, path);
+        uint64_t meta[] = {(uint64_t)st.st_dev,          (uint64_t)st.st_ino,
+                           (uint64_t)st.st_size,         (uint64_t)st.st_mtim.tv_sec,
+                           (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ctim.tv_sec,
+                           (uint64_t)st.st_ctim.tv_nsec};
+        mvm_sha256_update(&c, meta, sizeof meta);
     }
-    h = fnv1a64(h, spec->init, spec->init_len);
-    *key = h;
+    mvm_sha256_update(&c, spec->init, spec->init_len);
+    mvm_sha256_key(&c, key);
     return 0;
 }
 
@@ -166,15 +167,15 @@ int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
                             struct mvm_error **err)
 {
     struct mvm_modlist mods;
-    uint64_t key = 0;
+    char key[33] = "";
     if (resolve_modules(spec, &mods, err) < 0)
         return mvm_error_wrap(err, "resolving guest kernel modules");
-    int rc = base_key(spec, &mods, &key, err);
+    int rc = base_key(spec, &mods, key, err);
     if (rc == 0 && mkdir_p(spec->cache_dir, 0700) < 0)
         rc = mvm_error_set(err, errno, "creating %s", spec->cache_dir);
     char *out = NULL;
     if (rc == 0) {
-        out = xasprintf("%s/initramfs-%016" PRIx64 ".img", spec->cache_dir, key);
+        out = xasprintf("%s/initramfs-%s.img", spec->cache_dir, key);
         struct stat st;
         if (stat(out, &st) < 0 || !S_ISREG(st.st_mode))
             rc = write_base(spec, &mods, out, err);

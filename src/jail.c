@@ -161,7 +161,7 @@ static int drop_privileges(const struct mvm_jail *j, const char **what)
 {
     bool uid = j->layers & MVM_JAIL_UID, caps = j->layers & MVM_JAIL_CAPS;
     *what = "setting supplementary groups";
-    if (uid && (j->dev_kvm ? setgroups(1, &j->kvm_gid) : setgroups(0, NULL)) < 0)
+    if (uid && (j->dev_kvm && j->kvm_gid != 0 ? setgroups(1, &j->kvm_gid) : setgroups(0, NULL)) < 0)
         return -1;
     *what = "dropping capabilities";
     if (caps) {
@@ -264,6 +264,10 @@ static pid_t clone_child(const struct mvm_jail *j, int *pidfd)
         flags |= CLONE_NEWNS;
     if ((j->layers & MVM_JAIL_NETNS) && j->netns_fd < 0)
         flags |= CLONE_NEWNET;
+    /* SysV IPC and POSIX message queues are per IPC namespace; without
+     * one, an escaped QEMU could reach the host's objects. */
+    if (j->layers & MVM_JAIL_IPCNS)
+        flags |= CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
     struct clone_args args = {
         .flags = flags,
         .pidfd = (uint64_t)(uintptr_t)pidfd,

@@ -33,7 +33,8 @@ enum mvm_jail_layer {
     MVM_JAIL_SECCOMP = 1 << 6, /* mvm's filter (jail-filter.c) */
     MVM_JAIL_RLIMITS = 1 << 7, /* no core dumps, bounded open files */
     MVM_JAIL_CGROUP = 1 << 8,  /* join cgroup_procs */
-    MVM_JAIL_ALL = (1 << 9) - 1,
+    MVM_JAIL_IPCNS = 1 << 9,   /* new IPC, UTS and cgroup namespaces */
+    MVM_JAIL_ALL = (1 << 10) - 1,
 };
 
 /* A host file or directory bound read-only into the jail at dst. */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "compress.h"
+#include "sha256.h"
 
 #define HDR_SETUP_SECTS    0x1f1
 #define HDR_MAGIC          0x202 /* "HdrS" */
@@ -274,17 +275,22 @@ int mvm_kernel_resolve(const char *kernel_opt, const char *modules_opt,
     return 0;
 }
 
-static uint64_t vmlinux_key(const struct mvm_kernel *k, const struct stat *st)
+/* Everything that identifies the image file's contents without reading
+ * it; SHA-256, so a crafted --kernel cannot take over another kernel's
+ * cache entry. */
+static void vmlinux_key(const struct mvm_kernel *k, const struct stat *st, char key[33])
 {
-    uint64_t h = FNV1A64_INIT;
-    uint64_t size = (uint64_t)st->st_size;
-    uint64_t mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    h = fnv1a64(h, k->image, strlen(k->image) + 1);
-    h = fnv1a64(h, &size, sizeof size);
-    h = fnv1a64(h, &mtime_ns, sizeof mtime_ns);
+    struct mvm_sha256 c;
+    mvm_sha256_init(&c);
     const char *release = k->release ? k->release : "";
-    h = fnv1a64(h, release, strlen(release) + 1);
-    return h;
+    mvm_sha256_update(&c, k->image, strlen(k->image) + 1);
+    mvm_sha256_update(&c, release, strlen(release) + 1);
+    uint64_t meta[] = {(uint64_t)st->st_dev,          (uint64_t)st->st_ino,
+                       (uint64_t)st->st_size,         (uint64_t)st->st_mtim.tv_sec,
+                       (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_ctim.tv_sec,
+                       (uint64_t)st->st_ctim.tv_nsec};
+    mvm_sha256_update(&c, meta, sizeof meta);
+    mvm_sha256_key(&c, key);
 }
 
 static int extract_to(const char *image, const char *out_path, void (*progress)(const char *what),
@@ -321,7 +327,9 @@ int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir,
         return mvm_error_set(err, errno, "kernel %s", k->image);
     if (mkdir_p(cache_dir, 0700) < 0)
         return mvm_error_set(err, errno, "creating %s", cache_dir);
-    char *out = xasprintf("%s/vmlinux-%016" PRIx64, cache_dir, vmlinux_key(k, &st));
+    char key[33];
+    vmlinux_key(k, &st, key);
+    char *out = xasprintf("%s/vmlinux-%s", cache_dir, key);
     if (!is_file(out) && extract_to(k->image, out, progress, err) < 0) {
         free(out);
         return mvm_error_wrap(err, "extracting the kernel");

@@ -16,7 +16,8 @@
 #include "session-int.h"
 #include "util.h"
 
-#define MAX_POLL (8 + 2 * MAX_SHARES)
+/* relay (4) + QMP, console, QEMU log, signals, QEMU pidfd + 2 per share */
+#define MAX_POLL (9 + 2 * MAX_SHARES)
 
 static void winsize(int fd, uint16_t *rows, uint16_t *cols)
 {
@@ -58,6 +59,7 @@ int session_terminal_setup(struct session *s, struct mvm_error **err)
     uint16_t rows, cols;
     winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
     mvm_relay_init(&s->relay, s->ctl_fd, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, s->tty);
+    mvm_relay_filter_terminals(&s->relay, s->stdout_tty, isatty(STDERR_FILENO));
     s->relay_started = true;
     mvm_relay_start(&s->relay, s->o->argv, s->o->argc, s->env, s->nenv, s->tty, rows, cols);
     return 0;
@@ -67,10 +69,17 @@ void session_terminal_restore(struct session *s)
 {
     if (s->relay_started) {
         mvm_relay_flush_user(&s->relay, 1000);
-        if (s->tty && s->stdout_tty) {
+        /* Switch off what the guest switched on, on each terminal. */
+        if (s->stdout_tty) {
             struct buf reset = {0};
             mvm_outfilter_reset(&s->relay.filter, &reset);
             write_all(STDOUT_FILENO, reset.data, reset.len);
+            buf_free(&reset);
+        }
+        if (s->relay.filter_err && s->relay.err_filter.modes) {
+            struct buf reset = {0};
+            mvm_outfilter_reset(&s->relay.err_filter, &reset);
+            write_all(STDERR_FILENO, reset.data, reset.len);
             buf_free(&reset);
         }
     }
@@ -97,8 +106,13 @@ static void drain_console(struct session *s)
             if (write_all(s->console_log, buf, w) == 0)
                 s->console_written += w;
         }
-        if (s->o->console || session_tracing())
-            write_all(STDERR_FILENO, buf, (size_t)n);
+        if (s->o->console || session_tracing()) {
+            /* Guest root writes what it likes to the serial port. */
+            struct buf out = {0};
+            mvm_outfilter_feed(&s->console_filter, buf, (size_t)n, &out);
+            write_all(STDERR_FILENO, out.data, out.len);
+            buf_free(&out);
+        }
     }
 }
 
@@ -191,7 +205,7 @@ struct poll_set {
 
 static int add_fd(struct poll_set *ps, int fd)
 {
-    if (fd < 0)
+    if (fd < 0 || ps->n >= MAX_POLL)
         return -1;
     ps->p[ps->n] = (struct pollfd){.fd = fd, .events = POLLIN};
     return ps->n++;
@@ -247,6 +261,8 @@ static int handle(struct session *s, struct poll_set *ps, int *code, struct mvm_
 {
     if (mvm_relay_handle(&s->relay, ps->p, err) < 0)
         return -1;
+    if (mvm_relay_done(&s->relay)) /* the rest of this round no longer matters */
+        return 0;
     if (s->relay.kill_requested)
         return mvm_error_set_code(err, 137, "VM killed from the terminal (~.)");
     if (ready(ps, ps->qmp)) {

@@ -1,4 +1,6 @@
 /* mvm: command dispatch.  The only place that exits. */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,11 +34,14 @@ static int cmd_run(int argc, char **argv)
 static int cmd_cleanup(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        puts("Usage: mvm cleanup\n\nRemoves the session directories (in " MVM_RUN_DIR
-             ") of sessions whose mvm\nprocess no longer exists, e.g. after kill -9.");
+        puts("Usage: mvm cleanup [--cache]\n\nRemoves the session directories (in " MVM_RUN_DIR
+             ") and cgroups of sessions\nwhose mvm process no longer exists, e.g. after kill -9.\n"
+             "  --cache   also empty " MVM_CACHE_DIR " (extracted kernels, initramfs images;\n"
+             "            rebuilt on the next run)");
         return 0;
     }
-    if (argc > 1) {
+    bool cache = argc > 1 && strcmp(argv[1], "--cache") == 0;
+    if (argc > 1 + cache) {
         fprintf(stderr, "mvm cleanup: unexpected argument '%s' (see mvm cleanup --help)\n",
                 argv[1]);
         return 125;
@@ -56,6 +61,13 @@ static int cmd_cleanup(int argc, char **argv)
     if (cg > 0)
         printf(" and %d cgroup%s", cg, cg == 1 ? "" : "s");
     printf("\n");
+    if (cache) {
+        if (remove_tree(MVM_CACHE_DIR) < 0) {
+            fprintf(stderr, "mvm: removing %s: %s\n", MVM_CACHE_DIR, strerror(errno));
+            return 125;
+        }
+        printf("emptied %s\n", MVM_CACHE_DIR);
+    }
     return 0;
 }
 

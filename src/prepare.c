@@ -96,7 +96,8 @@ static int plan_shares(struct session *s, struct mvm_error **err)
         return mvm_error_set(err, errno, "the current directory");
     s->cwd = xstrdup(buf);
     /* The guest's root is the host's /usr, read-only, always share 0. */
-    mvm_share_init(&s->shares[s->nshares++], "/usr", "/usr", true, "usr");
+    mvm_share_init(&s->shares[s->nshares], "/usr", "/usr", true, "usr");
+    s->shares[s->nshares++].system = true;
     if (!s->o->no_cwd) {
         size_t n;
         char **homes = mvm_user_homes(s->user.home, &n);
@@ -113,8 +114,8 @@ static int plan_shares(struct session *s, struct mvm_error **err)
             return -1;
     }
     for (size_t i = 1; i < s->nshares; i++)
-        if (!s->shares[i].ro &&
-            mvm_share_check_access(s->shares[i].host, s->user.uid, s->user.gid, err) < 0)
+        if (mvm_share_check_access(s->shares[i].host, s->shares[i].ro, s->user.uid, s->user.gid,
+                                   err) < 0)
             return -1;
     s->guest_cwd = xstrdup(s->share_dir ? s->cwd : s->guest_home);
     return 0;

@@ -22,8 +22,16 @@ void mvm_relay_init(struct mvm_relay *r, int ctl, int in_fd, int out_fd, int err
     r->in_window = MVM_PROTO_WINDOW;
     mvm_proto_decoder_init(&r->dec);
     mvm_outfilter_init(&r->filter);
+    mvm_outfilter_init(&r->err_filter);
+    r->filter_out = tty;
     mvm_escape_init(&r->escape);
     r->pi_ctl = r->pi_in = r->pi_out = r->pi_err = -1;
+}
+
+void mvm_relay_filter_terminals(struct mvm_relay *r, bool out_is_tty, bool err_is_tty)
+{
+    r->filter_out = r->tty || out_is_tty;
+    r->filter_err = err_is_tty;
 }
 
 void mvm_relay_clear(struct mvm_relay *r)
@@ -130,7 +138,8 @@ static void flush_toguest(struct mvm_relay *r)
  * an unfinished sequence back or removes bytes. */
 static void update_credit(struct mvm_relay *r)
 {
-    size_t held = (r->outbuf.len - r->out_off) + (r->errbuf.len - r->err_off) + r->filter.seqlen;
+    size_t held = (r->outbuf.len - r->out_off) + (r->errbuf.len - r->err_off) + r->filter.seqlen +
+                  r->err_filter.seqlen;
     if (held >= r->out_window_used)
         return;
     uint32_t give = r->out_window_used - (uint32_t)held;
@@ -176,8 +185,12 @@ static int on_output(struct mvm_relay *r, const struct mvm_proto_frame *f, struc
     if (is_out && r->out_broken)
         return 0; /* dropped; credited by update_credit */
     struct buf *b = is_out ? &r->outbuf : &r->errbuf;
-    if (r->tty && is_out)
+    /* Whatever lands on a terminal is filtered, pty or not: a guest
+     * writing to a pipe-fed command's stderr reaches the user's screen. */
+    if (is_out && r->filter_out)
         mvm_outfilter_feed(&r->filter, f->payload, f->len, b);
+    else if (!is_out && r->filter_err)
+        mvm_outfilter_feed(&r->err_filter, f->payload, f->len, b);
     else
         buf_append(b, f->payload, f->len);
     return 0;

@@ -30,7 +30,8 @@ struct mvm_relay {
     bool out_broken;          /* the reader of stdout went away */
     bool ctl_closed;          /* QEMU closed the control socket */
 
-    struct mvm_outfilter filter;
+    struct mvm_outfilter filter, err_filter; /* for stdout, stderr */
+    bool filter_out, filter_err;             /* the fd is a terminal */
     struct mvm_escape escape;
 
     bool ready; /* mvm-init said hello */
@@ -45,6 +46,10 @@ struct mvm_relay {
 
 void mvm_relay_init(struct mvm_relay *r, int ctl, int in_fd, int out_fd, int err_fd, bool tty);
 void mvm_relay_clear(struct mvm_relay *r);
+
+/* Filters stdout/stderr when they are terminals (always stdout with a
+ * pty).  Call after init. */
+void mvm_relay_filter_terminals(struct mvm_relay *r, bool out_is_tty, bool err_is_tty);
 
 /* Queue the command: argv (NULL/0 for the login shell), "NAME=VALUE"
  * environment entries, terminal flag and size. */

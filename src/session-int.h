@@ -20,7 +20,7 @@
 #include "share.h"
 #include "user.h"
 
-#define CACHE_DIR        "/var/cache/mvm"
+#define CACHE_DIR        MVM_CACHE_DIR
 #define CONSOLE_LOG_MAX  (1024 * 1024)
 #define TAIL_MAX         4096
 #define MAX_SHARES       16
@@ -66,6 +66,7 @@ struct session {
     int qemu_log, qmp_fd, ctl_fd, con_fd, console_log, sigfd;
     size_t console_written;
     struct tail console_tail, qemu_tail, share_tail[MAX_SHARES];
+    struct mvm_outfilter console_filter; /* --console output to stderr */
     struct mvm_qmp *qmp;
     struct mvm_relay relay;
     bool relay_started;

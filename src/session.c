@@ -23,6 +23,7 @@ void session_notice(const struct session *s, const char *fmt, ...)
     va_start(ap, fmt);
     cleanup_free char *msg = xvasprintf(fmt, ap);
     va_end(ap);
+    sanitize_text(msg);
     cleanup_free char *line = xasprintf("mvm: %s\n", msg);
     write_all(STDERR_FILENO, line, strlen(line));
 }
@@ -84,9 +85,7 @@ char *last_line(const struct tail *t)
     while (start > 0 && t->buf[start - 1] != '\n' && t->buf[start - 1] != '\r')
         start--;
     char *line = xstrndup(t->buf + start, end - start);
-    for (char *p = line; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-            *p = '?';
+    sanitize_text(line);
     return line;
 }
 

@@ -10,8 +10,9 @@
 
 #include "error.h"
 
-#define MVM_RUN_DIR "/run/mvm"
-#define MVM_ID_LEN  12
+#define MVM_RUN_DIR   "/run/mvm"
+#define MVM_CACHE_DIR "/var/cache/mvm"
+#define MVM_ID_LEN    12
 
 /* Creates run_dir (0700) if needed and a fresh run_dir/<id> (0700). */
 int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **dir,

@@ -2,8 +2,10 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static void oom(void)
@@ -249,4 +251,75 @@ void buf_free(struct buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), 0 if invalid.  C1
+ * controls (U+0080..U+009F) count as invalid: terminals act on them. */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
+    if (n == 0 || (n == 2 && c < 0xc2) || (c == 0xc2 && p[1] < 0xa0))
+        return 0; /* a continuation byte, overlong, or C1 */
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+void sanitize_text(char *s)
+{
+    unsigned char *r = (unsigned char *)s, *w = r;
+    while (*r) {
+        size_t n = utf8_len(r);
+        if (n == 0 || (n == 1 && (*r < 0x20 || *r == 0x7f))) {
+            *w++ = '?';
+            r++;
+            continue;
+        }
+        memmove(w, r, n);
+        w += n;
+        r += n;
+    }
+    *w = '\0';
+}
+
+int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, struct buf *out,
+           size_t max)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+            _exit(errno & 0xff);
+        _exit(fn(arg, p[1]) & 0xff);
+    }
+    close(p[1]);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(p[0], chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && out && out->len + (size_t)n <= max)
+            buf_append(out, chunk, (size_t)n);
+    close(p[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (!WIFEXITED(st)) {
+        errno = EINTR;
+        return -1;
+    }
+    return WEXITSTATUS(st);
 }

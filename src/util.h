@@ -90,6 +90,11 @@ int remove_tree(const char *path);
 uint64_t fnv1a64(uint64_t h, const void *data, size_t len);
 #define FNV1A64_INIT 0xcbf29ce484222325ULL
 
+/* Makes text safe to print on a terminal, in place: control characters
+ * (C0, DEL, C1 in any encoding) and invalid UTF-8 become '?'.  For every
+ * message that may carry guest or QEMU bytes. */
+void sanitize_text(char *s);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 
@@ -110,5 +115,14 @@ struct buf {
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(struct buf *b);
+
+/* Runs fn(arg, out_fd) in a child process that is uid/gid with no
+ * supplementary groups -- for looking at the invoking user's files with
+ * exactly the user's rights.  What fn writes to out_fd is collected into
+ * out (at most max bytes; out may be NULL).  Returns what fn returned
+ * (0..255, by convention 0 or an errno), or -1 with errno set when the
+ * child could not run. */
+int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, struct buf *out,
+           size_t max);
 
 #endif

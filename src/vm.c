@@ -4,12 +4,12 @@
  * Every step registers its undo before the next one starts. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,10 +61,14 @@ void session_stop_qemu(struct session *s)
 
 static json_t *state_json(const struct session *s)
 {
-    return json_pack("{s:s, s:i, s:I, s:i, s:s, s:I, s:i}", "id", s->id, "pid", (int)getpid(),
-                     "starttime", (json_int_t)mvm_proc_starttime(getpid()), "uid", (int)s->user.uid,
-                     "cwd", s->cwd, "created", (json_int_t)time(NULL), "qemu_pid",
-                     (int)s->qemu.pid);
+    json_t *st =
+        json_pack("{s:s, s:i, s:I, s:i, s:s, s:I, s:i}", "id", s->id, "pid", (int)getpid(),
+                  "starttime", (json_int_t)mvm_proc_starttime(getpid()), "uid", (int)s->user.uid,
+                  "cwd", s->cwd, "created", (json_int_t)time(NULL), "qemu_pid", (int)s->qemu.pid);
+    /* Keep the claim: other sessions read it to pick a different uid. */
+    if (s->jail_uid)
+        json_object_set_new(st, "jail_uid", json_integer(s->jail_uid));
+    return st;
 }
 
 static int write_state(struct session *s, struct mvm_error **err)
@@ -192,14 +196,17 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     };
     char **argv = mvm_qemu_argv(&spec);
     int logp[2];
-    if (pipe2(logp, O_CLOEXEC | O_NONBLOCK) < 0) {
+    if (pipe2(logp, O_CLOEXEC) < 0) {
         mvm_argv_free(argv);
         return mvm_error_set(err, errno, "pipe");
     }
+    fcntl(logp[0], F_SETFL, O_NONBLOCK); /* ours only: QEMU's writes may block */
     s->qemu_log = logp[0];
     char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
     const struct mvm_jail_bind binds[] = {{s->vmlinux, JAIL_KERNEL}, {s->initrd, JAIL_INITRD}};
-    struct group *kvm = getgrnam("kvm");
+    /* The group that may open /dev/kvm, never root's. */
+    struct stat kvm_st;
+    gid_t kvm_gid = s->kvm && stat("/dev/kvm", &kvm_st) == 0 ? kvm_st.st_gid : 0;
     struct mvm_jail j = {
         .name = "QEMU",
         .path = s->qemu_bin,
@@ -215,7 +222,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .binds = binds,
         .nbinds = 2,
         .dev_kvm = s->kvm,
-        .kvm_gid = kvm ? kvm->gr_gid : 0,
+        .kvm_gid = kvm_gid,
         .netns_fd = -1,
         .uid = s->jail_uid,
         .gid = (gid_t)s->jail_uid,

@@ -91,6 +91,22 @@ assert_eq 125 "$RC" "a --share path that does not exist is an error"
 assert_contains "$ERR" "$WORK/nope" "the error names the path"
 assert_no_leftovers "after the share runs"
 
+# A read-only --share serves no more than the user could read.
+as_user --share "$secret_dir:/mnt/s:ro" -- cat /mnt/s/key
+assert_eq 125 "$RC" "a --share the user cannot read is refused"
+assert_contains "$ERR" "cannot share $secret_dir read-only" "the refusal names the directory"
+assert_not_contains "$OUT" "topsecret" "nothing of it reaches the guest"
+
+# The user's config file is read with the user's rights only: a symlink
+# to /etc/shadow is an error, not a leak.
+mkdir -p "$TEST_HOME/.config/mvm"
+ln -sf /etc/shadow "$TEST_HOME/.config/mvm/config"
+chown -R "$TEST_USER:" "$TEST_HOME/.config"
+as_user -- true
+assert_eq 125 "$RC" "a config symlinked to /etc/shadow is an error"
+assert_not_contains "$ERR" "root:" "no line of /etc/shadow is echoed"
+rm -rf "$TEST_HOME/.config/mvm"
+
 # The serving virtiofsd processes (the forked children, not the waiting
 # parents): the read-write one in a user namespace mapping only the user,
 # the /usr one seeing its share read-only.

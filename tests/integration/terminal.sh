@@ -21,6 +21,20 @@ assert_not_contains "$(cat -v "$WORK/osc.out")" "]52;" "OSC 52 is filtered out"
 assert_contains "$(cat -v "$WORK/osc.out")" "A" "text before OSC 52 passes"
 assert_contains "$(cat -v "$WORK/osc.out")" "^[]0;title^GC" "other OSC sequences pass"
 
+# Without a pty (stdin is a pipe) stdout and stderr are still terminals:
+# still filtered.
+script -qec "cd '$PROJECT'; echo | '$MVM' run -q -- sh -c 'printf \"O\\033]52;c;SGk=\\007P\"; printf \"E\\033]52;c;SGk=\\007R\" >&2'" \
+    /dev/null < /dev/null > "$WORK/osc2.out"
+assert_not_contains "$(cat -v "$WORK/osc2.out")" "]52;" "OSC 52 is filtered on stdout and stderr without a pty"
+assert_contains "$(cat -v "$WORK/osc2.out")" "O^XP" "stdout text around it passes (a CAN marks the cut)"
+assert_contains "$(cat -v "$WORK/osc2.out")" "E^XR" "stderr text around it passes"
+
+# Messages that quote the guest (a command name full of escapes) are
+# printed with the control characters replaced.
+script -qec "cd '$PROJECT'; '$MVM' run -q -- \$'x\\e]52;c;SGk=\\ay'" /dev/null < /dev/null > "$WORK/name.out"
+assert_not_contains "$(cat -v "$WORK/name.out")" "^[]52" "a guest-chosen name cannot smuggle escapes into mvm's message"
+assert_contains "$(cat -v "$WORK/name.out")" "command not found" "the message is still printed"
+
 # Terminal modes the guest switched on are switched off at exit.
 script -qec "cd '$PROJECT'; '$MVM' run -q -- printf '\\033[?1049h\\033[?2004h\\033[?1000h'" \
     /dev/null < /dev/null > "$WORK/modes.out"

@@ -19,6 +19,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -145,6 +146,22 @@ static int do_clone_newuser(void)
     return p < 0 ? -1 : 0;
 }
 
+static int do_io_uring(void)
+{
+    char params[120]; /* struct io_uring_params */
+    memset(params, 0, sizeof params);
+    int fd = (int)syscall(SYS_io_uring_setup, 1, params);
+    if (fd >= 0)
+        close(fd);
+    return fd < 0 ? -1 : 0;
+}
+
+/* The SysV shared memory segment the test created on the host. */
+static int do_sysv_shm(void)
+{
+    return shmget(0x6d766d00, 0, 0) < 0 ? -1 : 0;
+}
+
 /* getpid through the i386 ABI: not the filter's architecture. */
 static int do_int80(void)
 {
@@ -243,6 +260,10 @@ static int run_check(const char *c)
         return kill(other_pid, 0);
     if (!strcmp(c, "i386_abi"))
         return do_int80();
+    if (!strcmp(c, "io_uring"))
+        return do_io_uring();
+    if (!strcmp(c, "sysv_shm"))
+        return do_sysv_shm();
     errno = ENOSYS;
     return -2;
 }

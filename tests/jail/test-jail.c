@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +79,9 @@ static const struct expect table[] = {
     /* Another system call ABI: the filter's architecture check kills.
      * Without it, getpid (or SIGSEGV where IA32 emulation is off). */
     {"i386_abi", "signal:31", SEC, "not:signal:31", false},
+    {"io_uring", "errno:EPERM", SEC, "ok", false},
+    /* a segment created on the host by main() */
+    {"sysv_shm", "errno:ENOENT", MVM_JAIL_IPCNS, "ok", false},
 };
 
 static const char *probe_path;
@@ -213,6 +217,11 @@ int main(int argc, char **argv)
     }
     printf("seccomp filter: %u rules\n", nrules);
     struct mvm_child other = start_other();
+    int shm = shmget(0x6d766d00, 4096, IPC_CREAT | IPC_EXCL | 0666);
+    if (shm < 0) {
+        printf("FAIL: creating the host's SysV segment: %s\n", strerror(errno));
+        return 1;
+    }
 
     const char *checks[64];
     int n = 0;
@@ -236,6 +245,7 @@ int main(int argc, char **argv)
         free(twin);
     }
     mvm_child_kill(&other);
+    shmctl(shm, IPC_RMID, NULL);
     mvm_jail_filter_free(filter);
     printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;

@@ -163,8 +163,8 @@ static void test_base_layout(void **state)
                         "building the guest initramfs for 6.1.0-test (first run only)");
     cleanup_free char *prefix = xasprintf("%s/initramfs-", fx->cache);
     assert_true(str_has_prefix(path, prefix));
-    assert_int_equal(strspn(path + strlen(prefix), "0123456789abcdef"), 16);
-    assert_string_equal(path + strlen(prefix) + 16, ".img");
+    assert_int_equal(strspn(path + strlen(prefix), "0123456789abcdef"), 32);
+    assert_string_equal(path + strlen(prefix) + 32, ".img");
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0644);

@@ -1,0 +1,116 @@
+/* util.c: the text sanitizer that every printed guest/QEMU-derived
+ * message goes through. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sha256.h"
+#include "util.h"
+
+static void check(const char *in, const char *want)
+{
+    char *s = xstrdup(in);
+    sanitize_text(s);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+static void test_plain_text_unchanged(void **state)
+{
+    check("hello, world: /tmp/x (42)", "hello, world: /tmp/x (42)");
+    check("", "");
+}
+
+static void test_utf8_kept(void **state)
+{
+    check("caf\xc3\xa9 \xc2\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+          "caf\xc3\xa9 \xc2\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+}
+
+static void test_c0_and_del_replaced(void **state)
+{
+    check("a\x1b]52;c;SGk=\x07z", "a?]52;c;SGk=?z");
+    check("tab\there\nnl\rcr\x7f", "tab?here?nl?cr?");
+}
+
+static void test_c1_replaced(void **state)
+{
+    /* U+009B (CSI) and U+009D (OSC) encoded, and raw 8-bit bytes */
+    check("x\xc2\x9b"
+          "21t",
+          "x?"
+          "?"
+          "21t");
+    check("\xc2\x9d"
+          "52;c;x\xc2\x9c",
+          "??52;c;x??");
+    check("raw\x9b"
+          "1m",
+          "raw?1m");
+}
+
+static void test_invalid_utf8_replaced(void **state)
+{
+    check("\xc0\xaf", "??");          /* overlong '/' */
+    check("\xe2\x82", "??");          /* truncated */
+    check("\xff\xfe", "??");          /* never valid */
+    check("ok\xe2\x28\xa1", "ok?(?"); /* bad continuation */
+}
+
+static void hex(const uint8_t *d, char *out)
+{
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* FIPS 180-4 / NIST example vectors. */
+static void test_sha256_vectors(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *want;
+    } v[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        struct mvm_sha256 c;
+        uint8_t d[32];
+        char out[65];
+        mvm_sha256_init(&c);
+        /* fed one byte at a time: block boundaries in every position */
+        for (size_t j = 0; v[i].in[j]; j++)
+            mvm_sha256_update(&c, v[i].in + j, 1);
+        mvm_sha256_final(&c, d);
+        hex(d, out);
+        assert_string_equal(out, v[i].want);
+    }
+    struct mvm_sha256 c;
+    uint8_t d[32];
+    char out[65];
+    char *a = xmalloc(1000000);
+    memset(a, 'a', 1000000);
+    mvm_sha256_init(&c);
+    mvm_sha256_update(&c, a, 1000000);
+    mvm_sha256_final(&c, d);
+    free(a);
+    hex(d, out);
+    assert_string_equal(out, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain_text_unchanged),  cmocka_unit_test(test_utf8_kept),
+        cmocka_unit_test(test_c0_and_del_replaced),   cmocka_unit_test(test_c1_replaced),
+        cmocka_unit_test(test_invalid_utf8_replaced), cmocka_unit_test(test_sha256_vectors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
