@@ -19,10 +19,16 @@
 #include "syscalls.h"
 #include "util.h"
 
-static const char *const candidates[] = {
-    "/usr/libexec/virtiofsd",  /* Rust: Debian 13, Fedora */
-    "/usr/lib/qemu/virtiofsd", /* C: Debian 12's qemu-system-common */
-    "/usr/libexec/qemu/virtiofsd", "/usr/bin/virtiofsd", NULL,
+/* Where virtiofsd lives.  Inside QEMU's own tree it is QEMU's C one
+ * (QEMU dropped it in 8.0); elsewhere it may be either. */
+static const struct {
+    const char *path;
+    bool qemu_tree;
+} candidates[] = {
+    {"/usr/libexec/virtiofsd", false},     /* Rust: Debian 13, Fedora */
+    {"/usr/lib/qemu/virtiofsd", true},     /* C: Debian 12's qemu-system-common */
+    {"/usr/libexec/qemu/virtiofsd", true}, /* C: QEMU's default install */
+    {"/usr/bin/virtiofsd", false},
 };
 
 /* The Rust virtiofsd takes --shared-dir; the C one -o source=. */
@@ -37,10 +43,11 @@ static enum mvm_virtiofsd_flavor detect_flavor(const char *path)
 
 int mvm_virtiofsd_find(struct mvm_virtiofsd *v, struct mvm_error **err)
 {
-    for (size_t i = 0; candidates[i]; i++) {
-        if (access(candidates[i], X_OK) == 0) {
-            v->path = xstrdup(candidates[i]);
-            v->flavor = detect_flavor(v->path);
+    for (size_t i = 0; i < ARRAY_SIZE(candidates); i++) {
+        if (access(candidates[i].path, X_OK) == 0) {
+            v->path = xstrdup(candidates[i].path);
+            /* Reading the binary is needed only where it is ambiguous. */
+            v->flavor = candidates[i].qemu_tree ? MVM_VIRTIOFSD_C : detect_flavor(v->path);
             return 0;
         }
     }

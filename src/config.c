@@ -38,29 +38,16 @@ static int read_in_child(void *arg, int out_fd)
     return n < 0 ? errno : 0;
 }
 
-/* The system file is root's; the user's is read with the user's rights
- * only (in a child), so a symlink to a root-only file such as /etc/shadow
- * cannot make mvm read it and echo it back in an error. */
+/* Reads path as uid/gid, in a child: the system file as mvm itself, the
+ * user's with the user's rights only, so a symlink to a root-only file
+ * such as /etc/shadow cannot make mvm read it and echo it back in an
+ * error. */
 static int apply_file(const char *path, uid_t uid, gid_t gid, struct mvm_run_opts *o,
                       struct mvm_error **err)
 {
     struct buf text = {0};
     struct read_req r = {path};
-    int rc;
-    if (uid == geteuid() || geteuid() != 0) { /* no one to switch to: read as ourselves */
-        int p[2];
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-            return mvm_error_set(err, errno, "reading %s", path);
-        rc = read_in_child(&r, p[1]); /* at most 64 KiB: fits the pipe */
-        close(p[1]);
-        char chunk[4096];
-        ssize_t n;
-        while ((n = read(p[0], chunk, sizeof chunk)) > 0)
-            buf_append(&text, chunk, (size_t)n);
-        close(p[0]);
-    } else {
-        rc = run_as(uid, gid, read_in_child, &r, &text, CONFIG_MAX);
-    }
+    int rc = run_as(uid, gid, read_in_child, &r, &text, CONFIG_MAX);
     if (rc == ENOENT || rc == ENOTDIR) {
         buf_free(&text);
         return 0;
@@ -85,7 +72,7 @@ int mvm_config_load_defaults(struct mvm_run_opts *o, struct mvm_error **err)
      * under sudo, which lets a user pick the environment it keeps). */
     const char *sys = getenv("MVM_SYSTEM_CONFIG");
     bool direct_root = getuid() == 0 && getenv("SUDO_UID") == NULL;
-    if (apply_file(sys && direct_root ? sys : "/etc/mvm/config", 0, 0, o, err) < 0)
+    if (apply_file(sys && direct_root ? sys : "/etc/mvm/config", geteuid(), getegid(), o, err) < 0)
         return -1;
     uid_t uid = getuid();
     gid_t gid = getgid();

@@ -86,7 +86,10 @@ static int base_key(const struct mvm_initramfs_base *spec, const struct mvm_modl
                            (uint64_t)st.st_ctim.tv_nsec};
         mvm_sha256_update(&c, meta, sizeof meta);
     }
-    mvm_sha256_update(&c, spec->init, spec->init_len);
+    if (spec->init_key)
+        hash_str(&c, spec->init_key);
+    else
+        mvm_sha256_update(&c, spec->init, spec->init_len);
     mvm_sha256_key(&c, key);
     return 0;
 }

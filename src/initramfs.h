@@ -17,6 +17,7 @@ struct mvm_initramfs_base {
     size_t nmodules;
     const void *init; /* the mvm-init binary */
     size_t init_len;
+    const char *init_key; /* SHA-256 of init, computed at build time; NULL: hash it here */
     const char *cache_dir;
     void (*progress)(const char *what); /* may be NULL; called before a slow build */
 };

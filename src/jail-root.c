@@ -15,6 +15,7 @@
 
 #include "jail.h"
 #include "syscalls.h"
+#include "util.h"
 
 /* Where the new root is assembled, in our private mount namespace. */
 #define STAGE "/tmp"
@@ -32,20 +33,6 @@ static int make_readonly(const char *path, bool dev)
     return mount(NULL, path, NULL, f, NULL);
 }
 
-static int mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int rc = mkdir(path, 0755);
-        *p = '/';
-        if (rc < 0 && errno != EEXIST)
-            return -1;
-    }
-    return 0;
-}
-
 /* Binds host src at dst (inside STAGE), read-only. */
 static int bind_ro(const char *src, const char *dst, bool dev)
 {
@@ -55,13 +42,18 @@ static int bind_ro(const char *src, const char *dst, bool dev)
         return -1;
     }
     struct stat st;
-    if (stat(src, &st) < 0 || mkdirs(path) < 0)
+    if (stat(src, &st) < 0) /* src may be /proc/self/fd/N: stat and mount follow it */
         return -1;
-    /* src may be an fd's /proc/self/fd/N, which stat and mount follow. */
     if (S_ISDIR(st.st_mode)) {
-        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        if (mkdir_p(path, 0755) < 0)
             return -1;
     } else {
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        int rc = mkdir_p(path, 0755);
+        *slash = '/';
+        if (rc < 0)
+            return -1;
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0)
             return -1;

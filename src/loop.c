@@ -65,23 +65,23 @@ int session_terminal_setup(struct session *s, struct mvm_error **err)
     return 0;
 }
 
+static void reset_modes(const struct mvm_outfilter *f, int fd)
+{
+    struct buf reset = {0};
+    mvm_outfilter_reset(f, &reset);
+    write_all(fd, reset.data, reset.len);
+    buf_free(&reset);
+}
+
 void session_terminal_restore(struct session *s)
 {
     if (s->relay_started) {
         mvm_relay_flush_user(&s->relay, 1000);
         /* Switch off what the guest switched on, on each terminal. */
-        if (s->stdout_tty) {
-            struct buf reset = {0};
-            mvm_outfilter_reset(&s->relay.filter, &reset);
-            write_all(STDOUT_FILENO, reset.data, reset.len);
-            buf_free(&reset);
-        }
-        if (s->relay.filter_err && s->relay.err_filter.modes) {
-            struct buf reset = {0};
-            mvm_outfilter_reset(&s->relay.err_filter, &reset);
-            write_all(STDERR_FILENO, reset.data, reset.len);
-            buf_free(&reset);
-        }
+        if (s->stdout_tty)
+            reset_modes(&s->relay.filter, STDOUT_FILENO);
+        if (s->relay.filter_err && s->relay.err_filter.modes)
+            reset_modes(&s->relay.err_filter, STDERR_FILENO);
     }
     if (s->tio_saved)
         tcsetattr(STDIN_FILENO, TCSADRAIN, &s->tio);
@@ -289,12 +289,11 @@ static int handle(struct session *s, struct poll_set *ps, int *code, struct mvm_
                     return vm_died(s, err);
                 continue;
             }
-            drain_log(s->shares[i].log_fd, &s->share_tail[i]);
-            cleanup_free char *why = last_line(&s->share_tail[i]);
+            cleanup_free char *why = helper_last_words(s->shares[i].log_fd, &s->share_tail[i]);
             return mvm_error_set(err, 0,
                                  "virtiofsd for %s exited unexpectedly (%s); the VM was "
                                  "destroyed",
-                                 s->shares[i].host, why[0] ? why : "no message");
+                                 s->shares[i].host, why);
         }
     }
     if (ready(ps, ps->sig) && on_signal(s, code, err) < 0)

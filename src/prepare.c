@@ -214,6 +214,7 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         .nmodules = 3,
         .init = mvm_init_blob,
         .init_len = mvm_init_blob_size,
+        .init_key = mvm_init_blob_key,
         .cache_dir = CACHE_DIR,
         .progress = s->o->quiet ? NULL : progress,
     };

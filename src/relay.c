@@ -201,7 +201,6 @@ static int on_frame(struct mvm_relay *r, const struct mvm_proto_frame *f, struct
     switch (f->type) {
     case MVM_MSG_READY:
         r->ready = true;
-        r->ready_ns = now_ns();
         return 0;
     case MVM_MSG_STDOUT:
     case MVM_MSG_STDERR:

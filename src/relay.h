@@ -34,8 +34,7 @@ struct mvm_relay {
     bool filter_out, filter_err;             /* the fd is a terminal */
     struct mvm_escape escape;
 
-    bool ready; /* mvm-init said hello */
-    uint64_t ready_ns;
+    bool ready;       /* mvm-init said hello */
     bool have_status; /* EXIT or ERROR received */
     int status;
     char *guest_error; /* ERROR's message */

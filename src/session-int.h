@@ -31,6 +31,7 @@
 
 extern const unsigned char mvm_init_blob[];
 extern const unsigned long mvm_init_blob_size;
+extern const char mvm_init_blob_key[]; /* its SHA-256, from init-key.cmake */
 
 /* The last bytes of a stream, for error messages. */
 struct tail {
@@ -96,6 +97,9 @@ bool session_tracing(void);
 void drain_log(int fd, struct tail *t);
 /* The last non-empty line of t, control characters replaced; never NULL. */
 char *last_line(const struct tail *t);
+/* What a helper said last on its log fd (drained into t first), or "no
+ * message": for the error when it exits. */
+char *helper_last_words(int fd, struct tail *t);
 
 /* prepare.c: everything decided before anything is created. */
 int session_prepare(struct session *s, struct mvm_error **err);

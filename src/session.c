@@ -89,6 +89,16 @@ char *last_line(const struct tail *t)
     return line;
 }
 
+char *helper_last_words(int fd, struct tail *t)
+{
+    drain_log(fd, t);
+    char *why = last_line(t);
+    if (why[0] != '\0')
+        return why;
+    free(why);
+    return xstrdup("no message");
+}
+
 /* Signals become events on a signalfd; children get a clean mask back
  * in jail.c.  SIGPIPE is ignored: a closed stdout shows up as EPIPE. */
 static int setup_signals(struct session *s, struct mvm_error **err)
@@ -158,10 +168,15 @@ static void release(struct session *s)
 
 int mvm_session_run(const struct mvm_run_opts *o)
 {
-    struct session s = {.o = o, .t0 = now_ns(), .qemu = MVM_CHILD_INIT};
-    int *fds[] = {&s.qemu_log, &s.qmp_fd, &s.ctl_fd, &s.con_fd, &s.console_log, &s.sigfd};
-    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
-        *fds[i] = -1;
+    struct session s = {.o = o,
+                        .t0 = now_ns(),
+                        .qemu = MVM_CHILD_INIT,
+                        .qemu_log = -1,
+                        .qmp_fd = -1,
+                        .ctl_fd = -1,
+                        .con_fd = -1,
+                        .console_log = -1,
+                        .sigfd = -1};
     cleanup_error struct mvm_error *err = NULL;
     int code;
     if (setup_signals(&s, &err) < 0 || session_prepare(&s, &err) < 0 ||

@@ -74,19 +74,31 @@ uint64_t mvm_proc_starttime(pid_t pid)
     return p && sscanf(p, " %llu", &t) == 1 ? t : 0;
 }
 
-static bool session_alive(const char *dir)
+/* Reads dir/state.json: -1 when there is none (or it is unreadable);
+ * else whether its mvm (pid + start time) still runs, and the jail uid it
+ * claimed (0 if none). */
+static int read_state(const char *dir, uid_t *jail_uid)
 {
     cleanup_free char *path = xasprintf("%s/state.json", dir);
     json_t *state = json_load_file(path, 0, NULL);
-    if (state == NULL) {
-        struct stat st;
-        /* No state yet: a session being created, unless it is old. */
-        return stat(dir, &st) == 0 && time(NULL) - st.st_mtime < 60;
-    }
+    if (state == NULL)
+        return -1;
     json_int_t pid = json_integer_value(json_object_get(state, "pid"));
     json_int_t start = json_integer_value(json_object_get(state, "starttime"));
+    *jail_uid = (uid_t)json_integer_value(json_object_get(state, "jail_uid"));
     json_decref(state);
     return pid > 0 && start > 0 && mvm_proc_starttime((pid_t)pid) == (uint64_t)start;
+}
+
+static bool session_alive(const char *dir)
+{
+    uid_t unused;
+    int alive = read_state(dir, &unused);
+    if (alive >= 0)
+        return alive;
+    /* No state yet: a session being created, unless it is old. */
+    struct stat st;
+    return stat(dir, &st) == 0 && time(NULL) - st.st_mtime < 60;
 }
 
 int mvm_sessiondir_cleanup(const char *run_dir, struct mvm_error **err)
@@ -113,16 +125,8 @@ int mvm_sessiondir_cleanup(const char *run_dir, struct mvm_error **err)
 /* The jail uid a live session holds, or 0. */
 static uid_t live_jail_uid(const char *dir)
 {
-    cleanup_free char *path = xasprintf("%s/state.json", dir);
-    json_t *state = json_load_file(path, 0, NULL);
-    if (state == NULL)
-        return 0;
-    json_int_t uid = json_integer_value(json_object_get(state, "jail_uid"));
-    json_int_t pid = json_integer_value(json_object_get(state, "pid"));
-    json_int_t start = json_integer_value(json_object_get(state, "starttime"));
-    json_decref(state);
-    bool alive = pid > 0 && start > 0 && mvm_proc_starttime((pid_t)pid) == (uint64_t)start;
-    return alive ? (uid_t)uid : 0;
+    uid_t uid = 0;
+    return read_state(dir, &uid) == 1 ? uid : 0;
 }
 
 static void mark_taken(const char *run_dir, const char *self, bool *taken)

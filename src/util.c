@@ -302,7 +302,9 @@ int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, st
     }
     if (pid == 0) {
         close(p[0]);
-        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+        bool already = uid == geteuid() && gid == getegid(); /* nothing to drop to */
+        if (!already && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+                         setresuid(uid, uid, uid) < 0))
             _exit(errno & 0xff);
         _exit(fn(arg, p[1]) & 0xff);
     }

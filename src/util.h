@@ -86,7 +86,8 @@ int mkdir_p(const char *path, mode_t mode);
 /* rm -rf of a directory tree without following symlinks; ENOENT is fine. */
 int remove_tree(const char *path);
 
-/* 64-bit FNV-1a: cache keys, never security. */
+/* 64-bit FNV-1a: quick fingerprints (the fuzzers compare runs), never
+ * security or cache keys (sha256.h). */
 uint64_t fnv1a64(uint64_t h, const void *data, size_t len);
 #define FNV1A64_INIT 0xcbf29ce484222325ULL
 
@@ -118,7 +119,8 @@ void buf_free(struct buf *b);
 
 /* Runs fn(arg, out_fd) in a child process that is uid/gid with no
  * supplementary groups -- for looking at the invoking user's files with
- * exactly the user's rights.  What fn writes to out_fd is collected into
+ * exactly the user's rights (when the caller already is uid/gid, it keeps
+ * its identity as it is).  What fn writes to out_fd is collected into
  * out (at most max bytes; out may be NULL).  Returns what fn returned
  * (0..255, by convention 0 or an errno), or -1 with errno set when the
  * child could not run. */

@@ -295,14 +295,12 @@ static int helper_died(struct session *s, struct mvm_error **err)
     for (size_t i = 0; i < s->nshares; i++) {
         if (!mvm_child_poll(&s->shares[i].proc))
             continue;
-        drain_log(s->shares[i].log_fd, &s->share_tail[i]);
-        cleanup_free char *why = last_line(&s->share_tail[i]);
+        cleanup_free char *why = helper_last_words(s->shares[i].log_fd, &s->share_tail[i]);
         return mvm_error_set(err, 0, "virtiofsd for %s exited at start (%s)", s->shares[i].host,
-                             why[0] ? why : "no message");
+                             why);
     }
-    drain_log(s->qemu_log, &s->qemu_tail);
-    cleanup_free char *why = last_line(&s->qemu_tail);
-    return mvm_error_set(err, 0, "QEMU exited at start (%s)", why[0] ? why : "no message");
+    cleanup_free char *why = helper_last_words(s->qemu_log, &s->qemu_tail);
+    return mvm_error_set(err, 0, "QEMU exited at start (%s)", why);
 }
 
 /* QEMU greets on QMP once its devices are up, which includes the

@@ -176,10 +176,9 @@ int main(void)
     uint8_t ready[MVM_PROTO_HEADER + 4];
     mvm_proto_header(ready, MVM_MSG_READY, 0, 4);
     mvm_put_u32(ready + MVM_PROTO_HEADER, MVM_PROTO_VERSION);
-    ssize_t wr = write(port, ready, sizeof ready);
-    char msg[64];
-    snprintf(msg, sizeof msg, "READY written: %zd (%s)", wr, wr < 0 ? strerror(errno) : "ok");
-    guest_trace(msg);
+    if (write(port, ready, sizeof ready) != (ssize_t)sizeof ready)
+        guest_log("telling the host we are up: %s", strerror(errno));
+    guest_trace("ready sent");
 
     struct guest_session s = {0};
     if (guest_session_load(GUEST_SESSION_PATH, &s, why, sizeof why) < 0 ||
