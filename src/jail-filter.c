@@ -57,6 +57,8 @@ static const char *const deny_eperm[] = {
     "vhangup",
     "lookup_dcookie",
     "fanotify_init",
+    /* Segment descriptors of its own: 16-bit code and old exploits. */
+    "modify_ldt",
     /* io_uring runs operations (socket creation among them) that seccomp
      * never sees, and is a large attack surface; QEMU falls back without. */
     "io_uring_setup",
@@ -103,6 +105,13 @@ static int add_rules(scmp_filter_ctx ctx, unsigned *n)
     /* clone3 passes its flags in memory a filter cannot read: make libc
      * fall back to clone(), whose flags are checked above. */
     if (rc == 0 && (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) == 0)
+        (*n)++;
+    /* Another execution domain (READ_IMPLIES_EXEC, a 32-bit address
+     * space...) weakens the process: only the default persona (0) may be
+     * set.  A filter rule compares an argument once, so the query
+     * (0xffffffff) is refused too; QEMU does not ask. */
+    if (rc == 0 && (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
+                                          SCMP_A0(SCMP_CMP_NE, 0))) == 0)
         (*n)++;
     /* Sockets: QEMU gets every network endpoint as a descriptor. */
     if (rc == 0 && (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,

@@ -211,6 +211,10 @@ static void __attribute__((noreturn)) child_main(const struct mvm_jail *j, struc
         fail(cf->errpipe, "setting resource limits");
     if ((j->layers & MVM_JAIL_CGROUP) && join_cgroup(j) < 0)
         fail(cf->errpipe, "joining the session's cgroup");
+    /* After joining: the namespace is rooted where the process is then,
+     * so it sees its own cgroup as / and nothing above it. */
+    if ((j->layers & MVM_JAIL_IPCNS) && unshare(CLONE_NEWCGROUP) < 0)
+        fail(cf->errpipe, "creating a cgroup namespace");
     if (j->setup && j->setup(j->setup_arg, &what) < 0)
         fail(cf->errpipe, what);
     if (j->uid_map)
@@ -265,9 +269,10 @@ static pid_t clone_child(const struct mvm_jail *j, int *pidfd)
     if ((j->layers & MVM_JAIL_NETNS) && j->netns_fd < 0)
         flags |= CLONE_NEWNET;
     /* SysV IPC and POSIX message queues are per IPC namespace; without
-     * one, an escaped QEMU could reach the host's objects. */
+     * one, an escaped QEMU could reach the host's objects.  The cgroup
+     * namespace comes later, once the child is in its cgroup. */
     if (j->layers & MVM_JAIL_IPCNS)
-        flags |= CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+        flags |= CLONE_NEWIPC | CLONE_NEWUTS;
     struct clone_args args = {
         .flags = flags,
         .pidfd = (uint64_t)(uintptr_t)pidfd,
@@ -345,6 +350,37 @@ int mvm_jail_start(const struct mvm_jail *j, struct mvm_child *c, struct mvm_err
         return -1;
     }
     return await_exec(j, c, rd, err);
+}
+
+int mvm_jail_userns_fd(const char *uid_map, const char *gid_map, struct mvm_error **err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return mvm_error_set(err, errno, "creating a user namespace: pipe");
+    struct clone_args args = {.flags = CLONE_NEWUSER, .exit_signal = SIGCHLD};
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) { /* holds the namespace until mvm has opened it */
+        char c;
+        close(p[1]);
+        (void)!read(p[0], &c, 1);
+        _exit(0);
+    }
+    close(p[0]);
+    int fd = -1;
+    if (pid > 0 && write_map(pid, "uid_map", uid_map) == 0 &&
+        write_map(pid, "gid_map", gid_map) == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    int e = pid < 0 ? errno : fd < 0 ? errno : 0;
+    close(p[1]);
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    if (fd < 0)
+        return mvm_error_set(err, e, "creating a user namespace for an idmapped mount");
+    return fd;
 }
 
 int mvm_child_poll(struct mvm_child *c)

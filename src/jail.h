@@ -3,7 +3,8 @@
  * A description goes in, a started child with a pidfd comes out.  The
  * child is forked from the main thread (the parent-death signal follows
  * the forking thread) and, before exec, in this order: its own process
- * group; rlimits; the session's cgroup; optional pre-namespace setup and
+ * group; rlimits; the session's cgroup, then a cgroup namespace rooted
+ * there; optional pre-namespace setup and
  * user namespace (virtiofsd); the network namespace; only the listed fds,
  * a fixed environment; a new mount namespace whose root (pivot_root, old
  * root detached) holds only read-only /usr, the loader's files, a minimal
@@ -88,6 +89,11 @@ struct mvm_child {
     }
 
 int mvm_jail_start(const struct mvm_jail *j, struct mvm_child *c, struct mvm_error **err);
+
+/* A user namespace with the given maps and no process left in it, as an
+ * fd (O_CLOEXEC): what an idmapped mount takes.  A short-lived child
+ * creates it and mvm writes the maps from outside. */
+int mvm_jail_userns_fd(const char *uid_map, const char *gid_map, struct mvm_error **err);
 
 /* jail-filter.c: mvm's seccomp filter (a libseccomp context), its rule
  * count, and its release. */

@@ -264,6 +264,16 @@ static int run_check(const char *c)
         return do_io_uring();
     if (!strcmp(c, "sysv_shm"))
         return do_sysv_shm();
+    if (!strcmp(c, "personality_default")) /* the default persona stays allowed */
+        return sys(SYS_personality, 0, 0, 0, 0, 0) < 0 ? -1 : 0;
+    if (!strcmp(c, "personality_linux32")) /* 0x0008: PER_LINUX32 */
+        return sys(SYS_personality, 0x0008, 0, 0, 0, 0) < 0 ? -1 : 0;
+    if (!strcmp(c, "personality_exec")) /* READ_IMPLIES_EXEC */
+        return sys(SYS_personality, 0x0400000, 0, 0, 0, 0) < 0 ? -1 : 0;
+    if (!strcmp(c, "modify_ldt")) {
+        char table[64];
+        return sys(SYS_modify_ldt, 0, (long)table, sizeof table, 0, 0) < 0 ? -1 : 0;
+    }
     errno = ENOSYS;
     return -2;
 }

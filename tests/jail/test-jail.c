@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +81,11 @@ static const struct expect table[] = {
      * Without it, getpid (or SIGSEGV where IA32 emulation is off). */
     {"i386_abi", "signal:31", SEC, "not:signal:31", false},
     {"io_uring", "errno:EPERM", SEC, "ok", false},
+    {"personality_default", "ok", 0, NULL, false},
+    {"personality_linux32", "errno:EPERM", SEC, "ok", false},
+    {"personality_exec", "errno:EPERM", SEC, "ok", false},
+    /* ENOSYS where the kernel has no modify_ldt */
+    {"modify_ldt", "errno:EPERM", SEC, "not:EPERM", false},
     /* a segment created on the host by main() */
     {"sysv_shm", "errno:ENOENT", MVM_JAIL_IPCNS, "ok", false},
 };
@@ -208,6 +214,11 @@ int main(int argc, char **argv)
         return 2;
     }
     probe_path = argv[1];
+    /* mvm creates it on first use; a fresh machine has none yet. */
+    if (mkdir(MVM_RUN_DIR, 0700) < 0 && errno != EEXIST) {
+        printf("FAIL: creating %s: %s\n", MVM_RUN_DIR, strerror(errno));
+        return 1;
+    }
     unsigned nrules = 0;
     struct mvm_error *err = NULL;
     filter = mvm_jail_filter_new(&nrules, &err);
