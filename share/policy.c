@@ -28,14 +28,18 @@ static bool is_under(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-static char *git_top(const char *dir)
+/* The nearest directory at or above dir holding a .git; *git_uid gets the
+ * owner of that .git. */
+static char *git_top(const char *dir, uid_t *git_uid)
 {
     cleanup_free char *p = xstrdup(dir);
     for (;;) {
         cleanup_free char *dotgit = xasprintf("%s/.git", strcmp(p, "/") == 0 ? "" : p);
         struct stat st;
-        if (lstat(dotgit, &st) == 0)
+        if (lstat(dotgit, &st) == 0) {
+            *git_uid = st.st_uid;
             return steal_pointer(&p);
+        }
         char *slash = strrchr(p, '/');
         if (slash == NULL || slash == p)
             return NULL; /* never treat "/" as a repository */
@@ -76,12 +80,22 @@ static int check_dir(const char *dir, char *const *homes, size_t nhomes, struct 
     return 0;
 }
 
-int mvm_share_auto_dir(const char *cwd, char *const *homes, size_t nhomes, char **dir,
-                       struct mvm_error **err)
+int mvm_share_auto_dir(const char *cwd, uid_t uid, char *const *homes, size_t nhomes, char **dir,
+                       char **note, struct mvm_error **err)
 {
+    *note = NULL;
     /* A repository whose top may not be shared (a dotfiles repository in
      * the home directory) falls back to the working directory itself. */
-    cleanup_free char *top = git_top(cwd);
+    uid_t git_uid = 0;
+    cleanup_free char *top = git_top(cwd, &git_uid);
+    /* Anyone may plant a .git in a shared directory above the project
+     * (/var/tmp/.git): only the user's own repository widens the share. */
+    if (top && git_uid != uid) {
+        *note = xasprintf("not sharing the repository at %s: its .git belongs to uid %u, not to "
+                          "uid %u; sharing %s alone",
+                          top, (unsigned)git_uid, (unsigned)uid, cwd);
+        free(steal_pointer(&top));
+    }
     if (top && check_dir(top, homes, nhomes, NULL) == 0) {
         *dir = steal_pointer(&top);
         return 0;

@@ -2,12 +2,17 @@
  *
  * Owns: finding virtiofsd (QEMU 7.2's C one or the Rust one), starting
  * one per share on an already-listening socket (--fd=, so nothing is left
- * in the filesystem), the isolation mvm adds around it (a read-only bind
- * mount in a private mount namespace for read-only shares; a user
- * namespace for all, mapping only the invoking user for read-write ones),
- * and the
- * rules for the automatic share of the working directory.  Knows nothing
- * about the CLI or the session. */
+ * in the filesystem), the isolation mvm adds around it, and the rules for
+ * the automatic share of the working directory.  Knows nothing about the
+ * CLI or the session.
+ *
+ * Isolation: each virtiofsd gets a private mount namespace in which the
+ * share is mounted at a fixed path (so no host path reaches its command
+ * line), read-only for read-only shares; a user namespace and an IPC
+ * namespace of its own; and host ids that are never root's: the invoking
+ * user's for their shares, else ids of mvm's helper block, onto which an
+ * idmapped mount shifts the files' owners (the system's /usr, and shares
+ * of a root invocation). */
 #ifndef MVM_SHARE_H
 #define MVM_SHARE_H
 
@@ -39,14 +44,22 @@ struct mvm_share_owner {
     gid_t gid, guest_gid;
 };
 
+/* Host ids a session's virtiofsd may run as: a block per session, outside
+ * every range of real accounts.  The system tree's server takes the first
+ * MVM_SHARE_SYSTEM_IDS (the host's ids 0..1023 appear to it shifted onto
+ * them); a share whose owner is root, one id after those. */
+#define MVM_SHARE_SYSTEM_IDS 1024u
+#define MVM_SHARE_IDS        2048u
+
 struct mvm_share {
     char *host;  /* absolute, symlinks resolved */
     char *guest; /* absolute path in the guest */
     bool ro;
-    bool system; /* the host's /usr: served with the host's ids, read-only */
-    char *tag;   /* virtiofs tag */
-    int qemu_fd; /* connected vhost-user socket for QEMU, or -1 */
-    int log_fd;  /* read end of virtiofsd's stderr, or -1 */
+    bool system;   /* the host's /usr: served with the host's ids, read-only */
+    char *tag;     /* virtiofs tag */
+    int qemu_fd;   /* connected vhost-user socket for QEMU, or -1 */
+    int log_fd;    /* read end of virtiofsd's stderr, or -1 */
+    bool no_idmap; /* system tree served without idmapped mounts */
     struct mvm_child proc;
 };
 
@@ -55,23 +68,35 @@ void mvm_share_init(struct mvm_share *sh, const char *host, const char *guest, b
 
 /* Starts virtiofsd for sh.  sock_dir is a private directory (0700) for
  * the moment the listening socket needs a name; the name is unlinked
- * before this returns.  On success sh->qemu_fd is ready for
- * -chardev socket,fd=. */
+ * before this returns.  server_id is the host uid/gid it runs as where
+ * the owner is not the invoking user (see MVM_SHARE_IDS): the first of
+ * the block for the system tree, another one for each other share.  On
+ * success sh->qemu_fd is ready for -chardev socket,fd=. */
 int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const char *sock_dir,
-                    const struct mvm_share_owner *owner, struct mvm_error **err);
+                    const struct mvm_share_owner *owner, uid_t server_id, struct mvm_error **err);
+
+/* virtiofsd's argv for serving dir on the listening socket fd, or NULL
+ * (with err) when this flavour cannot take dir.  Pure.  Any byte of dir
+ * reaches virtiofsd as that byte: escaped for the C flavour's -o, a
+ * --shared-dir= of its own for the Rust one. */
+char **mvm_virtiofsd_argv(const struct mvm_virtiofsd *v, const char *dir, bool ro, int fd,
+                          struct mvm_error **err);
+void mvm_virtiofsd_argv_free(char **argv);
 
 /* Kills virtiofsd (if still running) and closes the fds; idempotent. */
 void mvm_share_stop(struct mvm_share *sh);
 void mvm_share_clear(struct mvm_share *sh);
 
 /* The directory to share automatically for cwd: the top of its git
- * repository (so the guest sees .git), else cwd itself.  Refused -- with
+ * repository (so the guest sees .git) when that .git belongs to uid (the
+ * invoking user), else cwd itself -- with *note saying why (free it; NULL
+ * when there is nothing to say).  Refused -- with
  * an error suggesting --no-cwd or a project directory -- when it is /,
  * a system directory, inside /etc, /boot, /proc, /sys or /dev, one of
  * `homes` or a parent of one, or holds .ssh, .gnupg, .aws, .kube or
  * .password-store.  `homes` are the home directories of real users. */
-int mvm_share_auto_dir(const char *cwd, char *const *homes, size_t nhomes, char **dir,
-                       struct mvm_error **err);
+int mvm_share_auto_dir(const char *cwd, uid_t uid, char *const *homes, size_t nhomes, char **dir,
+                       char **note, struct mvm_error **err);
 
 /* Whether uid/gid (no supplementary groups) can read and enter dir, and
  * write it unless ro, as virtiofsd will. */

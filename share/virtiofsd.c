@@ -1,8 +1,9 @@
 /* Starting virtiofsd for one share.  virtiofsd sandboxes itself once QEMU
  * connects (namespaces, seccomp, dropped capabilities) and needs its
  * capabilities for that, so mvm adds only what virtiofsd cannot do itself:
- * read-only enforcement for the C version (it has no such option) and a
- * user namespace that maps nothing but the invoking user. */
+ * read-only enforcement for the C version (it has no such option), a user
+ * namespace that maps nothing but the ids it serves as, and host ids that
+ * are never root's (idmapped mounts, see share.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -102,84 +103,237 @@ static int socket_pair_for(const char *sock_dir, const char *tag, int *listen_fd
     return 0;
 }
 
-/* In the child, for read-only shares: a private mount namespace in which
- * the share is a recursive read-only bind mount.  virtiofsd's own mount
- * namespace is copied from this one, so the guest gets EROFS even if it
- * mounts the share read-write. */
-static int setup_readonly(void *arg, const char **what)
+/* The C virtiofsd splits -o on commas and reads backslash escapes (\,
+ * \\ and octal \ooo): anything but a plain path byte goes in octal, so a
+ * directory named "x,source=/home" is that directory and nothing else. */
+static char *c_option_escape(const char *path)
 {
-    const char *dir = arg;
-    *what = "making the share read-only";
-    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-        mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+    struct buf b = {0};
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/._-+", *p) != NULL)
+            buf_append(&b, p, 1);
+        else
+            buf_printf(&b, "\\%03o", *p);
+    }
+    buf_append(&b, "", 1);
+    return (char *)b.data;
+}
+
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80             ? 0
+                : (*p & 0xe0) == 0xc0 ? 1
+                : (*p & 0xf0) == 0xe0 ? 2
+                : (*p & 0xf8) == 0xf0 ? 3
+                                      : -1;
+        if (n < 0 || (n == 1 && *p < 0xc2) || (n == 3 && *p > 0xf4))
+            return false;
+        for (int i = 1; i <= n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+char **mvm_virtiofsd_argv(const struct mvm_virtiofsd *v, const char *dir, bool ro, int fd,
+                          struct mvm_error **err)
+{
+    if (dir[0] != '/')
+        return mvm_error_set(err, 0, "cannot share %s: not an absolute path", dir), NULL;
+    /* The Rust virtiofsd takes the path as a UTF-8 string. */
+    if (v->flavor == MVM_VIRTIOFSD_RUST && !utf8_valid(dir))
+        return mvm_error_set(err, 0,
+                             "cannot share %s: its name is not valid UTF-8, which %s cannot take; "
+                             "rename it or share a directory above it",
+                             dir, v->path),
+               NULL;
+    /* Read-only trees never change under the guest: cache them. */
+    const char *cache = ro ? "always" : "auto";
+    char **argv = xmalloc(16 * sizeof *argv);
+    size_t i = 0;
+    argv[i++] = xstrdup(v->path);
+    argv[i++] = xasprintf("--fd=%d", fd);
+    if (v->flavor == MVM_VIRTIOFSD_C) {
+        cleanup_free char *esc = c_option_escape(dir);
+        argv[i++] = xstrdup("-o");
+        argv[i++] = xasprintf("source=%s,cache=%s,sandbox=namespace,announce_submounts,"
+                              "log_level=warn",
+                              esc, cache);
+    } else {
+        argv[i++] = xasprintf("--shared-dir=%s", dir);
+        argv[i++] = xasprintf("--cache=%s", cache);
+        argv[i++] = xstrdup("--sandbox=namespace");
+        argv[i++] = xstrdup("--announce-submounts");
+        argv[i++] = xstrdup("--log-level=warn");
+    }
+    argv[i++] = xstrdup("--rlimit-nofile=0"); /* mvm set the limit */
+    argv[i] = NULL;
+    return argv;
+}
+
+void mvm_virtiofsd_argv_free(char **argv)
+{
+    for (char **p = argv; p && *p; p++)
+        free(*p);
+    free(argv);
+}
+
+/* A detached copy of dir's mount tree in which the files' owners appear
+ * as what the maps turn them into: the server then runs as those ids
+ * while the files on disk keep theirs.  Submounts that cannot be
+ * idmapped (EINVAL) leave the top mount alone, without its submounts. */
+static int idmapped_tree(const char *dir, bool ro, const char *uid_map, const char *gid_map,
+                         int *tree_fd, struct mvm_error **err)
+{
+    cleanup_close int ns = mvm_jail_userns_fd(uid_map, gid_map, err);
+    if (ns < 0)
         return -1;
-    if (mvm_mount_setattr_recursive(dir, MOUNT_ATTR_RDONLY) == 0)
+    int e = 0;
+    for (int recursive = 1; recursive >= 0; recursive--) {
+        cleanup_close int fd = mvm_open_tree_clone(dir, recursive);
+        if (fd < 0)
+            return mvm_error_set(err, errno, "cloning the mount of %s", dir);
+        if (mvm_mount_setattr_idmap(fd, ns, ro, recursive) == 0) {
+            *tree_fd = steal_fd(&fd);
+            return 0;
+        }
+        e = errno;
+        if (e != EINVAL)
+            break;
+    }
+    return mvm_error_set(err, e,
+                         "idmapping %s (its file system needs idmapped mounts: ext4, xfs, "
+                         "btrfs, or tmpfs on Linux 6.3+)",
+                         dir);
+}
+
+/* Where the share appears in virtiofsd's mount namespace: on a tmpfs of
+ * its own over /run, so the server needs no right to the share's parent
+ * directories (root's /root, for one) and no host path reaches its
+ * command line. */
+#define SERVE_RUN "/run"
+#define SERVE_DIR "/run/mvm-share"
+
+struct share_mounts {
+    const char *dir;
+    bool ro;
+    int tree_fd; /* idmapped tree to attach, or -1 for a bind of dir */
+};
+
+/* In the child, before its user namespace: a private mount namespace in
+ * which SERVE_DIR is the idmapped tree, or a recursive bind of dir,
+ * read-only for read-only shares.  virtiofsd's own mount namespace is
+ * copied from this one with these mounts locked, so the guest gets EROFS
+ * even if it mounts the share read-write. */
+static int setup_mounts(void *arg, const char **what)
+{
+    const struct share_mounts *m = arg;
+    *what = "making a private mount namespace";
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", SERVE_RUN, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") <
+            0 ||
+        mkdir(SERVE_DIR, 0755) < 0)
+        return -1;
+    if (m->tree_fd >= 0) {
+        *what = "attaching the idmapped share";
+        return mvm_move_mount_to(m->tree_fd, SERVE_DIR);
+    }
+    *what = "binding the share";
+    if (mount(m->dir, SERVE_DIR, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return -1;
+    if (!m->ro)
+        return 0;
+    *what = "making the share read-only";
+    if (mvm_mount_setattr_recursive(SERVE_DIR, MOUNT_ATTR_RDONLY) == 0)
         return 0;
     if (errno != ENOSYS)
         return -1;
     /* Kernels before 5.12: the top mount only. */
-    return mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+    return mount(NULL, SERVE_DIR, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
 }
 
-static void build_argv(const struct mvm_virtiofsd *v, const struct mvm_share *sh, int fd,
-                       const char **argv, char *fdarg, size_t fdlen, char *srcarg, size_t srclen)
+/* Which ids the server runs as and how the share's files appear to it.
+ * Never host root: the system tree's ids 0..MVM_SHARE_SYSTEM_IDS-1 and a
+ * root owner's id are idmapped onto server_id and up.  Any other owner is
+ * the invoking user, who serves their own files as themselves. */
+static int plan_ids(struct mvm_share *sh, const struct mvm_share_owner *owner, uid_t server_id,
+                    struct mvm_jail *s, struct share_mounts *m, struct mvm_error **err)
 {
-    size_t i = 0;
-    snprintf(fdarg, fdlen, "--fd=%d", fd);
-    argv[i++] = v->path;
-    argv[i++] = fdarg;
-    if (v->flavor == MVM_VIRTIOFSD_C) {
-        snprintf(srcarg, srclen, "source=%s", sh->host);
-        argv[i++] = "-o";
-        argv[i++] = srcarg;
-        argv[i++] = "-o";
-        /* Read-only trees never change under the guest: cache them. */
-        argv[i++] = sh->ro ? "cache=always" : "cache=auto";
-        argv[i++] = "-o";
-        argv[i++] = "sandbox=namespace";
-        argv[i++] = "-o";
-        argv[i++] = "announce_submounts";
-        argv[i++] = "-o";
-        argv[i++] = "log_level=warn";
-        argv[i++] = "--rlimit-nofile=0"; /* mvm set the limit */
+    char umap[64], gmap[64];
+    if (sh->system) {
+        snprintf(umap, sizeof umap, "0 %u %u\n", (unsigned)server_id, MVM_SHARE_SYSTEM_IDS);
+        snprintf(gmap, sizeof gmap, "%s", umap);
+        s->ns_uid = s->ns_gid = 0;
     } else {
-        argv[i++] = "--shared-dir";
-        argv[i++] = sh->host;
-        argv[i++] = "--cache";
-        argv[i++] = sh->ro ? "always" : "auto";
-        argv[i++] = "--sandbox";
-        argv[i++] = "namespace";
-        argv[i++] = "--announce-submounts";
-        argv[i++] = "--log-level";
-        argv[i++] = "warn";
-        argv[i++] = "--rlimit-nofile=0";
+        snprintf(umap, sizeof umap, "%u %u 1\n", (unsigned)owner->guest_uid,
+                 (unsigned)(owner->uid == 0 || owner->gid == 0 ? server_id : owner->uid));
+        snprintf(gmap, sizeof gmap, "%u %u 1\n", (unsigned)owner->guest_gid,
+                 (unsigned)(owner->uid == 0 || owner->gid == 0 ? server_id : owner->gid));
+        s->ns_uid = owner->guest_uid;
+        s->ns_gid = owner->guest_gid;
+        s->ambient_caps = owner->guest_uid != 0; /* ns root keeps them anyway */
     }
-    argv[i] = NULL;
+    s->uid_map = xstrdup(umap);
+    s->gid_map = xstrdup(gmap);
+    bool idmap = sh->system || owner->uid == 0 || owner->gid == 0;
+    if (idmap) {
+        /* The mount's map takes the on-disk owner to the server's id. */
+        char mu[64], mg[64];
+        if (sh->system) {
+            snprintf(mu, sizeof mu, "%s", umap);
+            snprintf(mg, sizeof mg, "%s", umap);
+        } else {
+            snprintf(mu, sizeof mu, "%u %u 1\n", (unsigned)owner->uid, (unsigned)server_id);
+            snprintf(mg, sizeof mg, "%u %u 1\n", (unsigned)owner->gid, (unsigned)server_id);
+        }
+        if (idmapped_tree(sh->host, sh->ro, mu, mg, &m->tree_fd, err) < 0) {
+            if (!sh->system)
+                return mvm_error_wrap(err,
+                                      "sharing %s as root without giving virtiofsd host "
+                                      "root; run mvm through sudo from your own account",
+                                      sh->host);
+            /* The system tree without idmapped mounts: its server still
+             * never holds a host id of an account, and the guest sees
+             * /usr owned by nobody (setuid binaries lose their owner). */
+            mvm_error_cleanup(err);
+            sh->no_idmap = true;
+        }
+    }
+    s->setup = setup_mounts;
+    s->setup_arg = m;
+    return 0;
 }
 
 int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const char *sock_dir,
-                    const struct mvm_share_owner *owner, struct mvm_error **err)
+                    const struct mvm_share_owner *owner, uid_t server_id, struct mvm_error **err)
 {
     cleanup_close int listen_fd = -1;
     if (socket_pair_for(sock_dir, sh->tag, &listen_fd, &sh->qemu_fd, err) < 0)
         return mvm_error_wrap(err, "sharing %s", sh->host);
+    char **argv = mvm_virtiofsd_argv(v, SERVE_DIR, sh->ro, listen_fd, err);
+    if (argv == NULL)
+        return -1;
     int logp[2];
-    if (pipe2(logp, O_CLOEXEC) < 0)
+    if (pipe2(logp, O_CLOEXEC) < 0) {
+        mvm_virtiofsd_argv_free(argv);
         return mvm_error_set(err, errno, "sharing %s: pipe", sh->host);
+    }
     fcntl(logp[0], F_SETFL, O_NONBLOCK); /* ours only: virtiofsd's writes may block */
     sh->log_fd = logp[0];
     cleanup_close int log_w = logp[1];
-
-    const char *argv[20];
-    char fdarg[32], srcarg[4200];
-    build_argv(v, sh, listen_fd, argv, fdarg, sizeof fdarg, srcarg, sizeof srcarg);
     char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     cleanup_free char *name = xasprintf("virtiofsd for %s", sh->host);
-    char uid_map[64], gid_map[64];
+    /* Every virtiofsd runs in a user namespace, so its capabilities count
+     * there only, and in an IPC namespace of its own: no host SysV object
+     * is in reach even under the ids it runs as. */
     struct mvm_jail s = {
         .name = name,
         .path = v->path,
-        .argv = (char *const *)argv,
+        .argv = argv,
         .envp = envp,
         .stdin_fd = -1,
         .stdout_fd = log_w,
@@ -187,33 +341,18 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
         .keep = &listen_fd,
         .nkeep = 1,
         .nofile = 16384,
+        .layers = MVM_JAIL_IPCNS | MVM_JAIL_RLIMITS,
     };
-    /* Every virtiofsd runs in a user namespace, so its capabilities count
-     * there only, never in the host's.  The system's /usr keeps the host's
-     * ids (identity map of the system and user range): it is read-only
-     * and root's to begin with.  Any other share maps nothing but the user,
-     * so the guest reads no more than the user could, and writes as them. */
-    s.uid_map = uid_map;
-    s.gid_map = gid_map;
-    if (sh->ro) {
-        s.setup = setup_readonly; /* before the user namespace: stays locked */
-        s.setup_arg = sh->host;
-    }
-    if (sh->system) {
-        snprintf(uid_map, sizeof uid_map, "0 0 65536\n");
-        snprintf(gid_map, sizeof gid_map, "0 0 65536\n");
-        s.ns_uid = 0;
-        s.ns_gid = 0;
-    } else {
-        snprintf(uid_map, sizeof uid_map, "%u %u 1\n", (unsigned)owner->guest_uid,
-                 (unsigned)owner->uid);
-        snprintf(gid_map, sizeof gid_map, "%u %u 1\n", (unsigned)owner->guest_gid,
-                 (unsigned)owner->gid);
-        s.ns_uid = owner->guest_uid;
-        s.ns_gid = owner->guest_gid;
-        s.ambient_caps = owner->guest_uid != 0; /* ns root keeps them anyway */
-    }
-    return mvm_jail_start(&s, &sh->proc, err);
+    struct share_mounts m = {.dir = sh->host, .ro = sh->ro, .tree_fd = -1};
+    int rc = plan_ids(sh, owner, server_id, &s, &m, err);
+    if (rc == 0)
+        rc = mvm_jail_start(&s, &sh->proc, err);
+    if (m.tree_fd >= 0)
+        close(m.tree_fd);
+    free((char *)s.uid_map);
+    free((char *)s.gid_map);
+    mvm_virtiofsd_argv_free(argv);
+    return rc;
 }
 
 void mvm_share_stop(struct mvm_share *sh)

@@ -101,8 +101,11 @@ static int plan_shares(struct session *s, struct mvm_error **err)
     if (!s->o->no_cwd) {
         size_t n;
         char **homes = mvm_user_homes(s->user.home, &n);
-        int rc = mvm_share_auto_dir(s->cwd, homes, n, &s->share_dir, err);
+        cleanup_free char *note = NULL;
+        int rc = mvm_share_auto_dir(s->cwd, s->user.uid, homes, n, &s->share_dir, &note, err);
         mvm_strv_free(homes);
+        if (note)
+            session_notice(s, "%s", note);
         if (rc < 0 || add_share(s, s->share_dir, s->share_dir, false, err) < 0)
             return -1;
     }
@@ -190,7 +193,7 @@ static unsigned kernel_hz(const struct mvm_kernel *k)
 
 static int plan_boot(struct session *s, struct mvm_error **err)
 {
-    struct mvm_kernel_search where = {"/boot", "/lib/modules", NULL};
+    struct mvm_kernel_search where = {"/boot", "/lib/modules", NULL, s->user.uid, s->user.gid};
     char release[256] = "";
     FILE *f = fopen("/proc/sys/kernel/osrelease", "re");
     if (f && fgets(release, sizeof release, f))

@@ -24,6 +24,9 @@ int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **d
  * regular, dynamic and container users). */
 #define MVM_JAIL_UID_BASE  1879113728u /* 0x70010000 */
 #define MVM_JAIL_UID_COUNT 4096u
+/* And a block of ids per session for virtiofsd (share.h), found from the
+ * session's jail uid: base + (jail uid - MVM_JAIL_UID_BASE) * block. */
+#define MVM_HELPER_ID_BASE 1880096768u /* 0x70100000 */
 
 /* Picks the lowest reserved uid that no live session under run_dir holds
  * and no passwd/group entry uses, records it as "jail_uid" in state and

@@ -131,10 +131,20 @@ static int start_shares(struct session *s, struct mvm_error **err)
         .guest_uid = root ? 0 : s->user.uid,
         .guest_gid = root ? 0 : s->user.gid,
     };
+    /* This session's block of server ids (share.h), from its jail uid. */
+    uid_t base = MVM_HELPER_ID_BASE + (s->jail_uid - MVM_JAIL_UID_BASE) * MVM_SHARE_IDS;
     session_push_undo(s, undo_shares);
-    for (size_t i = 0; i < s->nshares; i++)
-        if (mvm_share_start(&s->shares[i], &s->vfsd, s->dir, &owner, err) < 0)
+    for (size_t i = 0; i < s->nshares; i++) {
+        struct mvm_share *sh = &s->shares[i];
+        uid_t id = sh->system ? base : base + MVM_SHARE_SYSTEM_IDS + (uid_t)i;
+        if (mvm_share_start(sh, &s->vfsd, s->dir, &owner, id, err) < 0)
             return -1;
+        if (sh->no_idmap)
+            session_notice(s,
+                           "the file system of %s has no idmapped mounts: the guest sees its "
+                           "files owned by nobody",
+                           sh->host);
+    }
     return 0;
 }
 
@@ -350,10 +360,11 @@ int session_start_vm(struct session *s, struct mvm_error **err)
         pair(&s->con_fd, &con, err) < 0)
         return -1;
     session_trace(s, "session directory and initrd written");
-    if (start_shares(s, err) < 0)
+    /* The jail uid first: it also picks the ids virtiofsd runs as. */
+    if (prepare_jail(s, err) < 0 || start_shares(s, err) < 0)
         return -1;
     session_trace(s, "virtiofsd started");
-    if (prepare_jail(s, err) < 0 || spawn_qemu(s, qmp, ctl, con, err) < 0)
+    if (spawn_qemu(s, qmp, ctl, con, err) < 0)
         return -1;
     session_trace(s, "QEMU started");
     if (write_state(s, err) < 0)
