@@ -46,11 +46,12 @@ static int resolve_modules(const struct mvm_initramfs_base *spec, struct mvm_mod
         return 0;
     cleanup_free char *dep_path = xasprintf("%s/modules.dep", dir);
     cleanup_free char *builtin_path = xasprintf("%s/modules.builtin", dir);
-    cleanup_free char *dep = read_file(dep_path, MODULES_DEP_MAX, NULL);
+    const struct mvm_kernel *k = spec->kernel;
+    cleanup_free char *dep = read_file_as(k->uid, k->gid, dep_path, MODULES_DEP_MAX, NULL);
     if (dep == NULL)
         return mvm_error_set(err, errno, "reading %s", dep_path);
     /* Without modules.builtin every wanted module must be a file. */
-    cleanup_free char *builtin = read_file(builtin_path, MODULES_DEP_MAX, NULL);
+    cleanup_free char *builtin = read_file_as(k->uid, k->gid, builtin_path, MODULES_DEP_MAX, NULL);
     if (builtin == NULL && errno != ENOENT)
         return mvm_error_set(err, errno, "reading %s", builtin_path);
     if (mvm_modules_resolve(dep, builtin, spec->modules, spec->nmodules, mods, err) < 0)
@@ -94,9 +95,10 @@ static int base_key(const struct mvm_initramfs_base *spec, const struct mvm_modl
     return 0;
 }
 
-static int add_modules(struct mvm_cpio *c, const char *dir, const struct mvm_modlist *mods,
-                       struct mvm_error **err)
+static int add_modules(struct mvm_cpio *c, const struct mvm_kernel *k,
+                       const struct mvm_modlist *mods, struct mvm_error **err)
 {
+    const char *dir = k->modules_dir;
     struct buf order = {0};
     int rc = 0;
     for (size_t i = 0; i < mods->n && rc == 0; i++) {
@@ -104,7 +106,7 @@ static int add_modules(struct mvm_cpio *c, const char *dir, const struct mvm_mod
         cleanup_free char *name = mvm_module_name(mods->paths[i]);
         cleanup_free char *dest = xasprintf("mvm/modules/%s.ko", name);
         struct buf ko = {0};
-        rc = mvm_module_read(path, &ko, err);
+        rc = mvm_module_read_as(k->uid, k->gid, path, &ko, err);
         if (rc == 0) {
             mvm_cpio_file(c, dest, 0644, ko.data, ko.len);
             buf_printf(&order, "%s.ko\n", name);
@@ -132,7 +134,7 @@ static int build_base(const struct mvm_initramfs_base *spec, const struct mvm_mo
     mvm_cpio_file(&c, "init", 0755, spec->init, spec->init_len);
     mvm_cpio_dir(&c, "mvm", 0755);
     mvm_cpio_dir(&c, "mvm/modules", 0755);
-    int rc = add_modules(&c, spec->kernel->modules_dir, mods, err);
+    int rc = add_modules(&c, spec->kernel, mods, err);
     if (rc == 0) {
         mvm_cpio_finish(&c);
         rc = mvm_lz4_legacy_compress(raw.data, raw.len, out, err);

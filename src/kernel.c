@@ -144,13 +144,12 @@ static bool is_file(const char *path)
 
 /* Release from the image's header; failing that, from a vmlinuz-/vmlinux-
  * file name (an ELF vmlinux has no boot header). */
-static char *release_of(const char *image)
+static char *release_of(const struct mvm_kernel *k, const char *image)
 {
-    cleanup_close int fd = open(image, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        cleanup_free unsigned char *hdr = xmalloc(HDR_READ_MAX);
-        ssize_t n = read_full(fd, hdr, HDR_READ_MAX);
-        char *rel = n > 0 ? mvm_kernel_image_release(hdr, (size_t)n) : NULL;
+    size_t n = 0;
+    cleanup_free char *img = read_file_as(k->uid, k->gid, image, KERNEL_FILE_MAX, &n);
+    if (img != NULL) {
+        char *rel = mvm_kernel_image_release(img, n < HDR_READ_MAX ? n : HDR_READ_MAX);
         if (rel != NULL)
             return rel;
     }
@@ -188,7 +187,7 @@ static int resolve_explicit(const char *kernel_opt, const char *modules_opt,
     if (!S_ISREG(st.st_mode))
         return mvm_error_set(err, 0, "kernel %s: not a regular file", kernel_opt);
     k->image = xstrdup(kernel_opt);
-    k->release = release_of(kernel_opt);
+    k->release = release_of(k, kernel_opt);
     if (modules_opt != NULL) {
         k->modules_dir = xstrdup(modules_opt);
     } else if (k->release != NULL) {
@@ -259,6 +258,10 @@ int mvm_kernel_resolve(const char *kernel_opt, const char *modules_opt,
                        struct mvm_error **err)
 {
     *k = (struct mvm_kernel){0};
+    if (kernel_opt != NULL || modules_opt != NULL) {
+        k->uid = where->uid;
+        k->gid = where->gid;
+    }
     if (modules_opt != NULL && check_modules_dir(modules_opt, err) < 0)
         return -1;
     int rc = kernel_opt != NULL ? resolve_explicit(kernel_opt, modules_opt, where, k, err)
@@ -293,11 +296,12 @@ static void vmlinux_key(const struct mvm_kernel *k, const struct stat *st, char 
     mvm_sha256_key(&c, key);
 }
 
-static int extract_to(const char *image, const char *out_path, void (*progress)(const char *what),
-                      struct mvm_error **err)
+static int extract_to(const struct mvm_kernel *k, const char *out_path,
+                      void (*progress)(const char *what), struct mvm_error **err)
 {
+    const char *image = k->image;
     size_t len = 0;
-    cleanup_free char *img = read_file(image, KERNEL_FILE_MAX, &len);
+    cleanup_free char *img = read_file_as(k->uid, k->gid, image, KERNEL_FILE_MAX, &len);
     if (img == NULL)
         return mvm_error_set(err, errno, "reading %s", image);
     /* Announce only real work, and only for something that is a kernel. */
@@ -330,7 +334,7 @@ int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir,
     char key[33];
     vmlinux_key(k, &st, key);
     char *out = xasprintf("%s/vmlinux-%s", cache_dir, key);
-    if (!is_file(out) && extract_to(k->image, out, progress, err) < 0) {
+    if (!is_file(out) && extract_to(k, out, progress, err) < 0) {
         free(out);
         return mvm_error_wrap(err, "extracting the kernel");
     }

@@ -5,6 +5,7 @@
 #define MVM_KERNEL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "util.h"
@@ -13,6 +14,10 @@ struct mvm_kernel {
     char *image;       /* the vmlinuz (or vmlinux) given or found */
     char *release;     /* e.g. "6.1.0-56-amd64" */
     char *modules_dir; /* e.g. /lib/modules/6.1.0-56-amd64, or NULL */
+    /* Whose rights read the image and modules: the invoking user's when
+     * they named them (--kernel, --modules), else 0 (mvm's). */
+    uid_t uid;
+    gid_t gid;
 };
 
 /* Where to look; tests point these at fixtures. */
@@ -20,6 +25,8 @@ struct mvm_kernel_search {
     const char *boot_dir;        /* "/boot" */
     const char *modules_root;    /* "/lib/modules" */
     const char *running_release; /* uname -r */
+    uid_t uid;                   /* reads --kernel and --modules (see above) */
+    gid_t gid;
 };
 
 /* --kernel PATH (may be NULL) with --modules DIR (may be NULL); else

@@ -1,5 +1,6 @@
 /* mvm: command dispatch.  The only place that exits. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,8 +72,28 @@ static int cmd_cleanup(int argc, char **argv)
     return 0;
 }
 
+/* A closed 0, 1 or 2 would be handed to the first descriptor mvm opens
+ * (a socket taken for stdin, a kept fd overwritten by a later dup2):
+ * fill the gaps with /dev/null before anything else is opened. */
+static int open_stdio(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", O_RDWR);
+        if (n != fd) {
+            if (n >= 0)
+                close(n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (open_stdio() < 0)
+        return 125;
     if (argc < 2) {
         fputs(mvm_usage, stderr);
         return 125;

@@ -220,11 +220,17 @@ static enum mvm_compress_fmt module_format(const char *path)
 
 int mvm_module_read(const char *path, struct buf *out, struct mvm_error **err)
 {
+    return mvm_module_read_as(0, 0, path, out, err);
+}
+
+int mvm_module_read_as(uid_t uid, gid_t gid, const char *path, struct buf *out,
+                       struct mvm_error **err)
+{
     enum mvm_compress_fmt fmt = module_format(path);
     if (fmt == MVM_FMT_UNKNOWN)
         return mvm_error_set(err, 0, "module %s: not a .ko, .ko.xz, .ko.zst or .ko.gz file", path);
     size_t len = 0;
-    cleanup_free char *data = read_file(path, MODULE_FILE_MAX, &len);
+    cleanup_free char *data = read_file_as(uid, gid, path, MODULE_FILE_MAX, &len);
     if (data == NULL)
         return mvm_error_set(err, errno, "reading %s", path);
     if (mvm_decompress(fmt, data, len, MODULE_FILE_MAX, out, err) < 0)

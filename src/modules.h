@@ -4,6 +4,7 @@
 #define MVM_MODULES_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "util.h"
@@ -27,5 +28,8 @@ char *mvm_module_name(const char *path);
 
 /* Reads a module file, decompressing .ko.xz / .ko.zst / .ko.gz. */
 int mvm_module_read(const char *path, struct buf *out, struct mvm_error **err);
+/* The same with uid/gid's rights (read_file_as). */
+int mvm_module_read_as(uid_t uid, gid_t gid, const char *path, struct buf *out,
+                       struct mvm_error **err);
 
 #endif

@@ -288,6 +288,40 @@ void sanitize_text(char *s)
     *w = '\0';
 }
 
+struct read_req {
+    const char *path;
+    size_t max;
+};
+
+static int read_in_child(void *arg, int out_fd)
+{
+    const struct read_req *r = arg;
+    size_t len = 0;
+    cleanup_free char *data = read_file(r->path, r->max, &len);
+    if (data == NULL)
+        return errno ? errno : EIO;
+    return write_all(out_fd, data, len) < 0 ? errno : 0;
+}
+
+char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out)
+{
+    if (uid == 0)
+        return read_file(path, max, len_out);
+    struct buf b = {0};
+    struct read_req r = {path, max};
+    int rc = run_as(uid, gid, read_in_child, &r, &b, max);
+    if (rc != 0) {
+        int e = rc > 0 ? rc : errno;
+        buf_free(&b);
+        errno = e;
+        return NULL;
+    }
+    buf_append(&b, "", 1);
+    if (len_out)
+        *len_out = b.len - 1;
+    return b.data;
+}
+
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, struct buf *out,
            size_t max)
 {

@@ -127,4 +127,8 @@ void buf_free(struct buf *b);
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, struct buf *out,
            size_t max);
 
+/* read_file() with uid/gid's rights (run_as), for files a user names:
+ * sudo must not let them read what they could not.  uid 0 reads directly. */
+char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out);
+
 #endif
