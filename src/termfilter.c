@@ -1,4 +1,24 @@
-/* Terminal byte filters; see termfilter.h. */
+/* Terminal byte filters; see termfilter.h.
+ *
+ * The output filter follows a terminal's parser (the DEC state machine,
+ * on UTF-8) and holds every control sequence back until it can decide
+ * it.  Where terminals read the same bytes differently, it takes the
+ * reading that lets least through: a sequence is removed unless every
+ * reading of it is harmless.  Three rules keep the filter and the
+ * terminal in step after a decision:
+ *  - a removed sequence leaves a CAN, which ends whatever the terminal
+ *    was in; without it, what came before could join what comes after
+ *    ("C2" + removed + "9D" is an OSC);
+ *  - a sequence cut short by ESC or a C1 control is dropped silently: it
+ *    was held, so the terminal never saw it, and the ESC or C1 control
+ *    that cut it is filtered like any other;
+ *  - CAN and SUB end any sequence in every terminal: what was held goes
+ *    and they pass.
+ * Strings that pass (a title) are streamed.  A terminal may keep reading
+ * one for longer than the filter does (one not acting on C2 9D, say): what
+ * it then reads into the string is what the filter passes as text, which
+ * is harmless inside a title, link or mark.  Colours are held whole
+ * instead, since a later "?" would turn a colour into a query. */
 #include "termfilter.h"
 
 #include <string.h>
@@ -6,14 +26,21 @@
 enum {
     S_TEXT,
     S_ESC,      /* after ESC */
-    S_C2,       /* after 0xC2: maybe a UTF-8 encoded C1 control */
-    S_CSI,      /* collecting a CSI sequence into seq */
+    S_ESC_INT,  /* ESC and intermediate bytes */
+    S_CSI,      /* collecting a CSI into seq */
+    S_CSI_SKIP, /* a CSI being removed: skipped up to its final byte */
     S_OSC_NUM,  /* OSC: collecting the number into seq */
-    S_OSC_BODY, /* OSC body: passed through, or dropped if osc_drop */
-    S_OSC_ESC,  /* ESC inside an OSC: maybe ST */
-    S_OSC_C2,   /* 0xC2 inside an OSC: maybe ST (U+009C) */
-    S_CSI_SKIP, /* a title report too long to hold: dropped up to its end */
+    S_STR,      /* the body of an OSC, DCS, SOS, PM or APC */
+    S_STR_ESC,  /* ESC inside a body: maybe ST */
 };
+
+enum {
+    BODY_PASS, /* streamed through */
+    BODY_HOLD, /* held and checked whole */
+    BODY_SKIP, /* removed */
+};
+
+enum { BEL = 0x07, CAN = 0x18, SUB = 0x1a, ESC = 0x1b };
 
 const char mvm_escape_help[] = "\r\nmvm escapes (after Enter):\r\n"
                                "  ~.  kill the VM\r\n"
@@ -31,11 +58,6 @@ static void emit_held(struct mvm_outfilter *f, struct buf *out)
     f->seqlen = 0;
 }
 
-/* A removed sequence leaves a CAN behind.  The sequence began with ESC or
- * a C1 control, so it ended whatever the terminal was in; CAN does the
- * same and nothing else.  Without it, what came before the removed
- * sequence could join what comes after it: "ESC ] 0 ;" + removed + "52;",
- * "C2" + removed + "9D". */
 static void drop_held(struct mvm_outfilter *f, struct buf *out)
 {
     f->seqlen = 0;
@@ -43,11 +65,23 @@ static void drop_held(struct mvm_outfilter *f, struct buf *out)
     buf_append(out, "\x18", 1);
 }
 
-static void hold(struct mvm_outfilter *f, char c)
+/* False if the sequence would be longer than the filter holds. */
+static bool hold(struct mvm_outfilter *f, unsigned char c)
 {
-    if (f->seqlen < sizeof f->seq)
-        f->seq[f->seqlen++] = c;
+    if (f->seqlen >= MVM_OUTFILTER_HOLD)
+        return false;
+    f->seq[f->seqlen++] = (char)c;
+    return true;
 }
+
+static void start_esc(struct mvm_outfilter *f)
+{
+    f->seq[0] = ESC;
+    f->seqlen = 1;
+    f->state = S_ESC;
+}
+
+/* ---- modes and CSI ---------------------------------------------------- */
 
 static unsigned mode_bit(long n)
 {
@@ -76,243 +110,554 @@ static unsigned mode_bit(long n)
     }
 }
 
-/* The first parameter of a CSI as the terminal reads it ("021" is 21);
- * *end gets the index where it ends. */
-static long csi_first(const char *p, size_t n, size_t *end)
+/* DEC private modes a guest may set: the tracked ones (undone at exit),
+ * and ones that only change how output is drawn: reverse video (visual
+ * bell), origin mode, autowrap, cursor blink and visibility, saved
+ * cursor, synchronized output.  Not others: more mouse and key reporting
+ * modes, resize reports, 132 columns, 8-bit meta keys. */
+static bool mode_allowed(long n)
 {
-    size_t i = 0;
-    long first = 0;
-    while (i < n && p[i] >= '0' && p[i] <= '9' && first < 1000)
-        first = first * 10 + (p[i++] - '0');
-    *end = i;
-    return first;
+    switch (n) {
+    case 5:
+    case 6:
+    case 7:
+    case 12:
+    case 25:
+    case 1048:
+    case 2026:
+        return true;
+    default:
+        return mode_bit(n) != 0;
+    }
 }
 
-/* seq holds "ESC [ params final".  Returns false to drop it. */
-static bool csi_done(struct mvm_outfilter *f)
+/* A CSI in its parts: private marker, parameters, intermediate, final. */
+struct csi {
+    char marker, inter, final;
+    const char *p;
+    size_t n;
+};
+
+/* False if seq is no well-formed CSI (a marker after the start,
+ * parameters after an intermediate, two intermediates): terminals ignore
+ * those or read them differently. */
+static bool csi_parse(const struct mvm_outfilter *f, struct csi *c)
 {
-    const char *p = f->seq + 2;
-    size_t n = f->seqlen - 3;
-    char final = f->seq[f->seqlen - 1];
-    size_t end;
-    long first = csi_first(p, n, &end);
-    if (final == 't' && end > 0 && (first == 20 || first == 21) &&
-        (end == n || p[end] == ';' || p[end] == ':'))
-        return false;
-    if ((final != 'h' && final != 'l') || n == 0 || p[0] != '?')
-        return true;
-    bool set = final == 'h';
-    long num = 0;
-    for (size_t i = 1; i <= n; i++) {
-        if (i < n && p[i] >= '0' && p[i] <= '9') {
-            num = num * 10 + (p[i] - '0');
-            if (num > 100000)
-                num = 100000;
-            continue;
-        }
-        unsigned bit = mode_bit(num);
-        if (num == 25)
-            bit = MVM_MODE_CURSOR_HIDDEN, set = final == 'l';
-        f->modes = set ? f->modes | bit : f->modes & ~bit;
-        set = final == 'h';
-        num = 0;
+    const char *p = f->seq + 2, *end = f->seq + f->seqlen - 1;
+    *c = (struct csi){.final = *end};
+    if (p < end && *p >= '<' && *p <= '?')
+        c->marker = *p++;
+    c->p = p;
+    while (p < end && *p >= '0' && *p <= ';')
+        p++;
+    c->n = (size_t)(p - c->p);
+    if (p < end && *p >= ' ' && *p <= '/')
+        c->inter = *p++;
+    return p == end;
+}
+
+/* The parameter at *i as the terminal reads it ("021" is 21), moving *i
+ * past it; -1 if it is empty or has sub-parameters. */
+static long csi_next(const struct csi *c, size_t *i)
+{
+    size_t start = *i;
+    long v = 0;
+    while (*i < c->n && c->p[*i] >= '0' && c->p[*i] <= '9') {
+        v = v < 100000 ? v * 10 + (c->p[*i] - '0') : 100000;
+        (*i)++;
     }
+    bool ok = *i > start && (*i == c->n || c->p[*i] == ';');
+    while (*i < c->n && c->p[(*i)++] != ';')
+        ;
+    return ok ? v : -1;
+}
+
+static bool csi_params_are(const struct csi *c, const char *s)
+{
+    return c->n == strlen(s) && memcmp(c->p, s, c->n) == 0;
+}
+
+static bool modes_allowed(const struct csi *c)
+{
+    if (c->n == 0 || c->p[c->n - 1] == ';')
+        return false;
+    for (size_t i = 0; i < c->n;)
+        if (!mode_allowed(csi_next(c, &i)))
+            return false;
     return true;
 }
 
-static void osc_start(struct mvm_outfilter *f)
+static void track_modes(struct mvm_outfilter *f, const struct csi *c)
 {
-    f->state = S_OSC_NUM;
+    for (size_t i = 0; i < c->n;) {
+        long num = csi_next(c, &i);
+        bool on = c->final == 'h';
+        unsigned bit = mode_bit(num);
+        if (num == 25)
+            bit = MVM_MODE_CURSOR_HIDDEN, on = !on;
+        f->modes = on ? f->modes | bit : f->modes & ~bit;
+    }
 }
 
-/* The OSC's number is complete: drop the whole OSC if it is 52. */
-static void osc_decide(struct mvm_outfilter *f, struct buf *out)
+/* CSIs without marker or intermediate that only move the cursor, draw,
+ * erase, scroll or set tab stops, margins and SGR. */
+static const char csi_drawing[] = "@ABCDEFGHIJKLMPSTXZ`abdefgmrs";
+
+/* seq holds "ESC [ ... final" (or C2 9B ...): may it pass? */
+static bool csi_allowed(struct mvm_outfilter *f)
 {
-    /* seq = introducer (ESC ] or C2 9D, two bytes) + digits */
-    f->osc_drop = f->seqlen == 4 && memcmp(f->seq + 2, "52", 2) == 0;
-    if (f->osc_drop) {
-        drop_held(f, out);
-    } else {
+    struct csi c;
+    size_t i = 0;
+    if (!csi_parse(f, &c))
+        return false;
+    if (c.inter)
+        return !c.marker && ((c.inter == ' ' && c.final == 'q') ||            /* cursor style */
+                             (c.inter == '!' && c.final == 'p' && c.n == 0)); /* soft reset */
+    if (c.marker == '?' && (c.final == 'h' || c.final == 'l')) {
+        if (!modes_allowed(&c))
+            return false;
+        track_modes(f, &c);
+        return true;
+    }
+    if (c.marker == '?')
+        return c.final == 'J' || c.final == 'K'; /* selective erase */
+    /* DA1 and DA2 are answered with fixed digits (and DSR 5/6 n with the
+     * cursor position): nothing the guest chose, and programs wait for
+     * the DA1 answer to learn that other queries went unanswered. */
+    if (c.marker == '>')
+        return c.final == 'c' && (c.n == 0 || csi_params_are(&c, "0"));
+    if (c.marker)
+        return false;
+    if (strchr(csi_drawing, c.final))
+        return true;
+    switch (c.final) {
+    case 'c':
+        return c.n == 0 || csi_params_are(&c, "0");
+    case 'n':
+        return csi_params_are(&c, "5") || csi_params_are(&c, "6");
+    case 'u': /* restore cursor; with parameters, kitty's keyboard modes */
+        return c.n == 0;
+    case 'h':
+    case 'l': /* insert mode only: 2 locks the keyboard, 12 echoes input */
+        return csi_params_are(&c, "4");
+    case 't': { /* title stack only: the others move, resize and report */
+        long first = csi_next(&c, &i);
+        return first == 22 || first == 23;
+    }
+    default:
+        return false;
+    }
+}
+
+/* ---- OSC and other strings -------------------------------------------- */
+
+/* What happens to the body of OSC num. */
+static int osc_body(unsigned num)
+{
+    switch (num) {
+    case 0:
+    case 1:
+    case 2:
+        /* Window and icon titles: shown, and never read back (the title
+         * reports CSI 20 t / 21 t are removed). */
+    case 8:
+        /* Hyperlinks: the terminal opens the link only when the user
+         * clicks it, and shows the URL first; a URL printed as text is
+         * made clickable by most terminals anyway. */
+    case 133:
+        /* Shell-integration marks (prompt, command, output, exit code):
+         * they annotate the screen, to jump between prompts; nothing is
+         * run, and nothing is sent back but the cursor keys a click on
+         * a prompt may send, which go to the guest. */
+        return BODY_PASS;
+    case 4:
+    case 10:
+    case 11:
+    case 12:
+    case 104:
+    case 110:
+    case 111:
+    case 112:
+        /* Setting colours is drawing; but "?" in place of a colour asks
+         * for it, and the answer is typed into the input.  Held whole to
+         * look for it. */
+        return BODY_HOLD;
+    default:
+        /* Unknown, and among them: clipboards (52, kitty's 5522, all of
+         * iTerm2's 1337: Copy, CopyToClipboard, File=, SetUserVar,
+         * RequestUpload), kitty's file transfer (5113), notifications,
+         * the cwd (7), which would make the terminal open new windows
+         * where the guest says, in host directories it may have written
+         * to (a shared folder with a .git or .envrc of its making). */
+        return BODY_SKIP;
+    }
+}
+
+static void str_skip(struct mvm_outfilter *f, bool bel_ends, struct buf *out)
+{
+    drop_held(f, out);
+    f->body = BODY_SKIP;
+    f->bel_ends = bel_ends;
+    f->state = S_STR;
+}
+
+/* The string ends, with a terminator of n bytes (BEL, ST), or n == 0: cut
+ * short.  What goes out ends it alike in every terminal: BEL or ESC \ in
+ * place of a C1 ST, which terminals not acting on C1 would read on past. */
+static void str_end(struct mvm_outfilter *f, size_t n, struct buf *out)
+{
+    static const char *const term[] = {"", "\x07", "\x1b\\"};
+    if (f->body == BODY_HOLD && n == 0) {
+        drop_held(f, out); /* read as a whole or not at all */
+    } else if (f->body != BODY_SKIP) {
         emit_held(f, out);
+        buf_append(out, term[n], n);
     }
-    f->state = S_OSC_BODY;
+    f->seqlen = 0;
+    f->state = S_TEXT;
 }
 
-static void osc_out(struct mvm_outfilter *f, const char *bytes, size_t n, struct buf *out)
+static void str_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
 {
-    if (!f->osc_drop)
-        buf_append(out, bytes, n);
-}
-
-static void feed_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out);
-
-static void feed_osc(struct mvm_outfilter *f, unsigned char c, struct buf *out)
-{
-    char ch = (char)c;
-    switch (f->state) {
-    case S_OSC_NUM:
-        if ((c < 0x20 && c != 0x07 && c != 0x1b && c != 0x18 && c != 0x1a) || c == 0x7f)
-            return; /* ignored inside an OSC by terminals, so "5\n2" is 52 */
-        if (c >= '0' && c <= '9' && f->seqlen < 12) {
-            /* Terminals read the number as a number ("052" is 52): keep
-             * no leading zero, so osc_decide() sees its value. */
-            if (f->seqlen == 3 && f->seq[2] == '0')
-                f->seqlen = 2;
-            hold(f, ch);
-            return;
+    if (c == BEL && f->bel_ends) {
+        str_end(f, 1, out);
+    } else if (c == ESC) {
+        f->seq[f->seqlen++] = ESC; /* seq has room for it */
+        f->state = S_STR_ESC;
+    } else if (f->body == BODY_PASS) {
+        buf_append(out, &c, 1);
+    } else if (f->body == BODY_HOLD) {
+        /* A colour is printable ASCII; any control may be ignored by one
+         * terminal and end the string in another. */
+        if (c < 0x20 || c > 0x7e || c == '?' || !hold(f, c)) {
+            drop_held(f, out);
+            f->body = BODY_SKIP;
         }
-        osc_decide(f, out);
-        feed_osc(f, c, out);
+    }
+}
+
+static void seq_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out);
+
+static void str_esc_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    f->seqlen--; /* the ESC */
+    if (c == '\\') {
+        str_end(f, 2, out);
         return;
-    case S_OSC_BODY:
-        if (c == 0x07) { /* BEL terminates */
-            osc_out(f, &ch, 1, out);
-            f->state = S_TEXT;
-        } else if (c == 0x1b) {
-            f->state = S_OSC_ESC;
-        } else if (c == 0xc2) {
-            f->state = S_OSC_C2;
-        } else if (c == 0x18 || c == 0x1a) { /* CAN, SUB abort the OSC */
-            osc_out(f, &ch, 1, out);
-            f->state = S_TEXT;
+    }
+    /* Any other ESC ends the string too, and starts a sequence. */
+    str_end(f, 0, out);
+    start_esc(f);
+    seq_byte(f, c, out);
+}
+
+enum osc_end { OSC_SEP, OSC_END, OSC_JUNK };
+
+/* The OSC's number is complete, followed by ';' (OSC_SEP), a terminator
+ * or control (OSC_END), or anything else (OSC_JUNK): decide its body. */
+static void osc_decide(struct mvm_outfilter *f, enum osc_end how, struct buf *out)
+{
+    bool digits = f->seqlen > 2; /* seq = introducer, 2 bytes, + digits */
+    int body = how == OSC_JUNK || !digits ? BODY_SKIP : osc_body(f->osc_num);
+    /* Without a body there is nothing to stream: it goes out only with
+     * its terminator. */
+    if (body == BODY_PASS && how != OSC_SEP)
+        body = BODY_HOLD;
+    f->body = (unsigned char)body;
+    f->bel_ends = true;
+    f->state = S_STR;
+    if (body == BODY_PASS)
+        emit_held(f, out);
+    else if (body == BODY_SKIP)
+        drop_held(f, out);
+}
+
+static void osc_num_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    if (c >= '0' && c <= '9') {
+        /* Terminals read the number as a number ("052" is 52): keep no
+         * leading zero, so the held digits are the number decided on. */
+        if (f->seqlen == 3 && f->seq[2] == '0')
+            f->seqlen = 2;
+        if (f->seqlen < 8)
+            hold(f, c);
+        f->osc_num = f->osc_num < 100000 ? f->osc_num * 10 + (c - '0') : 100000;
+        return;
+    }
+    if ((c < 0x20 && c != BEL && c != ESC) || c == 0x7f)
+        return; /* ignored inside an OSC by terminals, so "5\n2" is 52 */
+    osc_decide(f, c == ';' ? OSC_SEP : c == BEL || c == ESC ? OSC_END : OSC_JUNK, out);
+    str_byte(f, c, out);
+}
+
+/* ---- ESC and C1 ------------------------------------------------------- */
+
+/* A C1 control starts (raw: the single byte, not C2 c).  A raw one is
+ * removed with what it introduces: a terminal in 8-bit mode would act on
+ * it, one decoding UTF-8 would show U+FFFD. */
+static void c1_start(struct mvm_outfilter *f, unsigned char c, bool raw, struct buf *out)
+{
+    f->seqlen = 0;
+    if (!raw)
+        f->seq[f->seqlen++] = '\xc2';
+    f->seq[f->seqlen++] = (char)c;
+    f->state = S_TEXT;
+    switch (c) {
+    case 0x9b: /* CSI */
+        if (raw) {
+            drop_held(f, out);
+            f->state = S_CSI_SKIP;
         } else {
-            osc_out(f, &ch, 1, out);
-        }
-        return;
-    case S_OSC_ESC:
-        if (c == '\\') { /* ESC \ (ST) terminates */
-            osc_out(f, "\x1b\\", 2, out);
-            f->state = S_TEXT;
-            return;
-        }
-        /* Any other ESC ends the OSC and starts a new sequence. */
-        f->state = S_ESC;
-        hold(f, '\x1b');
-        feed_byte(f, c, out);
-        return;
-    case S_OSC_C2:
-        if (c == 0x9c) { /* U+009C (ST) terminates */
-            osc_out(f, "\xc2\x9c", 2, out);
-            f->state = S_TEXT;
-            return;
-        }
-        if (c >= 0x80 && c <= 0x9f) {
-            /* Any other C1 control ends the OSC and acts (OSC and CSI
-             * start anew): treat it as outside the OSC. */
-            f->state = S_C2;
-            hold(f, '\xc2');
-            feed_byte(f, c, out);
-            return;
-        }
-        osc_out(f, "\xc2", 1, out);
-        f->state = S_OSC_BODY;
-        feed_osc(f, c, out);
-        return;
-    }
-}
-
-/* Inside an unfinished ESC, C2 or CSI sequence, a terminal starts over at
- * a new ESC (or UTF-8 encoded C1 control), and executes the other C0
- * controls (and ignores DEL) without leaving the sequence.  The filter
- * must do the same, or a sequence hidden that way gets past it.  The
- * abandoned bytes are dropped, as the terminal drops them. */
-static bool interrupt_seq(struct mvm_outfilter *f, unsigned char c, struct buf *out)
-{
-    if (c == 0x1b || c == 0xc2) {
-        f->seqlen = 0;
-        f->state = S_TEXT;
-        feed_byte(f, c, out);
-        return true;
-    }
-    if (f->state != S_C2 && ((c < 0x20 && c != 0x18 && c != 0x1a) || c == 0x7f)) {
-        buf_append(out, &c, 1); /* same effect before the sequence as inside */
-        return true;
-    }
-    return false;
-}
-
-/* seq is full of a CSI's parameters: true if it may be a title report
- * (the first parameter is 20 or 21, or is all there is so far). */
-static bool csi_long_report(struct mvm_outfilter *f)
-{
-    const char *p = f->seq + 2;
-    size_t n = f->seqlen - 2, i;
-    long first = csi_first(p, n, &i);
-    if (i == n)
-        return first <= 21;
-    return i > 0 && (first == 20 || first == 21) && (p[i] == ';' || p[i] == ':');
-}
-
-static void feed_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
-{
-    if ((f->state == S_ESC || f->state == S_C2 || f->state == S_CSI || f->state == S_CSI_SKIP) &&
-        interrupt_seq(f, c, out))
-        return;
-    switch (f->state) {
-    case S_TEXT:
-        if (c == 0x1b) {
-            hold(f, (char)c);
-            f->state = S_ESC;
-        } else if (c == 0xc2) {
-            hold(f, (char)c);
-            f->state = S_C2;
-        } else {
-            buf_append(out, &c, 1);
-        }
-        return;
-    case S_ESC:
-        hold(f, (char)c);
-        if (c == '[') {
             f->state = S_CSI;
+        }
+        return;
+    case 0x9d: /* OSC */
+        if (raw) {
+            str_skip(f, true, out);
+        } else {
+            f->osc_num = 0;
+            f->state = S_OSC_NUM;
+        }
+        return;
+    case 0x90: /* DCS */
+    case 0x98: /* SOS */
+    case 0x9e: /* PM */
+    case 0x9f: /* APC */
+        str_skip(f, false, out);
+        return;
+    case 0x84: /* IND */
+    case 0x85: /* NEL */
+    case 0x88: /* HTS */
+    case 0x8d: /* RI */
+    case 0x8e: /* SS2 */
+    case 0x8f: /* SS3 */
+    case 0x9c: /* ST */
+        if (!raw) {
+            emit_held(f, out);
             return;
         }
-        if (c == ']') {
-            osc_start(f);
+        break;
+    }
+    drop_held(f, out);
+}
+
+/* A C1 control c (raw: a single byte; also a byte never found in UTF-8):
+ * it ends what was in progress, as in every terminal acting on it. */
+static void on_c1(struct mvm_outfilter *f, unsigned char c, bool raw, struct buf *out)
+{
+    if (f->state == S_OSC_NUM) {
+        osc_decide(f, OSC_END, out);
+    } else if (f->state == S_STR_ESC) {
+        f->seqlen--;
+        str_end(f, 0, out);
+    }
+    if (f->state == S_STR) {
+        if (c == 0x9c) {
+            str_end(f, raw ? 1 : 2, out);
             return;
         }
+        str_end(f, 0, out);
+    }
+    c1_start(f, c, raw, out);
+}
+
+/* ESC, then c in 0x20-0x7e. */
+static void esc_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    hold(f, c);
+    switch (c) {
+    case '[':
+        f->state = S_CSI;
+        return;
+    case ']':
+        f->osc_num = 0;
+        f->state = S_OSC_NUM;
+        return;
+    case 'P': /* DCS */
+    case 'X': /* SOS */
+    case '^': /* PM */
+    case '_': /* APC */
+        str_skip(f, false, out);
+        return;
+    }
+    if (c < 0x30) {
+        f->state = S_ESC_INT;
+        return;
+    }
+    /* Save and restore the cursor, keypad modes, full reset, and the 7-bit
+     * forms of the C1 controls that pass. */
+    if (strchr("78=>cDEHMNO\\", c)) {
         if (c == '=')
             f->modes |= MVM_MODE_APP_KEYPAD;
         else if (c == '>')
             f->modes &= ~(unsigned)MVM_MODE_APP_KEYPAD;
         emit_held(f, out);
-        f->state = S_TEXT;
+    } else {
+        drop_held(f, out);
+    }
+    f->state = S_TEXT;
+}
+
+/* ESC, intermediates, then c in 0x20-0x7e.  Only character set
+ * designations and DEC line attributes pass.  ESC % switches a terminal
+ * out of UTF-8, after which the continuation bytes of text would be C1
+ * controls; ESC SP switches the controls in its answers to 8 bits. */
+static void esc_int_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    if (c < 0x30 && f->seqlen < 3) {
+        hold(f, c);
         return;
-    case S_C2:
-        hold(f, (char)c);
-        if (c == 0x9d) {
-            osc_start(f);
-            return;
-        }
-        if (c == 0x9b) { /* C1 CSI: same parameters as ESC [ */
-            f->state = S_CSI;
-            return;
-        }
+    }
+    if (c < 0x30) { /* no such sequence: the rest is text */
+        drop_held(f, out);
+        f->state = S_TEXT;
+        buf_append(out, &c, 1);
+        return;
+    }
+    hold(f, c);
+    char i1 = f->seq[1];
+    if (strchr("()*+-./", i1) || (i1 == '#' && f->seqlen == 3 && c >= '3' && c <= '8'))
         emit_held(f, out);
-        f->state = S_TEXT;
+    else
+        drop_held(f, out);
+    f->state = S_TEXT;
+}
+
+static void csi_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    if (!hold(f, c)) { /* too long to decide: removed to its end */
+        drop_held(f, out);
+        f->state = c >= 0x40 ? S_TEXT : S_CSI_SKIP;
         return;
-    case S_CSI:
-        hold(f, (char)c);
-        if (c >= 0x40 && c <= 0x7e) {
-            if (csi_done(f))
-                emit_held(f, out);
-            else
-                drop_held(f, out);
-            f->state = S_TEXT;
-        } else if (f->seqlen == sizeof f->seq && csi_long_report(f)) {
+    }
+    if (c < 0x40)
+        return;
+    if (csi_allowed(f))
+        emit_held(f, out);
+    else
+        drop_held(f, out);
+    f->state = S_TEXT;
+}
+
+static void text_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    if (c == ESC)
+        start_esc(f);
+    else
+        buf_append(out, &c, 1);
+}
+
+/* Inside an unfinished ESC or CSI sequence a terminal starts over at a new
+ * ESC, and executes the other C0 controls (and ignores DEL) without
+ * leaving the sequence.  The filter must do the same, or a sequence hidden
+ * that way gets past it. */
+static void seq_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    if (c == ESC) {
+        start_esc(f); /* the unfinished bytes go, as the terminal drops them */
+        return;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        buf_append(out, &c, 1); /* same effect before the sequence as inside */
+        return;
+    }
+    if (c >= 0x80) {
+        /* Part of no sequence: some parsers read 0xa0-0xff there as
+         * 0x20-0x7f.  The sequence goes; the byte is text. */
+        if (f->state != S_CSI_SKIP)
             drop_held(f, out);
-            f->state = S_CSI_SKIP;
-        } else if (f->seqlen == sizeof f->seq || c < 0x20) {
-            emit_held(f, out); /* not a sequence we understand: pass it */
-            f->state = S_TEXT;
-        }
+        f->seqlen = 0;
+        f->state = S_TEXT;
+        text_byte(f, c, out);
         return;
-    case S_CSI_SKIP:
-        if ((c >= 0x40 && c <= 0x7e) || c == 0x18 || c == 0x1a)
-            f->state = S_TEXT;
+    }
+    if (f->state == S_ESC)
+        esc_byte(f, c, out);
+    else if (f->state == S_ESC_INT)
+        esc_int_byte(f, c, out);
+    else if (f->state == S_CSI)
+        csi_byte(f, c, out);
+    else if (c >= 0x40) /* S_CSI_SKIP: the final byte */
+        f->state = S_TEXT;
+}
+
+/* c: ASCII, or a byte of a UTF-8 character (or of a malformed one, which
+ * the terminal shows as U+FFFD). */
+static void on_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    if (c == CAN || c == SUB) {
+        f->seqlen = 0;
+        f->state = S_TEXT;
+        buf_append(out, &c, 1);
+        return;
+    }
+    switch (f->state) {
+    case S_TEXT:
+        text_byte(f, c, out);
+        return;
+    case S_OSC_NUM:
+        osc_num_byte(f, c, out);
+        return;
+    case S_STR:
+        str_byte(f, c, out);
+        return;
+    case S_STR_ESC:
+        str_esc_byte(f, c, out);
         return;
     default:
-        feed_osc(f, c, out);
+        seq_byte(f, c, out);
         return;
+    }
+}
+
+/* UTF-8: how many continuation bytes follow lead byte c, and the range of
+ * the first (Unicode's table 3-7: no overlong forms, which could encode
+ * ESC or a C1 control, no surrogates, nothing past U+10FFFF). */
+static void utf8_lead(struct mvm_outfilter *f, unsigned char c)
+{
+    f->u8_need = c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
+    f->u8_lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    f->u8_hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+}
+
+/* Sorts the bytes into what the parser acts on: ASCII, bytes of UTF-8
+ * characters, and C1 controls.  A C1 control is U+0080-U+009F encoded in
+ * UTF-8 (C2 80..9F), which terminals that decode UTF-8 act on, or a raw
+ * 0x80-0x9f continuing no character, which a terminal in 8-bit mode acts
+ * on.  A C2 is held until the next byte tells which it starts. */
+static void feed_byte(struct mvm_outfilter *f, unsigned char c, struct buf *out)
+{
+    if (f->c2) {
+        f->c2 = false;
+        f->seqlen--;
+        if (c >= 0x80 && c <= 0x9f) {
+            on_c1(f, c, false, out);
+            return;
+        }
+        utf8_lead(f, 0xc2);
+        on_byte(f, 0xc2, out);
+    }
+    if (c < 0x80) {
+        f->u8_need = 0;
+        on_byte(f, c, out);
+    } else if (f->u8_need > 0 && c >= f->u8_lo && c <= f->u8_hi) {
+        f->u8_need--;
+        f->u8_lo = 0x80, f->u8_hi = 0xbf;
+        on_byte(f, c, out);
+    } else if (c == 0xc2) {
+        f->u8_need = 0;
+        f->seq[f->seqlen++] = (char)c; /* seq has room for it */
+        f->c2 = true;
+    } else if (c <= 0x9f || c == 0xc0 || c == 0xc1 || c >= 0xf5) {
+        /* 0xc0, 0xc1 and 0xf5-0xff never occur in UTF-8: removed like an
+         * unknown C1 control, so no lax decoder reads an overlong form */
+        f->u8_need = 0;
+        on_c1(f, c, true, out);
+    } else {
+        f->u8_need = 0;
+        if (c >= 0xc3)
+            utf8_lead(f, c);
+        on_byte(f, c, out);
     }
 }
 
@@ -320,13 +665,14 @@ void mvm_outfilter_feed(struct mvm_outfilter *f, const void *in, size_t len, str
 {
     const unsigned char *p = in;
     for (size_t i = 0; i < len; i++) {
-        /* Fast path for plain text. */
-        if (f->state == S_TEXT) {
+        /* Fast path for ASCII text. */
+        if (f->state == S_TEXT && !f->c2) {
             size_t j = i;
-            while (j < len && p[j] != 0x1b && p[j] != 0xc2)
+            while (j < len && p[j] < 0x80 && p[j] != ESC)
                 j++;
             if (j > i) {
                 buf_append(out, p + i, j - i);
+                f->u8_need = 0;
                 i = j - 1;
                 continue;
             }

@@ -1,10 +1,39 @@
 /* termfilter: what mvm does to the bytes between the user's terminal and
  * the guest.  Pure code (unit-tested, fuzzable).
  *
- * Output (guest -> terminal): drops OSC 52 (the guest must not set the
- * host clipboard) and title/icon reports (CSI 20 t / 21 t, which echo
- * guest-chosen bytes back into the input), and tracks the terminal modes
- * the guest switched on so mvm can switch them off at exit.
+ * Output (guest -> terminal).  The guest controls every byte, and a
+ * terminal does more than draw: it can set the host clipboard, transfer
+ * files, and type its answers to queries into its input, where they reach
+ * the host shell if mvm has exited by then.  So each sequence family is
+ * passed only if it is on an allowlist; everything else is removed, and a
+ * removed sequence leaves one CAN behind (counted in `dropped`).
+ *
+ * Passed: text (UTF-8 kept byte for byte) and C0 controls; SGR, cursor
+ * movement, erase, insert/delete, scrolling and scrolling regions, tab
+ * stops, cursor style, soft reset; insert mode and the DEC private modes
+ * listed in mode_allowed() (the ones below are tracked so mvm can switch
+ * them off at exit); title push/pop (CSI 22/23 t); ESC 7/8/=/>/c/D/E/H/M/
+ * N/O/\ and character set designations; the C1 controls IND NEL HTS RI
+ * SS2 SS3 ST in their UTF-8 form; window titles (OSC 0/1/2), hyperlinks
+ * (OSC 8), shell-integration marks (OSC 133), and setting (not querying)
+ * colours (OSC 4/10/11/12/104/110/111/112).  The queries DA1, DA2 and DSR
+ * 5/6 n pass too: their answers are fixed digits and punctuation, and
+ * programs wait for the DA1 answer to learn that other queries went
+ * unanswered.
+ *
+ * Removed: the clipboard (OSC 52, kitty's OSC 5522, all of iTerm2's OSC
+ * 1337 with its Copy, File= and SetUserVar), file transfer (kitty's OSC
+ * 5113), cwd notification (OSC 7), every other OSC; every DCS, APC, PM and
+ * SOS string (DECRQSS, XTGETTCAP, user-defined keys, sixel, kitty
+ * graphics, which can read host files); reports whose answers carry
+ * guest-chosen or host data (CSI 20/21 t titles, colour queries) and the
+ * other queries (DECRQM, window reports, XTVERSION, kitty keyboard);
+ * window manipulation, printing, UTF-8 mode switches (ESC %) and every
+ * other CSI, ESC and C1 control.  Raw C1 bytes (0x80-0x9f that are not
+ * part of a UTF-8 character) are read as the controls a terminal in 8-bit
+ * mode takes them for, and removed with what they introduce, as are bytes
+ * that never occur in UTF-8 (0xc0, 0xc1, 0xf5-0xff).  The filter assumes
+ * a UTF-8 terminal for the continuation bytes inside characters.
  *
  * Input (terminal -> guest): the ssh-style escape: after Enter (or at the
  * start), "~." asks to kill the VM, "~?" for help, "~~" sends one "~". */
@@ -29,11 +58,23 @@ enum {
     MVM_MODE_APP_KEYPAD = 1 << 8,    /* ESC = */
 };
 
+/* The longest sequence held back while deciding; a longer CSI or colour
+ * OSC is removed.  OSC bodies that pass or go are decided by their
+ * number and streamed, whatever their length. */
+#define MVM_OUTFILTER_HOLD 128
+
 struct mvm_outfilter {
     int state;
-    char seq[64]; /* the sequence held back while deciding */
+    /* The sequence held back while deciding, and room after it for the
+     * ESC or C2 that may end it. */
+    char seq[MVM_OUTFILTER_HOLD + 2];
     size_t seqlen;
-    bool osc_drop;
+    bool c2;                    /* seq ends with a C2 that may start a C1 control */
+    unsigned char body;         /* what is done with a string's body */
+    bool bel_ends;              /* BEL ends the string (an OSC) */
+    unsigned char u8_need;      /* UTF-8 continuation bytes still expected */
+    unsigned char u8_lo, u8_hi; /* the range the next one must be in */
+    unsigned osc_num;
     unsigned modes;
     unsigned dropped; /* sequences removed, for the notice at exit */
 };
