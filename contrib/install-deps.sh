@@ -14,7 +14,7 @@ PACKAGES="
     libjansson-dev libseccomp-dev libcap-ng-dev libnl-3-dev libnl-route-3-dev libnftables-dev
     liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
     qemu-system-x86 qemu-utils
-    libcmocka-dev clang clang-format cpio lz4 xz-utils zstd gzip tmux util-linux procps passwd
+    libcmocka-dev clang clang-format cpio lz4 xz-utils zstd gzip tmux util-linux procps passwd sudo
 "
 
 # A guest kernel: any /boot/vmlinuz-* whose modules are installed will do.

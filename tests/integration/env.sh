@@ -22,6 +22,7 @@ assert_not_contains "$(echo "$OUT" | grep -v '^E=')" "$marker" "the value is on 
 # While a session runs, the value is on no host command line or file.
 (cd "$PROJECT" && exec "$MVM" run -q --env "EXPLICIT=$marker" -- sleep 20) 2> /dev/null &
 pid=$!
+defer "kill -KILL $pid 2> /dev/null"
 for _ in $(seq 100); do ls /run/mvm/*/state.json > /dev/null 2>&1 && break; sleep 0.1; done
 sleep 2
 echo "$marker" > "$WORK/pattern" # not on grep's own command line

@@ -51,6 +51,28 @@ if command -v setpriv > /dev/null; then
     assert_contains "$(cat "$WORK/err")" "sudo mvm run" "the error says to use sudo"
 fi
 
+# Closed standard descriptors are /dev/null to mvm, never one of its own
+# sockets taken for stdin or stderr.
+(cd "$PROJECT" && "$MVM" run -q -- sh -c 'cat; echo done' <&-) > "$WORK/out" 2> "$WORK/err"
+assert_eq "0 done" "$? $(cat "$WORK/out")" "stdin closed: the command reads EOF, exit 0"
+(cd "$PROJECT" && "$MVM" run -q -- sh -c 'echo out; echo err >&2' 2>&-) > "$WORK/out"
+assert_eq "0 out" "$? $(cat "$WORK/out")" "stderr closed: the command runs, stdout intact"
+
+# --kernel is read with the invoking user's rights: a kernel they can read
+# boots, a symlink to a root-only file is refused.
+ensure_test_user
+kernel=$(ls /boot/vmlinuz-* 2> /dev/null | head -1)
+[ -n "$kernel" ] || die "no /boot/vmlinuz-* (install-deps.sh installs one)"
+chown "$TEST_USER:" "$PROJECT"
+SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID run_mvm -q --kernel "$kernel" -- echo booted
+assert_eq "0 booted" "$RC $OUT" "the user's readable --kernel boots"
+install -m 0600 "$kernel" "$WORK/root-only-kernel"
+ln -s "$WORK/root-only-kernel" "$PROJECT/kernel-link"
+SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID run_mvm -q --kernel "$PROJECT/kernel-link" -- echo booted
+assert_eq 125 "$RC" "a --kernel symlink to a root-only file: exit 125"
+assert_contains "$ERR" "Permission denied" "the refusal says the user cannot read it"
+assert_not_contains "$OUT" "booted" "no guest ran"
+
 "$MVM" frobnicate > "$WORK/out" 2> "$WORK/err"
 assert_eq 125 "$?" "unknown command: exit 125"
 assert_contains "$(cat "$WORK/err")" "unknown command 'frobnicate'" "unknown command is named"

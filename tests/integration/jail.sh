@@ -9,6 +9,7 @@
 start() { # name: a background session that waits; sets PID_<name>
     (cd "$PROJECT" && exec "$MVM" run -q -- sh -c 'echo up; exec sleep 60') > "$WORK/$1.out" 2> "$WORK/$1.err" &
     eval "PID_$1=$!"
+    defer "kill -KILL $! 2> /dev/null" # ended even when the test fails midway
 }
 wait_up() { for _ in $(seq 600); do grep -q up "$WORK/$1.out" 2> /dev/null && return 0; sleep 0.1; done
     die "session $1 did not start: $(cat "$WORK/$1.err")"; }
@@ -69,15 +70,41 @@ else
     fail "cannot find QEMU's cgroup $cg"
 fi
 
-# Every virtiofsd serving process: sandboxed, in a user namespace of its
-# own (so no capability in the host's).
+# QEMU's cgroup namespace is rooted at its own cgroup: from inside, its
+# cgroup is "/" (it was created after QEMU joined the session's cgroup).
+if command -v nsenter > /dev/null; then
+    inner=$(nsenter --cgroup="/proc/$qa/ns/cgroup" cat "/proc/$qa/cgroup" | awk -F: '$2 == "memory" || $2 == "" {print $3}' | sort -u)
+    assert_eq "/" "$inner" "QEMU sees its own cgroup as the root of its cgroup namespace"
+else
+    fail "nsenter (util-linux) is missing"
+fi
+
+# Every virtiofsd (found by process tree, so either flavour): sandboxed,
+# in a user namespace and an IPC namespace of its own, and -- this is a
+# root invocation -- never host uid or gid 0: the ids of mvm's helper
+# block, different between the two sessions.
 host_userns=$(readlink /proc/1/ns/user)
-for p in $(pgrep -f -- "source=(/usr|$PROJECT)( |$)"); do
-    pgrep -P "$p" > /dev/null && continue # the waiting parent
-    assert_eq 2 "$(field "$p" Seccomp)" "virtiofsd $p: seccomp"
-    [ "$(readlink "/proc/$p/ns/user")" != "$host_userns" ] && ok "virtiofsd $p: in its own user namespace" ||
-        fail "virtiofsd $p: in the host's user namespace"
+host_ipcns=$(readlink /proc/1/ns/ipc)
+n=0
+for sess in "$PID_a" "$PID_b"; do
+    for p in $(virtiofsd_of "$sess"); do
+        n=$((n + 1))
+        assert_eq 2 "$(field "$p" Seccomp)" "virtiofsd $p: seccomp"
+        [ "$(readlink "/proc/$p/ns/user")" != "$host_userns" ] && ok "virtiofsd $p: in its own user namespace" ||
+            fail "virtiofsd $p: in the host's user namespace"
+    done
+    for p in $(virtiofsd_of "$sess" all); do
+        [ "$(readlink "/proc/$p/ns/ipc")" != "$host_ipcns" ] && ok "virtiofsd $p: in its own IPC namespace" ||
+            fail "virtiofsd $p: in the host's IPC namespace"
+        in_helper_range "$(host_ids "$p")" && ok "virtiofsd $p: runs as mvm's helper ids, not root ($(host_ids "$p" | cut -d' ' -f1))" ||
+            fail "virtiofsd $p: host ids $(host_ids "$p")"
+    done
 done
+assert_eq 4 "$n" "two serving virtiofsd per session (/usr and the project)"
+ids_a=$(for p in $(virtiofsd_of "$PID_a"); do host_ids "$p" | cut -d' ' -f1; done | sort)
+ids_b=$(for p in $(virtiofsd_of "$PID_b"); do host_ids "$p" | cut -d' ' -f1; done | sort)
+[ -z "$(comm -12 <(echo "$ids_a") <(echo "$ids_b"))" ] && ok "the two sessions' virtiofsd share no uid" ||
+    fail "the two sessions' virtiofsd share uids: $ids_a / $ids_b"
 
 kill -TERM "$PID_a" "$PID_b"
 wait "$PID_a" "$PID_b" 2> /dev/null

@@ -4,6 +4,11 @@
 
 set -u
 MVM=${MVM:?MVM must point at the mvm binary}
+# Through sudo, SUDO_UID names whoever typed `sudo ctest`, who may not
+# enter the directories a test makes.  Each test picks its invoking user
+# itself -- root, or the throwaway account below (SUDO_UID=$TEST_UID) --
+# so the suite runs the same as root and through sudo.
+unset SUDO_UID SUDO_GID SUDO_USER
 TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "/tmp/mvm-it-$TEST_NAME.XXXXXX")
 chmod 755 "$WORK" # the invoking (test) user must reach its project
@@ -78,6 +83,25 @@ run_mvm() {
     OUT=$(tr -d "\\0" < "$WORK/out")
     ERR=$(cat "$WORK/err")
 }
+
+# The virtiofsd processes below a session's mvm (pid $1), either flavour:
+# "serving" ones (no virtiofsd child: the C one's waiting parent has one)
+# or all of them.
+virtiofsd_of() { # pid [all]
+    local p
+    for p in $(pgrep -P "$1"); do
+        if [ "$(cat "/proc/$p/comm" 2> /dev/null)" = virtiofsd ]; then
+            if [ "${2:-}" = all ] || ! pgrep -P "$p" -x virtiofsd > /dev/null; then echo "$p"; fi
+        fi
+        virtiofsd_of "$p" "${2:-}"
+    done
+}
+# Host ids of a process: "uid euid suid fsuid gid egid sgid fsgid".
+host_ids() { awk '/^Uid:/ {u = $2" "$3" "$4" "$5} /^Gid:/ {g = $2" "$3" "$4" "$5} END {print u, g}' "/proc/$1/status"; }
+# mvm's block of virtiofsd ids (src/sessiondir.h, share/share.h).
+HELPER_ID_MIN=$((0x70100000))
+HELPER_ID_END=$((0x70100000 + 4096 * 2048))
+in_helper_range() { local id; for id in $1; do [ "$id" -ge "$HELPER_ID_MIN" ] && [ "$id" -lt "$HELPER_ID_END" ] || return 1; done; }
 
 # A non-root user to stand for the person who typed `sudo mvm run`.
 ensure_test_user() {

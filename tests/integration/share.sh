@@ -107,27 +107,28 @@ assert_eq 125 "$RC" "a config symlinked to /etc/shadow is an error"
 assert_not_contains "$ERR" "root:" "no line of /etc/shadow is echoed"
 rm -rf "$TEST_HOME/.config/mvm"
 
-# The serving virtiofsd processes (the forked children, not the waiting
-# parents): the read-write one in a user namespace mapping only the user,
-# the /usr one seeing its share read-only.
+# The virtiofsd processes of a sudo invocation: the read-write one in a
+# user namespace mapping only the user and running as the user; the /usr
+# one never host root (its ids are idmapped onto mvm's helper block), and
+# seeing its share read-only.
 (cd "$PROJECT" && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID exec "$MVM" run -q -- sh -c 'echo up; exec sleep 30') \
     > "$WORK/bg.out" 2> /dev/null &
 bg=$!
+defer "kill -KILL $bg 2> /dev/null"
 for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && break; sleep 0.1; done
-serving() { # the virtiofsd whose parent is also a virtiofsd, for source $1
-    local p
-    for p in $(pgrep -f -- "source=$1( |$)"); do
-        pgrep -P "$p" > /dev/null || { echo "$p"; return; }
-    done
-}
-rw=$(serving "$PROJECT")
-ro=$(serving /usr)
+rw="" ro=""
+for p in $(virtiofsd_of "$bg"); do
+    case "$(awk '{print $3}' "/proc/$p/uid_map")" in
+    1) rw=$p ;;
+    1024) ro=$p ;;
+    esac
+done
 [ -n "$rw" ] && [ -n "$ro" ] || fail "serving virtiofsd processes not found (rw=$rw ro=$ro)"
 if [ -n "$rw" ]; then
     assert_eq "$TEST_UID $TEST_UID 1" "$(awk '{print $1, $2, $3}' "/proc/$rw/uid_map")" "read-write virtiofsd: uid map holds only the user"
     assert_eq "$TEST_GID $TEST_GID 1" "$(awk '{print $1, $2, $3}' "/proc/$rw/gid_map")" "read-write virtiofsd: gid map holds only the user's group"
     [ "$(readlink "/proc/$rw/ns/user")" != "$(readlink /proc/1/ns/user)" ] && ok "read-write virtiofsd runs in its own user namespace" || fail "read-write virtiofsd is in the host's user namespace"
-    assert_eq "$TEST_UID" "$(awk '/^Uid:/ {print $2}' "/proc/$rw/status")" "read-write virtiofsd runs as the user on the host"
+    assert_eq "$TEST_UID $TEST_UID $TEST_UID $TEST_UID $TEST_GID $TEST_GID $TEST_GID $TEST_GID" "$(host_ids "$rw")" "read-write virtiofsd runs as the user on the host"
     assert_eq 2 "$(awk '/^Seccomp:/ {print $2}' "/proc/$rw/status")" "read-write virtiofsd has sandboxed itself (seccomp)"
 fi
 if [ -n "$ro" ]; then
@@ -135,7 +136,61 @@ if [ -n "$ro" ]; then
     rootopts=$(awk '$5 == "/" {print $6}' "/proc/$ro/mountinfo" | head -1)
     assert_contains "$rootopts" "ro" "/usr virtiofsd sees its share read-only"
     assert_eq 2 "$(awk '/^Seccomp:/ {print $2}' "/proc/$ro/status")" "/usr virtiofsd has sandboxed itself (seccomp)"
+    in_helper_range "$(host_ids "$ro")" && ok "/usr virtiofsd runs as mvm's helper ids ($(host_ids "$ro" | cut -d' ' -f1)), not host root" ||
+        fail "/usr virtiofsd runs as host ids $(host_ids "$ro")"
 fi
+for p in $(virtiofsd_of "$bg" all); do
+    [ "$(readlink "/proc/$p/ns/ipc")" != "$(readlink /proc/1/ns/ipc)" ] || fail "virtiofsd $p shares the host's IPC namespace"
+    case " $(host_ids "$p") " in *" 0 "*) fail "virtiofsd $p holds host id 0: $(host_ids "$p")" ;; esac
+done
+ok "no virtiofsd process holds host uid or gid 0, and each has its own IPC namespace"
 kill -TERM "$bg" 2> /dev/null
 wait "$bg"
 assert_no_leftovers "after inspecting virtiofsd"
+
+# The guest sees /usr's real owners and modes: setuid root stays setuid
+# root, group-owned files keep their group.
+probe_files=""
+for f in /usr/bin/su /usr/bin/passwd /usr/bin/chage /usr/bin/newgrp; do [ -e "$f" ] && probe_files="$probe_files $f"; done
+want=$(stat -c '%n %u:%g %a' $probe_files)
+as_user -- stat -c '%n %u:%g %a' $probe_files
+assert_eq "$want" "$OUT" "/usr's owners and modes in the guest match the host's ($probe_files)"
+
+# A root invocation (CI runs so): files the guest writes are root's on the
+# host, though no virtiofsd runs as host root (see jail.sh).
+mkdir "$PROJECT/root-owned"
+run_mvm -q -- sh -c 'id -u; echo r > root-owned/by-root-run'
+assert_eq "0 0 root:root" "$RC $OUT $(stat -c %U:%G "$PROJECT/root-owned/by-root-run")" "a root invocation's files are root's on the host"
+
+# A directory name is never a virtiofsd option: "x,source=DIR" is served
+# as itself, for a root invocation and for a sudo user.
+decoy="$WORK/decoy"
+mkdir -p "$decoy"
+echo decoy > "$decoy/decoy-file"
+for name in "x,source=$decoy" "Smith, John" 'back\slash,cache=none' $'new\nline' "-rf"; do
+    dir="$WORK/names/$name"
+    mkdir -p "$dir"
+    echo mine > "$dir/own-file"
+    chown -R "$TEST_USER:" "$WORK/names"
+    want_pwd=$(printf '%s' "$dir" | base64 -w0)
+    (cd "$dir" && "$MVM" run -q -- sh -c 'ls; printf %s "$PWD" | base64 -w0') > "$WORK/out" 2> "$WORK/err"
+    assert_eq "0 own-file $want_pwd" "$? $(tr '\n' ' ' < "$WORK/out")" \
+        "root: the directory $(printf %q "$name") is served as itself, at its own path ($(cat "$WORK/err"))"
+    (cd "$dir" && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID "$MVM" run -q -- sh -c 'ls; echo w > written') > "$WORK/out" 2> "$WORK/err"
+    assert_eq "0 own-file w" "$? $(cat "$WORK/out") $(cat "$dir/written" 2> /dev/null)" \
+        "sudo user: $(printf %q "$name") is served as itself and writable ($(cat "$WORK/err"))"
+    [ -e "$decoy/written" ] && fail "the decoy directory was written"
+done
+rm -rf "$WORK/names"
+
+# A .git planted above the project by another user does not widen the
+# share; the user's own does (the positive control comes first).
+mkdir -p "$WORK/vt/.git" "$WORK/vt/build"
+echo sibling > "$WORK/vt/sibling"
+(cd "$WORK/vt/build" && "$MVM" run -q -- ls ..) > "$WORK/out" 2> "$WORK/err"
+assert_contains "$(cat "$WORK/out")" "sibling" "root's own repository is shared from its top"
+chown "$TEST_USER:" "$WORK/vt/.git"
+(cd "$WORK/vt/build" && "$MVM" run -- ls ..) > "$WORK/out" 2> "$WORK/err"
+assert_not_contains "$(cat "$WORK/out")" "sibling" "another user's .git above the project is not shared"
+assert_contains "$(cat "$WORK/err")" "not sharing the repository at $WORK/vt" "mvm says why in one line"
+assert_no_leftovers "after the share name and ownership runs"

@@ -10,6 +10,7 @@ start_session() {
     (cd "$PROJECT" && exec "$MVM" run -q "$@" -- sh -c 'echo up; exec sleep 1000') \
         > "$WORK/bg.out" 2> "$WORK/bg.err" &
     PID=$!
+    defer "kill -KILL $PID 2> /dev/null" # a test that fails midway still ends it
     for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && return 0; sleep 0.1; done
     die "the session never started: $(cat "$WORK/bg.err")"
 }
@@ -58,8 +59,8 @@ assert_no_leftovers "after a guest reboot"
 # kill -9 of mvm: QEMU and virtiofsd die within a second by themselves.
 start_session
 qemu=$(session_qemu "$PID")
-vfsd=$(pgrep -f "source=$PROJECT")
-[ -n "$vfsd" ] || die "no virtiofsd for $PROJECT"
+vfsd=$(virtiofsd_of "$PID" all)
+[ -n "$vfsd" ] || die "no virtiofsd below mvm $PID"
 dir=$(ls -td /run/mvm/*/ | head -1)
 cg=$(awk -F: '$2 == "memory" || $2 == "" {print $3}' "/proc/$qemu/cgroup" | head -1)
 kill -KILL "$PID"
