@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../src/error.h"
+#include "error.h"
 
 /* Longest line accepted from QEMU; QMP replies we use are tiny. */
 #define MVM_QMP_MAX_LINE (1024 * 1024)

@@ -35,12 +35,14 @@ struct guest_session {
     size_t nshares;
 };
 
-/* Writes "mvm-init: <msg>\n" to the console (the kernel log the host
+/* log.c: writes "mvm-init: <msg>\n" to the console (the kernel log the host
  * keeps); used for diagnostics the user sees only on failure. */
 void guest_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* init.c: a timestamped step on the console when tracing (mvm.trace). */
+/* log.c: a timestamped step on the console when tracing (mvm.trace on
+ * the kernel command line, which init.c reads). */
 void guest_trace(const char *what);
+void guest_trace_enable(bool on);
 
 /* session.c */
 int guest_session_load(const char *path, struct guest_session *s, char *why, size_t whylen);
@@ -68,7 +70,7 @@ int guest_spawn(const struct guest_session *s, const char *file, char **argv, ch
  * status (or the port is gone). */
 void guest_run(int port, const struct guest_session *s);
 
-/* init.c: sends an ERROR frame (best effort). */
+/* log.c: sends an ERROR frame (best effort). */
 void guest_send_error(int port, int status, const char *msg);
 
 #endif

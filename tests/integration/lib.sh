@@ -98,7 +98,7 @@ virtiofsd_of() { # pid [all]
 }
 # Host ids of a process: "uid euid suid fsuid gid egid sgid fsgid".
 host_ids() { awk '/^Uid:/ {u = $2" "$3" "$4" "$5} /^Gid:/ {g = $2" "$3" "$4" "$5} END {print u, g}' "/proc/$1/status"; }
-# mvm's block of virtiofsd ids (src/sessiondir.h, share/share.h).
+# mvm's block of virtiofsd ids (src/jail/jail.h, share/share.h).
 HELPER_ID_MIN=$((0x70100000))
 HELPER_ID_END=$((0x70100000 + 4096 * 2048))
 in_helper_range() { local id; for id in $1; do [ "$id" -ge "$HELPER_ID_MIN" ] && [ "$id" -lt "$HELPER_ID_END" ] || return 1; done; }

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "jail.h"
-#include "sessiondir.h"
 #include "util.h"
 
 #define ALL  MVM_JAIL_ALL
@@ -127,7 +126,7 @@ static char *run_probe(unsigned layers, uid_t uid, pid_t other, const char *cons
         .gid = (gid_t)uid,
         .seccomp = filter,
     };
-    struct mvm_child c = MVM_CHILD_INIT;
+    cleanup_pid struct mvm_child c = MVM_CHILD_INIT;
     struct mvm_error *err = NULL;
     if (mvm_jail_start(&j, &c, &err) < 0) {
         fprintf(stderr, "FAIL: starting the probe: %s\n", err->msg);
@@ -141,7 +140,6 @@ static char *run_probe(unsigned layers, uid_t uid, pid_t other, const char *cons
         buf_append(&b, chunk, (size_t)r);
     close(out[0]);
     mvm_child_wait(&c, 10000);
-    mvm_child_kill(&c);
     buf_append(&b, "", 1);
     return b.data;
 }
@@ -203,6 +201,60 @@ static struct mvm_child start_other(void)
     return c;
 }
 
+/* More descriptors than the jail once kept (it cut the list at 60): every
+ * one arrives in the child at its number, and nothing else is open. */
+static void check_many_fds(void)
+{
+    enum { N = 100 };
+    int fds[N];
+    struct buf args = {0};
+    buf_printf(&args, "for fd in");
+    for (int i = 0; i < N; i++) {
+        fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        buf_printf(&args, " %d", fds[i]);
+    }
+    buf_printf(&args, "; do [ -e /proc/self/fd/$fd ] || echo missing $fd; done; "
+                      "ls /proc/self/fd | wc -l");
+    buf_append(&args, "", 1);
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        abort();
+    char *const sh[] = {"/bin/sh", "-c", args.data, NULL};
+    char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct mvm_jail j = {.name = "many fds",
+                         .path = "/bin/sh",
+                         .argv = sh,
+                         .envp = envp,
+                         .stdin_fd = -1,
+                         .stdout_fd = out[1],
+                         .stderr_fd = out[1],
+                         .keep = fds,
+                         .nkeep = N,
+                         .nofile = 256,
+                         .layers = MVM_JAIL_RLIMITS,
+                         .netns_fd = -1};
+    cleanup_pid struct mvm_child c = MVM_CHILD_INIT;
+    struct mvm_error *err = NULL;
+    if (mvm_jail_start(&j, &c, &err) < 0) {
+        printf("FAIL: starting a child with %d kept fds: %s\n", N, err->msg);
+        failures++;
+        return;
+    }
+    close(out[1]);
+    char got[4096] = "";
+    ssize_t n = read_full(out[0], got, sizeof got - 1);
+    got[n > 0 ? n : 0] = '\0';
+    close(out[0]);
+    mvm_child_wait(&c, 10000);
+    /* The kept ones, stdio, and the directory ls reads. */
+    char want[32];
+    snprintf(want, sizeof want, "%d\n", N + 3 + 1);
+    expect("kept", "100 fds", want, got);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    buf_free(&args);
+}
+
 int main(int argc, char **argv)
 {
     if (geteuid() != 0) {
@@ -215,8 +267,8 @@ int main(int argc, char **argv)
     }
     probe_path = argv[1];
     /* mvm creates it on first use; a fresh machine has none yet. */
-    if (mkdir(MVM_RUN_DIR, 0700) < 0 && errno != EEXIST) {
-        printf("FAIL: creating %s: %s\n", MVM_RUN_DIR, strerror(errno));
+    if (mkdir("/run/mvm", 0700) < 0 && errno != EEXIST) {
+        printf("FAIL: creating /run/mvm: %s\n", strerror(errno));
         return 1;
     }
     unsigned nrules = 0;
@@ -255,6 +307,7 @@ int main(int argc, char **argv)
         expect(what, e->check, e->twin, result_of(twin, e->check, res, sizeof res));
         free(twin);
     }
+    check_many_fds();
     mvm_child_kill(&other);
     shmctl(shm, IPC_RMID, NULL);
     mvm_jail_filter_free(filter);

@@ -69,6 +69,30 @@ static void hex(const uint8_t *d, char *out)
 }
 
 /* FIPS 180-4 / NIST example vectors. */
+/* More fds than the event loop's old fixed array (41) held: each one
+ * keeps its index, a missing one (-1) takes none. */
+static void test_pollset_grows(void **state)
+{
+    (void)state;
+    struct mvm_pollset ps = {0};
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(mvm_pollset_add(&ps, -1, POLLIN), -1);
+        assert_int_equal(mvm_pollset_add(&ps, 1000 + i, POLLIN), i);
+    }
+    assert_int_equal(ps.n, 500);
+    for (int i = 0; i < 500; i++)
+        assert_int_equal(ps.fds[i].fd, 1000 + i);
+    struct pollfd *room = mvm_pollset_reserve(&ps, 4);
+    assert_ptr_equal(room, ps.fds + 500);
+    room[0] = (struct pollfd){.fd = 7, .events = POLLOUT};
+    ps.n++;
+    assert_int_equal(mvm_pollset_add(&ps, 8, POLLIN), 501);
+    assert_int_equal(ps.fds[500].fd, 7);
+    mvm_pollset_free(&ps);
+    assert_null(ps.fds);
+    assert_int_equal(ps.n, 0);
+}
+
 static void test_sha256_vectors(void **state)
 {
     static const struct {
@@ -111,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_plain_text_unchanged),  cmocka_unit_test(test_utf8_kept),
         cmocka_unit_test(test_c0_and_del_replaced),   cmocka_unit_test(test_c1_replaced),
         cmocka_unit_test(test_invalid_utf8_replaced), cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_pollset_grows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

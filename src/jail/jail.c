@@ -40,6 +40,7 @@ struct child_fds {
     int errpipe; /* write: a struct child_failure, or EOF at exec */
     int sync;    /* user namespace handshake, or -1 */
     int alive;   /* read end; hangs up when mvm is gone */
+    int *keep;   /* room for nkeep + 2: allocated before the fork */
 };
 
 static void __attribute__((noreturn)) fail(int errpipe, const char *what)
@@ -95,9 +96,8 @@ static int arrange_fds(const struct mvm_jail *j, const struct child_fds *cf)
         if (from < 0 || dup2(from, i) < 0)
             return -1;
     }
-    int keep[64];
-    int n = 0;
-    for (int i = 0; i < j->nkeep && n < 60; i++) {
+    int *keep = cf->keep, n = 0;
+    for (int i = 0; i < j->nkeep; i++) {
         keep[n++] = j->keep[i];
         int fl = fcntl(j->keep[i], F_GETFD);
         if (fl < 0 || fcntl(j->keep[i], F_SETFD, fl & ~FD_CLOEXEC) < 0)
@@ -215,12 +215,15 @@ static void __attribute__((noreturn)) child_main(const struct mvm_jail *j, struc
      * so it sees its own cgroup as / and nothing above it. */
     if ((j->layers & MVM_JAIL_IPCNS) && unshare(CLONE_NEWCGROUP) < 0)
         fail(cf->errpipe, "creating a cgroup namespace");
+    /* While still root in the host's user namespace: joining a network
+     * namespace needs CAP_SYS_ADMIN over its owner, which a new user
+     * namespace would not have. */
+    if ((j->layers & MVM_JAIL_NETNS) && j->netns_fd >= 0 && setns(j->netns_fd, CLONE_NEWNET) < 0)
+        fail(cf->errpipe, "entering the session's network namespace");
     if (j->setup && j->setup(j->setup_arg, &what) < 0)
         fail(cf->errpipe, what);
     if (j->uid_map)
         enter_userns(j, cf);
-    if ((j->layers & MVM_JAIL_NETNS) && j->netns_fd >= 0 && setns(j->netns_fd, CLONE_NEWNET) < 0)
-        fail(cf->errpipe, "entering the session's network namespace");
     if (arrange_fds(j, cf) < 0)
         fail(cf->errpipe, "arranging file descriptors");
     if ((j->layers & MVM_JAIL_MOUNTNS) && mvm_jail_enter_root(j, &what) < 0)
@@ -319,13 +322,18 @@ static int await_exec(const struct mvm_jail *j, struct mvm_child *c, int rd, str
 
 int mvm_jail_start(const struct mvm_jail *j, struct mvm_child *c, struct mvm_error **err)
 {
+    if (j->nkeep < 0)
+        return mvm_error_set(err, EINVAL, "starting %s: %d fds to keep", j->name, j->nkeep);
     int errp[2] = {-1, -1}, alive[2] = {-1, -1}, sync[2] = {-1, -1};
     if (make_pipes(j, errp, alive, sync, err) < 0)
         return -1;
+    /* The child allocates nothing: it may be a copy of a threaded mvm. */
+    cleanup_free int *keep = xmalloc(((size_t)j->nkeep + 2) * sizeof *keep);
     int pidfd = -1;
     pid_t pid = clone_child(j, &pidfd);
     if (pid == 0) {
-        struct child_fds cf = {.errpipe = errp[1], .sync = sync[1], .alive = alive[0]};
+        struct child_fds cf = {
+            .errpipe = errp[1], .sync = sync[1], .alive = alive[0], .keep = keep};
         close(errp[0]);
         close(alive[1]);
         if (sync[0] >= 0)

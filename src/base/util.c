@@ -246,6 +246,29 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     buf_append(b, s, strlen(s));
 }
 
+struct pollfd *mvm_pollset_reserve(struct mvm_pollset *ps, size_t k)
+{
+    if (ps->n + k > ps->cap) {
+        ps->cap = ps->n + k > 2 * ps->cap ? ps->n + k : 2 * ps->cap;
+        ps->fds = xrealloc(ps->fds, ps->cap * sizeof *ps->fds);
+    }
+    return ps->fds + ps->n;
+}
+
+int mvm_pollset_add(struct mvm_pollset *ps, int fd, short events)
+{
+    if (fd < 0)
+        return -1;
+    *mvm_pollset_reserve(ps, 1) = (struct pollfd){.fd = fd, .events = events};
+    return (int)ps->n++;
+}
+
+void mvm_pollset_free(struct mvm_pollset *ps)
+{
+    free(ps->fds);
+    *ps = (struct mvm_pollset){0};
+}
+
 void buf_free(struct buf *b)
 {
     free(b->data);

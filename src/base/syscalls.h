@@ -95,8 +95,9 @@ static inline int mvm_pidfd_send_signal(int pidfd, int sig)
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-/* Closes every fd >= lowest except the ones in keep[] (sorted or not).
- * Falls back to a /proc-free loop when close_range is missing. */
-int mvm_close_fds_except(int lowest, const int *keep, int nkeep);
+/* Closes every fd >= lowest except the ones in keep[] (any number, in any
+ * order; sorted in place), allocating nothing.  Falls back to a
+ * /proc-free loop when close_range is missing. */
+int mvm_close_fds_except(int lowest, int *keep, int nkeep);
 
 #endif

@@ -128,15 +128,8 @@ int mvm_cgroup_create(const char *root, const char *name, uint64_t memory_bytes,
         struct mvm_error *e = NULL;
         if (create_once(root, name, memory_bytes, pids_max, cg, &e) == 0)
             return 0;
-        if (e->errnum != ENOENT || attempt == 4) {
-            if (err) {
-                mvm_error_free(*err);
-                *err = e;
-            } else {
-                mvm_error_free(e);
-            }
-            return -1;
-        }
+        if (e->errnum != ENOENT || attempt == 4)
+            return mvm_error_propagate(err, e);
         mvm_error_free(e);
     }
 }

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -107,6 +108,19 @@ static inline bool str_has_prefix(const char *s, const char *prefix)
             return false;
     return true;
 }
+
+/* A growable poll set: an fd is never dropped for lack of room. */
+struct mvm_pollset {
+    struct pollfd *fds;
+    size_t n, cap;
+};
+/* Appends fd with events and returns its index; fd < 0 adds nothing and
+ * returns -1 (an fd that is not there is never ready). */
+int mvm_pollset_add(struct mvm_pollset *ps, int fd, short events);
+/* Room for k more entries at fds + n, for a caller that fills them and
+ * then adds what it filled to n. */
+struct pollfd *mvm_pollset_reserve(struct mvm_pollset *ps, size_t k);
+void mvm_pollset_free(struct mvm_pollset *ps);
 
 /* A growable byte buffer. */
 struct buf {

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-cleanup.h"
 #include "util.h"
 
 int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **dir,
@@ -77,17 +78,36 @@ uint64_t mvm_proc_starttime(pid_t pid)
 /* Reads dir/state.json: -1 when there is none (or it is unreadable);
  * else whether its mvm (pid + start time) still runs, and the jail uid it
  * claimed (0 if none). */
-static int read_state(const char *dir, uid_t *jail_uid)
+int mvm_sessiondir_parse_state(const char *text, size_t len, struct mvm_session_state *st)
 {
-    cleanup_free char *path = xasprintf("%s/state.json", dir);
-    json_t *state = json_load_file(path, 0, NULL);
-    if (state == NULL)
+    *st = (struct mvm_session_state){0};
+    cleanup_json json_t *state = json_loadb(text, len, 0, NULL);
+    if (!json_is_object(state))
         return -1;
     json_int_t pid = json_integer_value(json_object_get(state, "pid"));
     json_int_t start = json_integer_value(json_object_get(state, "starttime"));
-    *jail_uid = (uid_t)json_integer_value(json_object_get(state, "jail_uid"));
-    json_decref(state);
-    return pid > 0 && start > 0 && mvm_proc_starttime((pid_t)pid) == (uint64_t)start;
+    json_int_t uid = json_integer_value(json_object_get(state, "jail_uid"));
+    if (pid <= 0 || pid > INT32_MAX || start <= 0)
+        return -1;
+    st->pid = (pid_t)pid;
+    st->starttime = (uint64_t)start;
+    /* Only an id of the reserved range is one to free or keep. */
+    if (uid >= MVM_JAIL_UID_BASE && uid < (json_int_t)MVM_JAIL_UID_BASE + MVM_JAIL_UID_COUNT)
+        st->jail_uid = (uid_t)uid;
+    return 0;
+}
+
+static int read_state(const char *dir, uid_t *jail_uid)
+{
+    cleanup_free char *path = xasprintf("%s/state.json", dir);
+    size_t len = 0;
+    cleanup_free char *text = read_file(path, 64 * 1024, &len);
+    struct mvm_session_state st;
+    *jail_uid = 0;
+    if (text == NULL || mvm_sessiondir_parse_state(text, len, &st) < 0)
+        return -1;
+    *jail_uid = st.jail_uid;
+    return mvm_proc_starttime(st.pid) == st.starttime;
 }
 
 static bool session_alive(const char *dir)

@@ -31,6 +31,10 @@ int mvm_error_wrap(struct mvm_error **err, const char *fmt, ...)
 int mvm_error_set_code(struct mvm_error **err, int exit_code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Hands an error kept locally (to look at it first) up to the caller:
+ * *err takes it, or it is freed when err is NULL.  Returns -1. */
+int mvm_error_propagate(struct mvm_error **err, struct mvm_error *e);
+
 void mvm_error_free(struct mvm_error *err);
 
 /* Writes "mvm: <msg>\n" to stderr in one write(2). */

@@ -4,8 +4,8 @@
  * child is forked from the main thread (the parent-death signal follows
  * the forking thread) and, before exec, in this order: its own process
  * group; rlimits; the session's cgroup, then a cgroup namespace rooted
- * there; optional pre-namespace setup and
- * user namespace (virtiofsd); the network namespace; only the listed fds,
+ * there; the network namespace; optional pre-namespace setup and user
+ * namespace (virtiofsd); only the listed fds (any number of them),
  * a fixed environment; a new mount namespace whose root (pivot_root, old
  * root detached) holds only read-only /usr, the loader's files, a minimal
  * /dev and the files bound in; an unprivileged uid/gid; no capabilities
@@ -23,6 +23,16 @@
 #include <sys/types.h>
 
 #include "error.h"
+
+/* The uids (and gids of the same number) reserved for jailed helpers:
+ * one per live session, so an escaped QEMU cannot signal or inspect
+ * another session's.  Outside the ranges systemd hands out (system,
+ * regular, dynamic and container users). */
+#define MVM_JAIL_UID_BASE  1879113728u /* 0x70010000 */
+#define MVM_JAIL_UID_COUNT 4096u
+/* And a block of ids per session for virtiofsd (share.h), found from the
+ * session's jail uid: base + (jail uid - MVM_JAIL_UID_BASE) * block. */
+#define MVM_HELPER_ID_BASE 1880096768u /* 0x70100000 */
 
 enum mvm_jail_layer {
     MVM_JAIL_MOUNTNS = 1 << 0, /* new mount ns, pivot_root into a minimal root */
@@ -109,5 +119,19 @@ int mvm_child_poll(struct mvm_child *c);
 int mvm_child_wait(struct mvm_child *c, int timeout_ms);
 /* SIGKILL and reap; idempotent. */
 void mvm_child_kill(struct mvm_child *c);
+
+/* cleanup_pid: a child that is killed (through its pidfd) and reaped when
+ * its variable goes out of scope, unless handed on with steal_child(). */
+static inline void cleanup_child_fn(struct mvm_child *c)
+{
+    mvm_child_kill(c);
+}
+#define cleanup_pid __attribute__((cleanup(cleanup_child_fn)))
+static inline struct mvm_child steal_child(struct mvm_child *c)
+{
+    struct mvm_child out = *c;
+    *c = (struct mvm_child)MVM_CHILD_INIT;
+    return out;
+}
 
 #endif

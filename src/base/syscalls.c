@@ -5,21 +5,21 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-static int cmp_int(const void *a, const void *b)
+/* In place and without allocating: this runs in a freshly forked child. */
+static void sort_ints(int *v, int n)
 {
-    return *(const int *)a - *(const int *)b;
+    for (int i = 1; i < n; i++) {
+        int x = v[i], k = i;
+        for (; k > 0 && v[k - 1] > x; k--)
+            v[k] = v[k - 1];
+        v[k] = x;
+    }
 }
 
-int mvm_close_fds_except(int lowest, const int *keep, int nkeep)
+int mvm_close_fds_except(int lowest, int *keep, int nkeep)
 {
-    int sorted[64];
-    if (nkeep > 64) {
-        errno = EINVAL;
-        return -1;
-    }
-    for (int i = 0; i < nkeep; i++)
-        sorted[i] = keep[i];
-    qsort(sorted, (size_t)nkeep, sizeof sorted[0], cmp_int);
+    int *sorted = keep;
+    sort_ints(sorted, nkeep);
 
     int from = lowest;
     for (int i = 0; i <= nkeep; i++) {

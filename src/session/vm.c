@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "initramfs.h"
+#include "json-cleanup.h"
 #include "qemu.h"
 #include "session-int.h"
 #include "util.h"
@@ -27,28 +28,28 @@
 #define QEMU_PIDS_MAX     256
 #define QEMU_NOFILE       4096
 
-static void undo_dir(struct session *s)
+static void undo_dir(void *arg)
 {
-    if (s->dir)
-        remove_tree(s->dir);
+    const char *dir = arg;
+    remove_tree(dir);
 }
 
 /* virtiofsd exits by itself once QEMU is gone; give it a moment. */
-static void undo_shares(struct session *s)
+static void undo_share(void *arg)
 {
-    for (size_t i = 0; i < s->nshares; i++) {
-        mvm_child_wait(&s->shares[i].proc, 500);
-        mvm_share_stop(&s->shares[i]);
-    }
+    struct mvm_share *sh = arg;
+    mvm_child_wait(&sh->proc, 500);
+    mvm_share_stop(sh);
 }
 
-static void undo_qemu(struct session *s)
+static void undo_cgroup(void *arg)
 {
-    session_stop_qemu(s);
+    mvm_cgroup_remove(arg);
 }
 
-void session_stop_qemu(struct session *s)
+static void undo_qemu(void *arg)
 {
+    struct session *s = arg;
     if (s->qemu.pid <= 0 || mvm_child_poll(&s->qemu))
         return;
     if (s->qmp && !mvm_qmp_closed(s->qmp)) {
@@ -73,10 +74,8 @@ static json_t *state_json(const struct session *s)
 
 static int write_state(struct session *s, struct mvm_error **err)
 {
-    json_t *st = state_json(s);
-    int rc = mvm_sessiondir_write_state(s->dir, st, err);
-    json_decref(st);
-    return rc;
+    cleanup_json json_t *st = state_json(s);
+    return mvm_sessiondir_write_state(s->dir, st, err);
 }
 
 static char *session_description(const struct session *s)
@@ -133,9 +132,9 @@ static int start_shares(struct session *s, struct mvm_error **err)
     };
     /* This session's block of server ids (share.h), from its jail uid. */
     uid_t base = MVM_HELPER_ID_BASE + (s->jail_uid - MVM_JAIL_UID_BASE) * MVM_SHARE_IDS;
-    session_push_undo(s, undo_shares);
     for (size_t i = 0; i < s->nshares; i++) {
         struct mvm_share *sh = &s->shares[i];
+        mvm_undo_push(&s->undo, undo_share, sh, sh->tag);
         uid_t id = sh->system ? base : base + MVM_SHARE_SYSTEM_IDS + (uid_t)i;
         if (mvm_share_start(sh, &s->vfsd, s->dir, &owner, id, err) < 0)
             return -1;
@@ -148,23 +147,16 @@ static int start_shares(struct session *s, struct mvm_error **err)
     return 0;
 }
 
-static void undo_cgroup(struct session *s)
-{
-    mvm_cgroup_remove(&s->cgroup);
-}
-
 /* QEMU's own uid, its cgroup (guest RAM + translation cache + QEMU's
  * overhead; threads for vCPUs, I/O and its thread pool), and the filter. */
 static int prepare_jail(struct session *s, struct mvm_error **err)
 {
-    json_t *st = state_json(s);
-    int rc = mvm_sessiondir_claim_uid(MVM_RUN_DIR, s->dir, st, &s->jail_uid, err);
-    json_decref(st);
-    if (rc < 0)
+    cleanup_json json_t *st = state_json(s);
+    if (mvm_sessiondir_claim_uid(MVM_RUN_DIR, s->dir, st, &s->jail_uid, err) < 0)
         return -1;
     uint64_t mib = s->o->memory_mib + (s->kvm ? 0 : MVM_TCG_TB_MIB) + QEMU_OVERHEAD_MIB;
     cleanup_free char *name = xasprintf("mvm/%s", s->id);
-    session_push_undo(s, undo_cgroup);
+    mvm_undo_push(&s->undo, undo_cgroup, &s->cgroup, "cgroup");
     if (mvm_cgroup_create("/sys/fs/cgroup", name, mib << 20, QEMU_PIDS_MAX, &s->cgroup, err) < 0)
         return -1;
     if (s->cgroup.version == 0)
@@ -176,10 +168,15 @@ static int prepare_jail(struct session *s, struct mvm_error **err)
 static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_error **err)
 {
     struct mvm_qemu_fs fs[MAX_SHARES];
-    int keep[MAX_SHARES + 3] = {qmp, ctl, con};
+    /* Every descriptor QEMU gets, as many as there are. */
+    size_t nkeep = 0;
+    cleanup_free int *keep = xmalloc((3 + s->nshares) * sizeof *keep);
+    keep[nkeep++] = qmp;
+    keep[nkeep++] = ctl;
+    keep[nkeep++] = con;
     for (size_t i = 0; i < s->nshares; i++) {
         fs[i] = (struct mvm_qemu_fs){s->shares[i].qemu_fd, s->shares[i].tag};
-        keep[3 + i] = s->shares[i].qemu_fd;
+        keep[nkeep++] = s->shares[i].qemu_fd;
     }
     struct mvm_cmdline_spec cs = {.microvm = s->microvm,
                                   .tsc_khz = s->tsc_khz,
@@ -226,7 +223,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .stdout_fd = logp[1],
         .stderr_fd = logp[1],
         .keep = keep,
-        .nkeep = 3 + (int)s->nshares,
+        .nkeep = (int)nkeep,
         .nofile = QEMU_NOFILE,
         .layers = MVM_JAIL_ALL,
         .binds = binds,
@@ -241,7 +238,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     };
     if (s->cgroup.version == 0)
         j.layers &= ~(unsigned)MVM_JAIL_CGROUP;
-    session_push_undo(s, undo_qemu);
+    mvm_undo_push(&s->undo, undo_qemu, s, "QEMU");
     int rc = mvm_jail_start(&j, &s->qemu, err);
     close(logp[1]);
     mvm_argv_free(argv);
@@ -318,25 +315,29 @@ static int helper_died(struct session *s, struct mvm_error **err)
 static int wait_for_greeting(struct session *s, struct mvm_error **err)
 {
     uint64_t end = now_ns() + QMP_TIMEOUT_MS * 1000000ULL;
-    for (;;) {
-        struct pollfd p[MAX_SHARES + 2];
-        nfds_t n = 0;
-        p[n++] = (struct pollfd){.fd = s->qmp_fd, .events = POLLIN};
-        p[n++] = (struct pollfd){.fd = s->qemu.pidfd, .events = POLLIN};
-        for (size_t i = 0; i < s->nshares; i++)
-            p[n++] = (struct pollfd){.fd = s->shares[i].proc.pidfd, .events = POLLIN};
+    struct mvm_pollset ps = {0};
+    mvm_pollset_add(&ps, s->qmp_fd, POLLIN);
+    mvm_pollset_add(&ps, s->qemu.pidfd, POLLIN);
+    for (size_t i = 0; i < s->nshares; i++)
+        mvm_pollset_add(&ps, s->shares[i].proc.pidfd, POLLIN);
+    int rc = 1;
+    while (rc > 0) {
         uint64_t now = now_ns();
-        if (now >= end)
-            return mvm_error_set(err, ETIMEDOUT, "QEMU did not start within %d s",
-                                 QMP_TIMEOUT_MS / 1000);
-        if (poll(p, n, (int)((end - now) / 1000000ULL) + 1) < 0 && errno != EINTR)
-            return mvm_error_set(err, errno, "poll");
-        for (nfds_t i = 1; i < n; i++)
-            if (p[i].revents)
-                return helper_died(s, err);
-        if (p[0].revents)
-            return 0;
+        if (now >= end) {
+            rc = mvm_error_set(err, ETIMEDOUT, "QEMU did not start within %d s",
+                               QMP_TIMEOUT_MS / 1000);
+        } else if (poll(ps.fds, ps.n, (int)((end - now) / 1000000ULL) + 1) < 0 && errno != EINTR) {
+            rc = mvm_error_set(err, errno, "poll");
+        } else {
+            for (size_t i = 1; i < ps.n && rc > 0; i++)
+                if (ps.fds[i].revents)
+                    rc = helper_died(s, err);
+            if (rc > 0 && ps.fds[0].revents)
+                rc = 0;
+        }
     }
+    mvm_pollset_free(&ps);
+    return rc;
 }
 
 /* Boots the VM: QEMU waits paused (-S) while virtiofsd comes up; QMP
@@ -347,7 +348,7 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
     if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)
         return -1;
-    session_push_undo(s, undo_dir);
+    mvm_undo_push(&s->undo, undo_dir, s->dir, "session directory");
     if (write_state(s, err) < 0 || make_initrd(s, err) < 0)
         return -1;
     cleanup_free char *log = xasprintf("%s/console.log", s->dir);

@@ -65,6 +65,17 @@ int mvm_error_wrap(struct mvm_error **err, const char *fmt, ...)
     return -1;
 }
 
+int mvm_error_propagate(struct mvm_error **err, struct mvm_error *e)
+{
+    if (err == NULL) {
+        mvm_error_free(e);
+    } else {
+        mvm_error_free(*err);
+        *err = e;
+    }
+    return -1;
+}
+
 void mvm_error_free(struct mvm_error *err)
 {
     if (err == NULL)

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "jail.h"
 
 #define MVM_RUN_DIR   "/run/mvm"
 #define MVM_CACHE_DIR "/var/cache/mvm"
@@ -18,21 +19,22 @@
 int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **dir,
                           struct mvm_error **err);
 
-/* The uids (and gids of the same number) reserved for jailed helpers:
- * one per live session, so an escaped QEMU cannot signal or inspect
- * another session's.  Outside the ranges systemd hands out (system,
- * regular, dynamic and container users). */
-#define MVM_JAIL_UID_BASE  1879113728u /* 0x70010000 */
-#define MVM_JAIL_UID_COUNT 4096u
-/* And a block of ids per session for virtiofsd (share.h), found from the
- * session's jail uid: base + (jail uid - MVM_JAIL_UID_BASE) * block. */
-#define MVM_HELPER_ID_BASE 1880096768u /* 0x70100000 */
-
 /* Picks the lowest reserved uid that no live session under run_dir holds
  * and no passwd/group entry uses, records it as "jail_uid" in state and
  * writes dir/state.json -- under a lock, so concurrent sessions differ. */
 int mvm_sessiondir_claim_uid(const char *run_dir, const char *dir, json_t *state, uid_t *uid,
                              struct mvm_error **err);
+
+/* What state.json says of its session. */
+struct mvm_session_state {
+    pid_t pid;          /* mvm's */
+    uint64_t starttime; /* mvm's, see mvm_proc_starttime() */
+    uid_t jail_uid;     /* 0 when none of the reserved range was claimed */
+};
+
+/* Parses state.json's text; -1 when it is not a session's state (no
+ * positive pid and start time).  Pure. */
+int mvm_sessiondir_parse_state(const char *text, size_t len, struct mvm_session_state *st);
 
 /* Writes dir/state.json atomically. */
 int mvm_sessiondir_write_state(const char *dir, json_t *state, struct mvm_error **err);

@@ -12,12 +12,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "json-cleanup.h"
 #include "qmp.h"
 #include "session-int.h"
 #include "util.h"
 
 /* relay (4) + QMP, console, QEMU log, signals, QEMU pidfd + 2 per share */
-#define MAX_POLL (9 + 2 * MAX_SHARES)
 
 static void winsize(int fd, uint16_t *rows, uint16_t *cols)
 {
@@ -31,16 +31,16 @@ static void winsize(int fd, uint16_t *rows, uint16_t *cols)
     }
 }
 
-static void undo_terminal(struct session *s)
+static void undo_terminal(void *arg)
 {
-    session_terminal_restore(s);
+    session_terminal_restore(arg);
 }
 
 /* Raw mode for the user's terminal (the guest's pty does the line
  * discipline), non-blocking stdio for the relay; both undone at exit. */
 int session_terminal_setup(struct session *s, struct mvm_error **err)
 {
-    session_push_undo(s, undo_terminal);
+    mvm_undo_push(&s->undo, undo_terminal, s, "terminal");
     for (int fd = 0; fd < 3; fd++) {
         s->fl_saved[fd] = fcntl(fd, F_GETFL);
         if (s->fl_saved[fd] >= 0)
@@ -155,24 +155,22 @@ static int vm_died(struct session *s, struct mvm_error **err)
  * I/O error); a paused guest would otherwise hang the session. */
 static int vm_paused(struct session *s, struct mvm_error **err)
 {
-    json_t *status = NULL;
+    cleanup_json json_t *status = NULL;
     cleanup_error struct mvm_error *qerr = NULL;
     const char *why = "unknown";
     if (mvm_qmp_execute(s->qmp, "query-status", NULL, &status, 2000, &qerr) == 0)
         why = json_string_value(json_object_get(status, "status"));
     if (why && strcmp(why, "running") == 0) { /* resumed meanwhile */
         s->vm_stopped = false;
-        json_decref(status);
         return 0;
     }
-    mvm_error_set(err, 0, "QEMU paused the VM (status: %s); the VM was destroyed",
-                  why ? why : "unknown");
-    json_decref(status);
-    return -1;
+    return mvm_error_set(err, 0, "QEMU paused the VM (status: %s); the VM was destroyed",
+                         why ? why : "unknown");
 }
 
-/* Returns -1 when the session must end (code set), 0 to go on. */
-static int on_signal(struct session *s, int *code, struct mvm_error **err)
+/* Returns -1 when the session must end (err says why, with 128+N), 0 to
+ * go on. */
+static int on_signal(struct session *s, struct mvm_error **err)
 {
     struct signalfd_siginfo si;
     while (read(s->sigfd, &si, sizeof si) == sizeof si) {
@@ -189,39 +187,31 @@ static int on_signal(struct session *s, int *code, struct mvm_error **err)
             mvm_relay_signal(&s->relay, SIGINT);
             continue;
         }
-        *code = 128 + sig;
-        mvm_error_set(err, 0, "received %s; the VM was destroyed", strsignal(sig));
-        (*err)->exit_code = *code;
-        return -1;
+        return mvm_error_set_code(err, 128 + sig, "received %s; the VM was destroyed",
+                                  strsignal(sig));
     }
     return 0;
 }
 
+/* Indices into the poll set (-1: not polled this round). */
 struct poll_set {
-    struct pollfd p[MAX_POLL];
-    int n;
+    struct mvm_pollset set;
     int qmp, con, qlog, sig, qemu, vlog[MAX_SHARES], vproc[MAX_SHARES];
 };
 
-static int add_fd(struct poll_set *ps, int fd)
-{
-    if (fd < 0 || ps->n >= MAX_POLL)
-        return -1;
-    ps->p[ps->n] = (struct pollfd){.fd = fd, .events = POLLIN};
-    return ps->n++;
-}
-
 static void build_poll(struct session *s, struct poll_set *ps)
 {
-    ps->n = mvm_relay_pollfds(&s->relay, ps->p, 0);
-    ps->qmp = add_fd(ps, mvm_qmp_closed(s->qmp) ? -1 : s->qmp_fd);
-    ps->con = add_fd(ps, s->con_fd);
-    ps->qlog = add_fd(ps, s->qemu_log);
-    ps->sig = add_fd(ps, s->sigfd);
-    ps->qemu = add_fd(ps, s->qemu.pidfd);
+    struct mvm_pollset *set = &ps->set;
+    set->n = 0;
+    set->n += (size_t)mvm_relay_pollfds(&s->relay, mvm_pollset_reserve(set, 4), 0);
+    ps->qmp = mvm_pollset_add(set, mvm_qmp_closed(s->qmp) ? -1 : s->qmp_fd, POLLIN);
+    ps->con = mvm_pollset_add(set, s->con_fd, POLLIN);
+    ps->qlog = mvm_pollset_add(set, s->qemu_log, POLLIN);
+    ps->sig = mvm_pollset_add(set, s->sigfd, POLLIN);
+    ps->qemu = mvm_pollset_add(set, s->qemu.pidfd, POLLIN);
     for (size_t i = 0; i < s->nshares; i++) {
-        ps->vlog[i] = add_fd(ps, s->shares[i].log_fd);
-        ps->vproc[i] = add_fd(ps, s->shares[i].proc.pidfd);
+        ps->vlog[i] = mvm_pollset_add(set, s->shares[i].log_fd, POLLIN);
+        ps->vproc[i] = mvm_pollset_add(set, s->shares[i].proc.pidfd, POLLIN);
     }
 }
 
@@ -254,21 +244,20 @@ static int check_deadlines(struct session *s, struct mvm_error **err)
 
 static bool ready(const struct poll_set *ps, int i)
 {
-    return i >= 0 && ps->p[i].revents != 0;
+    return i >= 0 && ps->set.fds[i].revents != 0;
 }
 
-static int handle(struct session *s, struct poll_set *ps, int *code, struct mvm_error **err)
+static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err)
 {
-    if (mvm_relay_handle(&s->relay, ps->p, err) < 0)
+    if (mvm_relay_handle(&s->relay, ps->set.fds, err) < 0)
         return -1;
     if (mvm_relay_done(&s->relay)) /* the rest of this round no longer matters */
         return 0;
     if (s->relay.kill_requested)
         return mvm_error_set_code(err, 137, "VM killed from the terminal (~.)");
     if (ready(ps, ps->qmp)) {
-        cleanup_error struct mvm_error *qerr = NULL;
-        if (mvm_qmp_dispatch(s->qmp, &qerr) < 0)
-            return mvm_error_set(err, 0, "QMP: %s", qerr->msg);
+        if (mvm_qmp_dispatch(s->qmp, err) < 0)
+            return mvm_error_wrap(err, "QMP");
         if (s->vm_stopped)
             return vm_paused(s, err);
     }
@@ -296,7 +285,7 @@ static int handle(struct session *s, struct poll_set *ps, int *code, struct mvm_
                                  s->shares[i].host, why);
         }
     }
-    if (ready(ps, ps->sig) && on_signal(s, code, err) < 0)
+    if (ready(ps, ps->sig) && on_signal(s, err) < 0)
         return -1;
     if (ready(ps, ps->qemu) && mvm_child_poll(&s->qemu) && !mvm_relay_done(&s->relay)) {
         /* Output may still be in flight on the control socket. */
@@ -310,21 +299,24 @@ static int handle(struct session *s, struct poll_set *ps, int *code, struct mvm_
 
 int session_loop(struct session *s, struct mvm_error **err)
 {
-    int code = 125;
     bool was_ready = false;
-    while (!mvm_relay_done(&s->relay)) {
+    struct poll_set ps = {.set = {0}};
+    int rc = 0;
+    while (rc == 0 && !mvm_relay_done(&s->relay)) {
         if (s->relay.ready && !was_ready) {
             was_ready = true;
             session_trace(s, "mvm-init ready");
         }
-        struct poll_set ps;
         build_poll(s, &ps);
-        int n = poll(ps.p, (nfds_t)ps.n, deadline_ms(s, now_ns()));
+        int n = poll(ps.set.fds, (nfds_t)ps.set.n, deadline_ms(s, now_ns()));
         if (n < 0 && errno != EINTR)
-            return mvm_error_set(err, errno, "poll");
-        if (handle(s, &ps, &code, err) < 0)
-            return (*err)->exit_code;
+            rc = mvm_error_set(err, errno, "poll");
+        else
+            rc = handle(s, &ps, err);
     }
+    mvm_pollset_free(&ps.set);
+    if (rc < 0)
+        return (*err)->exit_code;
     session_trace(s, "exit status received");
     if (s->relay.guest_error)
         mvm_error_set_code(err, s->relay.status, "%s", s->relay.guest_error);

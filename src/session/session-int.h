@@ -1,6 +1,8 @@
 /* Internal to the session: the state shared by session.c (lifecycle and
  * teardown), prepare.c (what to run), vm.c (starting the helpers) and
- * loop.c (the event loop).  Not a public interface. */
+ * loop.c (the event loop).  Calls go one way: session.c calls the three
+ * steps, the steps call the leaves (notice.c, undo.c, tail.c) and the
+ * libraries, and nothing calls back up.  Not a public interface. */
 #ifndef MVM_SESSION_INT_H
 #define MVM_SESSION_INT_H
 
@@ -18,13 +20,13 @@
 #include "relay.h"
 #include "sessiondir.h"
 #include "share.h"
+#include "tail.h"
+#include "undo.h"
 #include "user.h"
 
 #define CACHE_DIR        MVM_CACHE_DIR
 #define CONSOLE_LOG_MAX  (1024 * 1024)
-#define TAIL_MAX         4096
 #define MAX_SHARES       16
-#define MAX_UNDO         16
 #define BOOT_TIMEOUT_MS  (60 * 1000)
 #define QMP_TIMEOUT_MS   10000
 #define POWEROFF_WAIT_MS 3000
@@ -32,15 +34,6 @@
 extern const unsigned char mvm_init_blob[];
 extern const unsigned long mvm_init_blob_size;
 extern const char mvm_init_blob_key[]; /* its SHA-256, from init-key.cmake */
-
-/* The last bytes of a stream, for error messages. */
-struct tail {
-    char buf[TAIL_MAX];
-    size_t len;
-};
-
-struct session;
-typedef void (*undo_fn)(struct session *);
 
 struct session {
     const struct mvm_run_opts *o;
@@ -80,32 +73,21 @@ struct session {
     bool panicked, vm_stopped;
     unsigned resets;
     unsigned sigints;
-    undo_fn undo[MAX_UNDO];
-    size_t nundo;
+    struct mvm_undo undo;
 };
 
-/* session.c */
+/* notice.c: "mvm: ..." on stderr unless -q. */
 void session_notice(const struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void session_push_undo(struct session *s, undo_fn fn);
-void tail_add(struct tail *t, const char *d, size_t n);
 /* With MVM_TRACE=1 in the environment: "mvm: +123ms what" on stderr, for
  * finding where start-up time goes (bench/boot.sh --trace). */
 void session_trace(const struct session *s, const char *what);
 bool session_tracing(void);
-/* Reads what fd has now into t (t may be NULL: discard). */
-void drain_log(int fd, struct tail *t);
-/* The last non-empty line of t, control characters replaced; never NULL. */
-char *last_line(const struct tail *t);
-/* What a helper said last on its log fd (drained into t first), or "no
- * message": for the error when it exits. */
-char *helper_last_words(int fd, struct tail *t);
 
 /* prepare.c: everything decided before anything is created. */
 int session_prepare(struct session *s, struct mvm_error **err);
 /* vm.c: session directory, initramfs, virtiofsd, QEMU, QMP. */
 int session_start_vm(struct session *s, struct mvm_error **err);
-void session_stop_qemu(struct session *s);
 /* loop.c: relays until the status is known; returns mvm's exit status. */
 int session_loop(struct session *s, struct mvm_error **err);
 /* loop.c: the terminal (raw mode, fd flags) and its restoration. */

@@ -1,0 +1,125 @@
+/* Unit tests for src/boot/qemu.c: QEMU's argv and the guest kernel's
+ * command line, as the session builds them (pure). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qemu.h"
+
+/* The argument that follows `opt`, NULL if opt is not there. */
+static const char *after(char **argv, const char *opt, int nth)
+{
+    for (size_t i = 0; argv[i]; i++)
+        if (strcmp(argv[i], opt) == 0 && nth-- == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static bool has(char **argv, const char *arg)
+{
+    for (size_t i = 0; argv[i]; i++)
+        if (strcmp(argv[i], arg) == 0)
+            return true;
+    return false;
+}
+
+static const struct mvm_qemu_fs fs[] = {{12, "usr"}, {14, "s1"}};
+
+static struct mvm_qemu_spec spec(bool microvm, bool kvm)
+{
+    return (struct mvm_qemu_spec){.binary = "/usr/bin/qemu-system-x86_64",
+                                  .microvm = microvm,
+                                  .kvm = kvm,
+                                  .cpus = 2,
+                                  .memory_mib = 1024,
+                                  .kernel = "/vm/vmlinux",
+                                  .initrd = "/vm/initrd",
+                                  .cmdline = "console=ttyS0",
+                                  .qmp_fd = 5,
+                                  .ctl_fd = 7,
+                                  .console_fd = 9,
+                                  .fs = fs,
+                                  .nfs = 2,
+                                  .sandbox = true};
+}
+
+static void test_microvm_tcg(void **state)
+{
+    (void)state;
+    struct mvm_qemu_spec s = spec(true, false);
+    char **argv = mvm_qemu_argv(&s);
+    assert_string_equal(argv[0], s.binary);
+    assert_true(has(argv, "-nodefaults") && has(argv, "-no-user-config") && has(argv, "-S"));
+    assert_string_equal(after(argv, "-machine", 0), "microvm,memory-backend=mem");
+    assert_string_equal(after(argv, "-global", 0), "virtio-mmio.force-legacy=false");
+    assert_string_equal(after(argv, "-object", 0),
+                        "memory-backend-memfd,id=mem,size=1024M,share=on");
+    assert_string_equal(after(argv, "-accel", 0), "tcg,tb-size=128");
+    assert_string_equal(after(argv, "-cpu", 0), "max");
+    assert_string_equal(after(argv, "-sandbox", 0),
+                        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    /* Every descriptor by number; nothing QEMU would open by path. */
+    assert_string_equal(after(argv, "-chardev", 0), "socket,id=qmp,fd=5");
+    assert_string_equal(after(argv, "-chardev", 1), "socket,id=con,fd=9");
+    assert_string_equal(after(argv, "-chardev", 2), "socket,id=ctl,fd=7");
+    assert_string_equal(after(argv, "-chardev", 3), "socket,id=fs0,fd=12");
+    assert_string_equal(after(argv, "-chardev", 4), "socket,id=fs1,fd=14");
+    assert_true(has(argv, "vhost-user-fs-device,chardev=fs1,tag=s1,queue-size=1024"));
+    assert_true(has(argv, "virtio-serial-device,max_ports=2"));
+    assert_string_equal(after(argv, "-append", 0), "console=ttyS0");
+    mvm_argv_free(argv);
+}
+
+static void test_q35_kvm(void **state)
+{
+    (void)state;
+    struct mvm_qemu_spec s = spec(false, true);
+    s.sandbox = false;
+    char **argv = mvm_qemu_argv(&s);
+    assert_string_equal(after(argv, "-machine", 0), "q35,memory-backend=mem");
+    assert_null(after(argv, "-global", 0));
+    assert_string_equal(after(argv, "-accel", 0), "kvm");
+    assert_string_equal(after(argv, "-cpu", 0), "host");
+    assert_null(after(argv, "-sandbox", 0));
+    assert_true(has(argv, "vhost-user-fs-pci,chardev=fs0,tag=usr,queue-size=1024"));
+    assert_true(has(argv, "virtio-serial-pci,max_ports=2"));
+    mvm_argv_free(argv);
+}
+
+static void test_kernel_cmdline(void **state)
+{
+    (void)state;
+    struct mvm_cmdline_spec c = {.microvm = true, .tsc_khz = 2246000, .hz = 250};
+    char *line = mvm_kernel_cmdline(&c);
+    assert_non_null(strstr(line, "console=ttyS0 panic=-1 rdinit=/init quiet"));
+    assert_non_null(strstr(line, " pci=off"));
+    assert_non_null(strstr(line, " tsc_early_khz=2246000"));
+    assert_non_null(strstr(line, " lpj=8984000"));
+    assert_null(strstr(line, "mvm.trace"));
+    free(line);
+    /* Unknown TSC: neither clock hint; q35 keeps PCI; verbose and trace. */
+    c = (struct mvm_cmdline_spec){.microvm = false, .hz = 250, .verbose = true, .trace = true};
+    line = mvm_kernel_cmdline(&c);
+    assert_null(strstr(line, "tsc_early_khz"));
+    assert_null(strstr(line, "lpj="));
+    assert_null(strstr(line, "pci=off"));
+    assert_null(strstr(line, " quiet"));
+    assert_non_null(strstr(line, "loglevel=7"));
+    assert_non_null(strstr(line, " mvm.trace"));
+    free(line);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_microvm_tcg),
+        cmocka_unit_test(test_q35_kvm),
+        cmocka_unit_test(test_kernel_cmdline),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
