@@ -25,6 +25,20 @@ struct guest_share {
     bool ro;
 };
 
+/* The guest's one network interface, from the session's "net" object.
+ * Addresses are in network byte order, as netlink wants them. */
+#define GUEST_NET_MAX_DNS 3
+struct guest_net {
+    bool enabled; /* false with --net none: only lo comes up */
+    char mac[18]; /* "52:54:00:12:34:56", lower case */
+    uint8_t mac_bytes[6];
+    uint32_t address, gateway;
+    unsigned prefix; /* 1..30 */
+    uint32_t dns[GUEST_NET_MAX_DNS];
+    size_t ndns;
+    unsigned mtu; /* 576..9000 */
+};
+
 struct guest_session {
     char *hostname;
     char *user, *group, *home, *shell, *cwd;
@@ -33,6 +47,7 @@ struct guest_session {
     char *usr_tag; /* virtiofs tag of the host's /usr */
     struct guest_share *shares;
     size_t nshares;
+    struct guest_net net;
 };
 
 /* log.c: writes "mvm-init: <msg>\n" to the console (the kernel log the host
@@ -46,6 +61,21 @@ void guest_trace_enable(bool on);
 
 /* session.c */
 int guest_session_load(const char *path, struct guest_session *s, char *why, size_t whylen);
+
+/* netconf.c: the pure part of the network setup, unit-tested on the host.
+ * Fills *n from the session's "net" value (NULL or JSON null: no network);
+ * every field is required and checked, unknown keys are refused. */
+struct json_t;
+int guest_net_parse(struct json_t *v, struct guest_net *n, char *why, size_t whylen);
+/* Strict dotted quad ("10.0.2.15"; no leading zeros, no short forms). */
+int guest_net_parse_ipv4(const char *str, uint32_t *out);
+/* Formats a network-order IPv4 address into buf (at least 16 bytes). */
+void guest_net_format_ipv4(uint32_t addr, char *buf, size_t len);
+
+/* net.c: brings lo up and, with s->net.enabled, configures the interface
+ * whose MAC is s->net.mac (MTU, address, default route); turns IPv6 off
+ * first, because the host does not filter it. */
+int guest_setup_net(const struct guest_session *s, char *why, size_t whylen);
 
 /* modules.c: loads every module listed in GUEST_MODULES_DIR/order. */
 int guest_load_modules(char *why, size_t whylen);

@@ -127,8 +127,18 @@ int main(void)
     guest_trace("ready sent");
 
     struct guest_session s = {0};
-    if (guest_session_load(GUEST_SESSION_PATH, &s, why, sizeof why) < 0 ||
-        guest_setup_root(&s, why, sizeof why) < 0) {
+    if (guest_session_load(GUEST_SESSION_PATH, &s, why, sizeof why) < 0) {
+        guest_send_error(port, 125, why);
+        poweroff();
+    }
+    /* Before the root: it needs only /proc and the modules, and by now the
+     * NIC has had the time the port took to probe. */
+    if (guest_setup_net(&s, why, sizeof why) < 0) {
+        guest_send_error(port, 125, why);
+        poweroff();
+    }
+    guest_trace("network configured");
+    if (guest_setup_root(&s, why, sizeof why) < 0) {
         guest_send_error(port, 125, why);
         poweroff();
     }

@@ -131,6 +131,28 @@ static int copy_tree(const char *from, const char *to)
     return rc;
 }
 
+/* The resolvers the host named, in its order; no search domain, so a
+ * short name is not sent to the host's own domain. */
+static int write_resolv_conf(const struct guest_net *net)
+{
+    if (!net->enabled)
+        return write_text(R "/etc/resolv.conf", 0644,
+                          "# mvm: this guest has no network (--net none)\n");
+    char text[256] = "# mvm: written by mvm-init from the session\n";
+    size_t len = strlen(text);
+    for (size_t i = 0; i < net->ndns && i < GUEST_NET_MAX_DNS; i++) {
+        char addr[16];
+        guest_net_format_ipv4(net->dns[i], addr, sizeof addr);
+        int n = snprintf(text + len, sizeof text - len, "nameserver %s\n", addr);
+        if (n < 0 || (size_t)n >= sizeof text - len) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        len += (size_t)n;
+    }
+    return write_text(R "/etc/resolv.conf", 0644, "%s", text);
+}
+
 static int make_etc(const struct guest_session *s, char *why, size_t whylen)
 {
     if (mkdir(R "/etc", 0755) < 0 || copy_tree(GUEST_HOST_ETC_DIR, R "/etc") < 0)
@@ -157,7 +179,7 @@ static int make_etc(const struct guest_session *s, char *why, size_t whylen)
         R "/etc/hosts", 0644,
         "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
         s->hostname);
-    rc |= write_text(R "/etc/resolv.conf", 0644, "# mvm: this guest has no network (--net none)\n");
+    rc |= write_resolv_conf(&s->net);
     unlink(R "/etc/mtab");
     rc |= symlink("../proc/self/mounts", R "/etc/mtab");
     if (rc != 0)

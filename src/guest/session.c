@@ -73,7 +73,8 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
         get_string(user, "home", &s->home, why, whylen) < 0 ||
         get_string(user, "shell", &s->shell, why, whylen) < 0 ||
         get_id(user, "uid", &uid, why, whylen) < 0 || get_id(user, "gid", &gid, why, whylen) < 0 ||
-        load_shares(json_object_get(root, "shares"), s, why, whylen) < 0)
+        load_shares(json_object_get(root, "shares"), s, why, whylen) < 0 ||
+        guest_net_parse(json_object_get(root, "net"), &s->net, why, whylen) < 0)
         goto out;
     json_t *group = json_object_get(user, "group");
     if (json_is_string(group))
