@@ -15,6 +15,7 @@ PACKAGES="
     liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
     qemu-system-x86 qemu-utils
     libcmocka-dev clang clang-format cpio lz4 xz-utils zstd gzip tmux util-linux procps passwd sudo
+    iproute2 nftables dnsmasq-base python3 strace
 "
 
 # A guest kernel: any /boot/vmlinuz-* whose modules are installed will do.

@@ -1,4 +1,5 @@
 /* mvm: command dispatch.  The only place that exits. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -8,7 +9,9 @@
 
 #include "cgroup.h"
 #include "cli.h"
+#include "dnsrelay.h"
 #include "error.h"
+#include "net.h"
 #include "session.h"
 #include "sessiondir.h"
 #include "util.h"
@@ -32,20 +35,45 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
+/* Only when no session is left: they share the table and forwarding. */
+static int cleanup_host(struct mvm_error **err)
+{
+    cleanup_dir DIR *d = opendir(MVM_RUN_DIR);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (de->d_type == DT_DIR && de->d_name[0] != '.')
+            return mvm_error_set(err, 0, "--all: a session is still running (%s/%s); stop it first",
+                                 MVM_RUN_DIR, de->d_name);
+    if (mvm_net_remove_host_table(err) < 0 ||
+        mvm_net_forwarding_restore(MVM_RUN_DIR "/ip_forward.orig", err) < 0)
+        return -1;
+    printf("removed the host table inet mvm; IPv4 forwarding is as it was before mvm\n");
+    return 0;
+}
+
 static int cmd_cleanup(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        puts("Usage: mvm cleanup [--cache]\n\nRemoves the session directories (in " MVM_RUN_DIR
+        puts("Usage: mvm cleanup [--cache] [--all]\n\nRemoves the session directories "
+             "(in " MVM_RUN_DIR
              ") and cgroups of sessions\nwhose mvm process no longer exists, e.g. after kill -9.\n"
              "  --cache   also empty " MVM_CACHE_DIR " (extracted kernels, initramfs images;\n"
-             "            rebuilt on the next run)");
+             "            rebuilt on the next run)\n"
+             "  --all     also remove the host table inet mvm and restore IPv4 forwarding\n"
+             "            to what it was before mvm's first session (no session may run)");
         return 0;
     }
-    bool cache = argc > 1 && strcmp(argv[1], "--cache") == 0;
-    if (argc > 1 + cache) {
-        fprintf(stderr, "mvm cleanup: unexpected argument '%s' (see mvm cleanup --help)\n",
-                argv[1]);
-        return 125;
+    bool cache = false, all = false;
+    for (int i = 1; i < argc; i++) {
+        bool *flag = strcmp(argv[i], "--cache") == 0 ? &cache
+                     : strcmp(argv[i], "--all") == 0 ? &all
+                                                     : NULL;
+        if (flag == NULL) {
+            fprintf(stderr, "mvm cleanup: unexpected argument '%s' (see mvm cleanup --help)\n",
+                    argv[i]);
+            return 125;
+        }
+        *flag = true;
     }
     if (geteuid() != 0) {
         fputs("mvm: mvm cleanup must run as root: use sudo mvm cleanup\n", stderr);
@@ -62,6 +90,10 @@ static int cmd_cleanup(int argc, char **argv)
     if (cg > 0)
         printf(" and %d cgroup%s", cg, cg == 1 ? "" : "s");
     printf("\n");
+    if (all && cleanup_host(&err) < 0) {
+        mvm_error_print(err);
+        return 125;
+    }
     if (cache) {
         if (remove_tree(MVM_CACHE_DIR) < 0) {
             fprintf(stderr, "mvm: removing %s: %s\n", MVM_CACHE_DIR, strerror(errno));
@@ -99,6 +131,9 @@ int main(int argc, char **argv)
         return 125;
     }
     const char *cmd = argv[1];
+    /* The jailed DNS relay: mvm started by itself, never by a user. */
+    if (strcmp(cmd, "__dns-relay") == 0)
+        return mvm_dns_relay_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "cleanup") == 0)

@@ -40,6 +40,12 @@ static void add_devices(struct argv_builder *b, const struct mvm_qemu_spec *s)
         add(b, "-device");
         add(b, "vhost-user-fs-%s,chardev=fs%zu,tag=%s,queue-size=1024", bus, i, s->fs[i].tag);
     }
+    if (s->tap_fd >= 0) { /* no vhost: /dev/vhost-net is not for a jailed QEMU */
+        add(b, "-netdev");
+        add(b, "tap,id=n0,fd=%d,vhost=off", s->tap_fd);
+        add(b, "-device");
+        add(b, "virtio-net-%s,netdev=n0,mac=%s", bus, s->mac);
+    }
 }
 
 char **mvm_qemu_argv(const struct mvm_qemu_spec *s)

@@ -23,6 +23,8 @@ struct mvm_qemu_spec {
     const struct mvm_qemu_fs *fs;
     size_t nfs;
     bool sandbox; /* QEMU's own seccomp filter (-sandbox) */
+    int tap_fd;   /* the guest's NIC on this tap; -1: no NIC at all */
+    const char *mac;
 };
 
 /* NULL-terminated argv; free with mvm_argv_free(). */

@@ -2,6 +2,8 @@
  * set_option() so a key means the same thing in either place. */
 #include "cli.h"
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -44,7 +46,12 @@ const char mvm_run_usage[] =
     "                       also share directory HOST at GUEST (default: same path);\n"
     "                       read-write unless :ro; repeatable\n"
     "  --no-cwd             do not share the current directory (start in the home directory)\n"
-    "  --net none           no network interface (the only mode so far, and the default)\n"
+    "  --net MODE           isolated (default): the internet, never the host, the LAN or\n"
+    "                       other sessions, DNS only through mvm's relay; none: no network\n"
+    "                       interface; open: NAT only, NO FILTERING (the LAN and the host\n"
+    "                       are reachable)\n"
+    "  --dns ADDR           the IPv4 resolver mvm's relay asks (default: the host's, from\n"
+    "                       /etc/resolv.conf); repeatable\n"
     "  --root               run CMD as root in the guest instead of as you\n"
     "  --timeout DURATION   destroy the VM after DURATION (e.g. 90s, 10m, 1h) and exit 124\n"
     "  --console            show the guest kernel's console on stderr\n"
@@ -68,6 +75,8 @@ void mvm_run_opts_init(struct mvm_run_opts *o)
 
 void mvm_run_opts_clear(struct mvm_run_opts *o)
 {
+    for (size_t i = 0; i < o->ndns; i++)
+        free(o->dns[i]);
     free(o->kernel);
     free(o->modules);
     for (size_t i = 0; i < o->nenv; i++) {
@@ -200,6 +209,7 @@ static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bo
 {
     static const char *const accels[] = {"auto", "kvm", "tcg", NULL};
     static const char *const machines[] = {"auto", "microvm", "q35", NULL};
+    static const char *const nets[] = {"isolated", "none", "open", NULL};
     int choice;
     *known = true;
     if (strcmp(key, "cpus") == 0)
@@ -226,6 +236,21 @@ static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bo
         if (parse_choice("machine type", v, machines, &choice, err) < 0)
             return -1;
         o->machine = (enum mvm_machine)choice;
+        return 0;
+    }
+    if (strcmp(key, "net") == 0) {
+        if (parse_choice("network mode", v, nets, &choice, err) < 0)
+            return -1;
+        o->net = (enum mvm_net_opt)choice;
+        return 0;
+    }
+    if (strcmp(key, "dns") == 0) {
+        struct in_addr a;
+        if (inet_pton(AF_INET, v, &a) != 1)
+            return mvm_error_set(err, 0, "--dns %s: not an IPv4 address", v);
+        if (o->ndns == MVM_MAX_DNS)
+            return mvm_error_set(err, 0, "--dns: at most %d resolvers", MVM_MAX_DNS);
+        o->dns[o->ndns++] = xstrdup(v);
         return 0;
     }
     if (strcmp(key, "console") == 0)
@@ -292,6 +317,7 @@ enum {
     OPT_TIMEOUT,
     OPT_CONSOLE,
     OPT_NET,
+    OPT_DNS,
     OPT_NO_CWD,
     OPT_ROOT,
 };
@@ -308,6 +334,7 @@ static const struct option run_options[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"console", no_argument, NULL, OPT_CONSOLE},
     {"net", required_argument, NULL, OPT_NET},
+    {"dns", required_argument, NULL, OPT_DNS},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
     {"root", no_argument, NULL, OPT_ROOT},
     {"tty", no_argument, NULL, 't'},
@@ -345,10 +372,9 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
         o->console = true;
         return 0;
     case OPT_NET:
-        if (strcmp(arg, "none") != 0)
-            return mvm_error_set(err, 0, "network mode '%s' is not available: only --net none is",
-                                 arg);
-        return 0;
+        return set_option("net", arg, o, &known, err);
+    case OPT_DNS:
+        return set_option("dns", arg, o, &known, err);
     case OPT_NO_CWD:
         o->no_cwd = true;
         return 0;

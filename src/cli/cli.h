@@ -24,6 +24,11 @@ struct mvm_share_opt {
     bool ro;
 };
 
+/* --net: the order of the names in cli.c's table. */
+enum mvm_net_opt { MVM_NETOPT_ISOLATED, MVM_NETOPT_NONE, MVM_NETOPT_OPEN };
+
+#define MVM_MAX_DNS 3
+
 struct mvm_run_opts {
     unsigned cpus;
     uint64_t memory_mib;
@@ -37,6 +42,9 @@ struct mvm_run_opts {
     size_t nenv;
     struct mvm_share_opt *shares;
     size_t nshares;
+    enum mvm_net_opt net;
+    char *dns[MVM_MAX_DNS]; /* --dns: IPv4 resolvers for the relay */
+    size_t ndns;
     char **argv; /* the command; borrowed from main's argv; NULL: login shell */
     int argc;
 };
@@ -54,7 +62,7 @@ int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_
 
 /* Applies one config file's text ("key = value" lines, '#' comments) on
  * top of o.  Keys: cpus, memory, kernel, modules, accel, machine, timeout,
- * console, quiet.  `origin` names the file in errors ("FILE:LINE: ..."). */
+ * console, quiet, net, dns.  `origin` names the file in errors ("FILE:LINE: ..."). */
 int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_opts *o,
                          struct mvm_error **err);
 

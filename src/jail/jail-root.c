@@ -173,6 +173,13 @@ int mvm_jail_enter_root(const struct mvm_jail *j, const char **what)
         return -1;
     if (bind_sources(j, fds, what) < 0)
         return -1;
+    /* A fresh procfs of the jail's own PID namespace: it shows the jail's
+     * processes only, read-only, and only where a helper needs one. */
+    *what = "mounting the jail's /proc";
+    if (j->proc && (mkdir(STAGE "/proc", 0555) < 0 ||
+                    mount("proc", STAGE "/proc", "proc",
+                          MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0))
+        return -1;
     *what = "entering the jail's root";
     return pivot();
 }

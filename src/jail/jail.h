@@ -67,6 +67,7 @@ struct mvm_jail {
     const struct mvm_jail_bind *binds;
     size_t nbinds;
     bool dev_kvm; /* /dev/kvm in the jail, kvm as supplementary group */
+    bool proc;    /* a read-only /proc of the jail's PID namespace (not for QEMU) */
     gid_t kvm_gid;
     int netns_fd; /* -1: a new, empty network namespace */
     uid_t uid;

@@ -209,12 +209,14 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         session_notice(s, "no modules found for kernel %s; its virtio drivers must be built in",
                        s->kernel.release ? s->kernel.release : s->kernel.image);
     s->microvm = s->o->machine != MVM_MACHINE_Q35;
-    const char *microvm_mods[] = {"virtio_mmio", "virtio_console", "virtiofs"};
-    const char *q35_mods[] = {"virtio_pci", "virtio_console", "virtiofs"};
+    /* The NIC's driver only when there is a NIC: it costs boot time. */
+    bool nic = s->o->net != MVM_NETOPT_NONE;
+    const char *microvm_mods[] = {"virtio_mmio", "virtio_console", "virtiofs", "virtio_net"};
+    const char *q35_mods[] = {"virtio_pci", "virtio_console", "virtiofs", "virtio_net"};
     struct mvm_initramfs_base spec = {
         .kernel = &s->kernel,
         .modules = s->microvm ? microvm_mods : q35_mods,
-        .nmodules = 3,
+        .nmodules = nic ? 4 : 3,
         .init = mvm_init_blob,
         .init_len = mvm_init_blob_size,
         .init_key = mvm_init_blob_key,

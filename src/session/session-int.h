@@ -16,6 +16,7 @@
 #include "error.h"
 #include "jail.h"
 #include "kernel.h"
+#include "net.h"
 #include "qmp.h"
 #include "relay.h"
 #include "sessiondir.h"
@@ -54,6 +55,10 @@ struct session {
     struct mvm_share shares[MAX_SHARES];
     size_t nshares;
     struct mvm_child qemu;
+    struct mvm_net_plan netplan;
+    struct mvm_net net;
+    struct mvm_child dns_relay; /* jailed */
+    char mac[18];
     uid_t jail_uid;
     struct mvm_cgroup cgroup;
     void *filter; /* mvm's seccomp filter for QEMU */

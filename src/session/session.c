@@ -90,6 +90,8 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->o = o;
     s->t0 = now_ns();
     s->qemu = (struct mvm_child)MVM_CHILD_INIT;
+    s->dns_relay = (struct mvm_child)MVM_CHILD_INIT;
+    s->net = (struct mvm_net)MVM_NET_INIT;
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;
     return s;
 }

@@ -2,9 +2,11 @@
  * with the session description, one virtiofsd per share, and QEMU --
  * started paused, its helpers coming up in parallel -- then QMP and cont.
  * Every step registers its undo before the next one starts. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +80,18 @@ static int write_state(struct session *s, struct mvm_error **err)
     return mvm_sessiondir_write_state(s->dir, st, err);
 }
 
+/* The guest's side of the network, for mvm-init; null without one. */
+static json_t *net_description(const struct session *s)
+{
+    if (s->o->net == MVM_NETOPT_NONE)
+        return json_null();
+    char guest[16], gw[16];
+    mvm_ip4_str(s->netplan.guest_ip, guest);
+    mvm_ip4_str(s->netplan.tap_ip, gw);
+    return json_pack("{s:s, s:s, s:i, s:s, s:[s], s:i}", "mac", s->mac, "address", guest, "prefix",
+                     (int)s->netplan.guest_prefix, "gateway", gw, "dns", gw, "mtu", 1500);
+}
+
 static char *session_description(const struct session *s)
 {
     bool root = s->o->root;
@@ -89,9 +103,9 @@ static char *session_description(const struct session *s)
                              "group", root ? "root" : s->user.group, "uid",
                              root ? 0 : (int)s->user.uid, "gid", root ? 0 : (int)s->user.gid,
                              "home", s->guest_home, "shell", root ? "/bin/sh" : s->user.shell);
-    json_t *desc =
-        json_pack("{s:i, s:s, s:s, s:s, s:o, s:o}", "version", 1, "hostname", "mvm", "cwd",
-                  s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user, "shares", shares);
+    json_t *desc = json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o}", "version", 1, "hostname", "mvm",
+                             "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user,
+                             "shares", shares, "net", net_description(s));
     char *text = json_dumps(desc, JSON_COMPACT);
     json_decref(desc);
     return text;
@@ -147,6 +161,90 @@ static int start_shares(struct session *s, struct mvm_error **err)
     return 0;
 }
 
+static void undo_net(void *arg)
+{
+    mvm_net_destroy(arg);
+}
+
+static void undo_relay(void *arg)
+{
+    mvm_child_kill(arg);
+}
+
+/* The DNS relay parses what the guest sends: a jailed helper (mvm itself,
+ * bound into the jail) holding only its two sockets, never the root
+ * supervisor. */
+static int start_relay(struct session *s, uid_t uid, struct mvm_error **err)
+{
+    char exe[PATH_MAX];
+    if (realpath("/proc/self/exe", exe) == NULL)
+        return mvm_error_set(err, errno, "finding mvm's own binary for the DNS relay");
+    char gfd[16], ufd[16];
+    snprintf(gfd, sizeof gfd, "%d", s->net.relay_guest);
+    snprintf(ufd, sizeof ufd, "%d", s->net.relay_up);
+    char *const argv[] = {"/mvm", "__dns-relay", gfd, ufd, NULL};
+    char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
+    int keep[] = {s->net.relay_guest, s->net.relay_up};
+    const struct mvm_jail_bind binds[] = {{exe, "/mvm"}};
+    struct mvm_jail j = {
+        .name = "the DNS relay",
+        .path = "/mvm",
+        .argv = argv,
+        .envp = envp,
+        .stdin_fd = -1,
+        .stdout_fd = -1,
+        .stderr_fd = -1,
+        .keep = keep,
+        .nkeep = 2,
+        .nofile = 64,
+        .layers = MVM_JAIL_ALL & ~(unsigned)MVM_JAIL_CGROUP,
+        .binds = binds,
+        .nbinds = 1,
+        .proc = true, /* the sanitizer runtime reads /proc/self/maps */
+        .netns_fd = -1,
+        .uid = uid,
+        .gid = (gid_t)uid,
+        .seccomp = s->filter,
+    };
+    mvm_undo_push(&s->undo, undo_relay, &s->dns_relay, "DNS relay");
+    if (mvm_jail_start(&j, &s->dns_relay, err) < 0)
+        return -1;
+    /* Ours are no longer needed: the relay has them. */
+    close(s->net.relay_guest);
+    close(s->net.relay_up);
+    s->net.relay_guest = s->net.relay_up = -1;
+    return 0;
+}
+
+static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **err)
+{
+    if (s->o->net == MVM_NETOPT_NONE)
+        return 0;
+    bool open_mode = s->o->net == MVM_NETOPT_OPEN;
+    struct mvm_net_plan *p = &s->netplan;
+    if (mvm_net_plan_init(p, open_mode ? MVM_NET_OPEN : MVM_NET_ISOLATED,
+                          s->jail_uid - MVM_JAIL_UID_BASE, s->id, err) < 0)
+        return -1;
+    for (size_t i = 0; i < s->o->ndns; i++)
+        inet_pton(AF_INET, s->o->dns[i], &p->upstream[p->nupstream++]);
+    snprintf(s->mac, sizeof s->mac, "%02x:%02x:%02x:%02x:%02x:%02x", p->mac[0], p->mac[1],
+             p->mac[2], p->mac[3], p->mac[4], p->mac[5]);
+    bool changed = false;
+    if (mvm_net_plan_host(p, "/etc/resolv.conf", err) < 0 ||
+        mvm_net_forwarding_on(MVM_RUN_DIR "/ip_forward.orig", &changed, err) < 0)
+        return mvm_error_wrap(err, "setting up the network");
+    if (changed)
+        session_notice(s, "IPv4 forwarding was off: mvm turned it on (as Docker and libvirt do); "
+                          "mvm cleanup --all turns it off again");
+    if (open_mode)
+        session_notice(s, "--net open: NO FILTERING; the guest can reach your LAN and this "
+                          "host's services");
+    mvm_undo_push(&s->undo, undo_net, &s->net, "network");
+    if (mvm_net_create(p, &s->net, err) < 0)
+        return mvm_error_wrap(err, "setting up the network");
+    return start_relay(s, relay_uid, err);
+}
+
 /* QEMU's own uid, its cgroup (guest RAM + translation cache + QEMU's
  * overhead; threads for vCPUs, I/O and its thread pool), and the filter. */
 static int prepare_jail(struct session *s, struct mvm_error **err)
@@ -170,10 +268,12 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     struct mvm_qemu_fs fs[MAX_SHARES];
     /* Every descriptor QEMU gets, as many as there are. */
     size_t nkeep = 0;
-    cleanup_free int *keep = xmalloc((3 + s->nshares) * sizeof *keep);
+    cleanup_free int *keep = xmalloc((4 + s->nshares) * sizeof *keep);
     keep[nkeep++] = qmp;
     keep[nkeep++] = ctl;
     keep[nkeep++] = con;
+    if (s->net.tap_fd >= 0)
+        keep[nkeep++] = s->net.tap_fd;
     for (size_t i = 0; i < s->nshares; i++) {
         fs[i] = (struct mvm_qemu_fs){s->shares[i].qemu_fd, s->shares[i].tag};
         keep[nkeep++] = s->shares[i].qemu_fd;
@@ -200,6 +300,8 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .fs = fs,
         .nfs = s->nshares,
         .sandbox = true,
+        .tap_fd = s->net.tap_fd,
+        .mac = s->mac,
     };
     char **argv = mvm_qemu_argv(&spec);
     int logp[2];
@@ -230,7 +332,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .nbinds = 2,
         .dev_kvm = s->kvm,
         .kvm_gid = kvm_gid,
-        .netns_fd = -1,
+        .netns_fd = s->net.netns_fd, /* -1 (--net none): a new, empty one */
         .uid = s->jail_uid,
         .gid = (gid_t)s->jail_uid,
         .seccomp = s->filter,
@@ -242,8 +344,12 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     int rc = mvm_jail_start(&j, &s->qemu, err);
     close(logp[1]);
     mvm_argv_free(argv);
-    /* QEMU holds the vhost-user sockets now; our copies would keep
-     * virtiofsd from seeing QEMU go away. */
+    /* QEMU holds the vhost-user sockets and the tap now; our copies would
+     * keep virtiofsd from seeing QEMU go away, and the namespace alive. */
+    if (s->net.tap_fd >= 0) {
+        close(s->net.tap_fd);
+        s->net.tap_fd = -1;
+    }
     for (size_t i = 0; i < s->nshares; i++) {
         close(s->shares[i].qemu_fd);
         s->shares[i].qemu_fd = -1;
@@ -349,7 +455,7 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)
         return -1;
     mvm_undo_push(&s->undo, undo_dir, s->dir, "session directory");
-    if (write_state(s, err) < 0 || make_initrd(s, err) < 0)
+    if (write_state(s, err) < 0)
         return -1;
     cleanup_free char *log = xasprintf("%s/console.log", s->dir);
     s->console_log = open(log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -360,12 +466,17 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     if (pair(&s->qmp_fd, &qmp, err) < 0 || pair(&s->ctl_fd, &ctl, err) < 0 ||
         pair(&s->con_fd, &con, err) < 0)
         return -1;
-    session_trace(s, "session directory and initrd written");
+    session_trace(s, "session directory written");
     /* The jail uid first: it also picks the ids virtiofsd runs as. */
     if (prepare_jail(s, err) < 0 || start_shares(s, err) < 0)
         return -1;
     session_trace(s, "virtiofsd started");
-    if (spawn_qemu(s, qmp, ctl, con, err) < 0)
+    uid_t base = MVM_HELPER_ID_BASE + (s->jail_uid - MVM_JAIL_UID_BASE) * MVM_SHARE_IDS;
+    if (start_network(s, base + MVM_SHARE_IDS - 1, err) < 0)
+        return -1;
+    session_trace(s, "network ready");
+    /* After the network: the session description carries its addresses. */
+    if (make_initrd(s, err) < 0 || spawn_qemu(s, qmp, ctl, con, err) < 0)
         return -1;
     session_trace(s, "QEMU started");
     if (write_state(s, err) < 0)

@@ -22,7 +22,8 @@ check_error "too little --memory" "out of range" --memory 1M -- true
 check_error "bad --cpus" "zero" --cpus zero -- true
 check_error "bad --timeout" "soon" --timeout soon -- true
 check_error "bad --accel" "hyper" --accel hyper -- true
-check_error "unknown --net mode" "isolated" --net isolated -- true
+check_error "unknown --net mode" "frob" --net frob -- true
+check_error "bad --dns" "not-an-ip" --dns not-an-ip -- true
 check_error "missing --kernel" "/nonexistent/vmlinuz" --kernel /nonexistent/vmlinuz -- true
 echo "not a kernel" > "$WORK/fake-kernel"
 check_error "a --kernel that is not a kernel" "fake-kernel" --kernel "$WORK/fake-kernel" -- true

@@ -9,9 +9,18 @@ MVM=${MVM:?MVM must point at the mvm binary}
 # itself -- root, or the throwaway account below (SUDO_UID=$TEST_UID) --
 # so the suite runs the same as root and through sudo.
 unset SUDO_UID SUDO_GID SUDO_USER
+
 TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "/tmp/mvm-it-$TEST_NAME.XXXXXX")
 chmod 755 "$WORK" # the invoking (test) user must reach its project
+# Outside the network tests (net.sh, in namespaces of their own), guests
+# get no network: there it could only lead to this machine's own
+# resolvers and networks, which tests never send to.  REAL_MVM is mvm.
+REAL_MVM=$MVM
+MVM=$WORK/mvm
+printf '#!/bin/sh\n[ "$1" = run ] && { shift; exec "%s" run --net none "$@"; }\nexec "%s" "$@"\n' \
+    "$REAL_MVM" "$REAL_MVM" > "$MVM"
+chmod 755 "$MVM"
 CLEANUPS=()
 FAILED=0
 
@@ -53,7 +62,7 @@ mkdir -p "$PROJECT"
 
 # Session directories that exist before a test (other sessions) are not
 # the test's business; anything new afterwards is a leftover.
-helper_pids() { pgrep -f -- 'qemu-system-x86_64|virtiofsd' | sort; }
+helper_pids() { pgrep -f -- 'qemu-system-x86_64|virtiofsd|__dns-relay' | sort; }
 runs_before() {
     ls -1 /run/mvm 2>/dev/null | sort > "$WORK/runs.before"
     helper_pids > "$WORK/pids.before"

@@ -304,23 +304,11 @@ static void test_run_help(void **state)
     ASSERT_CMD(fx, "ls", "--help");
     /* Every option the usage text promises exists. */
     static const char *const documented[] = {
-        "--cpus N",
-        "--memory SIZE",
-        "--kernel PATH",
-        "--modules DIR",
-        "--accel MODE",
-        "--machine TYPE",
-        "--env NAME[=VALUE]",
-        "--share HOST[:GUEST][:ro]",
-        "--no-cwd",
-        "--net none",
-        "--root",
-        "--timeout DURATION",
-        "--console",
-        "-t, --tty",
-        "-T, --no-tty",
-        "-q, --quiet",
-        "-h, --help",
+        "--cpus N",           "--memory SIZE",  "--kernel PATH",      "--modules DIR",
+        "--accel MODE",       "--machine TYPE", "--env NAME[=VALUE]", "--share HOST[:GUEST][:ro]",
+        "--no-cwd",           "--net MODE",     "--dns ADDR",         "--root",
+        "--timeout DURATION", "--console",      "-t, --tty",          "-T, --no-tty",
+        "-q, --quiet",        "-h, --help",
     };
     for (size_t i = 0; i < ARRAY_SIZE(documented); i++)
         if (strstr(mvm_run_usage, documented[i]) == NULL)
@@ -461,8 +449,16 @@ static void test_run_bad_values(void **state)
 {
     struct fx *fx = *state;
 
+    assert_int_equal(fx->o.net, MVM_NETOPT_ISOLATED); /* the default */
     PARSE_OK(fx, "--net", "none");
-    PARSE_BAD(fx, "network mode 'isolated' is not available", "--net", "isolated");
+    assert_int_equal(fx->o.net, MVM_NETOPT_NONE);
+    PARSE_OK(fx, "--net", "open", "--dns", "198.51.100.53", "--dns", "203.0.113.53");
+    assert_int_equal(fx->o.net, MVM_NETOPT_OPEN);
+    assert_int_equal(fx->o.ndns, 2);
+    assert_string_equal(fx->o.dns[1], "203.0.113.53");
+    PARSE_BAD(fx, "bad network mode 'bridged': use one of isolated, none, open", "--net",
+              "bridged");
+    PARSE_BAD(fx, "--dns example.org: not an IPv4 address", "--dns", "example.org");
     PARSE_BAD(fx, "bad accelerator 'xen': use one of auto, kvm, tcg", "--accel", "xen");
     PARSE_BAD(fx, "bad machine type 'pc': use one of auto, microvm, q35", "--machine", "pc");
     PARSE_BAD(fx, "bad CPU count '0'", "--cpus", "0");

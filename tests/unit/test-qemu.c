@@ -45,7 +45,8 @@ static struct mvm_qemu_spec spec(bool microvm, bool kvm)
                                   .console_fd = 9,
                                   .fs = fs,
                                   .nfs = 2,
-                                  .sandbox = true};
+                                  .sandbox = true,
+                                  .tap_fd = -1};
 }
 
 static void test_microvm_tcg(void **state)
@@ -72,6 +73,19 @@ static void test_microvm_tcg(void **state)
     assert_true(has(argv, "vhost-user-fs-device,chardev=fs1,tag=s1,queue-size=1024"));
     assert_true(has(argv, "virtio-serial-device,max_ports=2"));
     assert_string_equal(after(argv, "-append", 0), "console=ttyS0");
+    assert_null(after(argv, "-netdev", 0)); /* --net none: no NIC */
+    mvm_argv_free(argv);
+}
+
+static void test_nic(void **state)
+{
+    (void)state;
+    struct mvm_qemu_spec s = spec(true, false);
+    s.tap_fd = 16;
+    s.mac = "52:54:00:12:34:56";
+    char **argv = mvm_qemu_argv(&s);
+    assert_string_equal(after(argv, "-netdev", 0), "tap,id=n0,fd=16,vhost=off");
+    assert_true(has(argv, "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"));
     mvm_argv_free(argv);
 }
 
@@ -119,6 +133,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_microvm_tcg),
         cmocka_unit_test(test_q35_kvm),
+        cmocka_unit_test(test_nic),
         cmocka_unit_test(test_kernel_cmdline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

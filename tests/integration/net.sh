@@ -1,0 +1,108 @@
+#!/bin/bash
+# The guest's network, in a simulated host with a WAN and a LAN (see
+# net-topology.sh): the internet by address and by name yes; the LAN, the
+# host, its DNAT'd ports, the metadata address and foreign resolvers no --
+# each refusal right after a positive control, refused in under a second.
+# --net none has only lo; --net open reaches the LAN; nothing is left.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/net-topology.sh"
+in_host_mvm() { (cd "$PROJECT" && ip netns exec "$NS_HOST" "$REAL_MVM" run "$@") > "$WORK/out" 2> "$WORK/err"; RC=$?; OUT=$(cat "$WORK/out"); ERR=$(cat "$WORK/err"); }
+
+cat > "$PROJECT/probe.py" << 'PY'
+import socket, sys, time, urllib.request
+def tcp(host, port):
+    t = time.monotonic()
+    try:
+        s = socket.create_connection((host, port), timeout=5)
+        s.close()
+        r = "ok"
+    except OSError as e:
+        r = type(e).__name__ if not e.errno else socket.errno.errorcode.get(e.errno, str(e.errno))
+    return r, time.monotonic() - t
+def udp_dns(server):
+    t = time.monotonic()
+    q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03web\x04test\x00\x00\x01\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.connect((server, 53)); s.send(q); s.recv(512); r = "ok"
+    except OSError as e:
+        r = type(e).__name__ if not e.errno else socket.errno.errorcode.get(e.errno, str(e.errno))
+    return r, time.monotonic() - t
+for arg in sys.argv[1:]:
+    kind, target = arg.split("=", 1)
+    if kind == "http":
+        print(arg, urllib.request.urlopen(target, timeout=5).read().decode().strip())
+    elif kind == "name":
+        print(arg, socket.gethostbyname(target))
+    elif kind == "tcp":
+        h, p = target.rsplit(":", 1); r, dt = tcp(h, int(p)); print(arg, r, "fast" if dt < 1 else "slow %.1fs" % dt)
+    elif kind == "dns":
+        r, dt = udp_dns(target); print(arg, r, "fast" if dt < 1 else "slow %.1fs" % dt)
+PY
+chmod 644 "$PROJECT/probe.py"
+
+in_host_mvm -q --dns 198.51.100.53 -- python3 probe.py http=http://198.51.100.80/ name=web.test \
+    http=http://web.test/ tcp=198.51.100.80:80 tcp=192.168.77.10:80 tcp=198.51.100.80:80 \
+    tcp=203.0.113.2:8000 tcp=203.0.113.2:8080 tcp=203.0.113.1:80 tcp=192.168.77.1:80 \
+    tcp=169.254.169.254:80 tcp=10.0.2.2:22 dns=198.51.100.53 tcp=198.51.100.80:80
+assert_eq 0 "$RC" "the isolated session ran ($ERR)"
+line() { echo "$OUT" | grep -F -- "$1" | head -1; }
+assert_eq "http=http://198.51.100.80/ wan-page" "$(line http=http://198.51.100.80/)" "the WAN by address"
+assert_eq "name=web.test 198.51.100.80" "$(line name=web.test)" "a name resolves through mvm's relay"
+assert_eq "http=http://web.test/ wan-page" "$(line http=http://web.test/)" "the WAN by name"
+assert_eq "tcp=198.51.100.80:80 ok fast" "$(line tcp=198.51.100.80:80)" "positive control: a WAN connection"
+for t in 192.168.77.10:80 203.0.113.2:8000 203.0.113.2:8080 203.0.113.1:80 192.168.77.1:80 169.254.169.254:80 10.0.2.2:22; do
+    got=$(line "tcp=$t")
+    case "$got" in
+    "tcp=$t ECONNREFUSED fast" | "tcp=$t EHOSTUNREACH fast") ok "tcp $t refused fast ($got)" ;;
+    *) fail "tcp $t: expected a fast refusal, got [$got]" ;;
+    esac
+done
+case "$(line dns=198.51.100.53)" in
+*"ECONNREFUSED fast"* | *"EHOSTUNREACH fast"*) ok "DNS straight to a WAN resolver is refused fast ($(line dns=198.51.100.53))" ;;
+*) fail "DNS to the WAN resolver: [$(line dns=198.51.100.53)]" ;;
+esac
+assert_contains "$(cat "$WORK/dnsmasq.log")" "web.test" "the relay forwarded the guest's query upstream"
+
+# The DNS relay of a running session: jailed -- a helper id, no
+# capabilities, no_new_privs, seccomp, a network namespace of its own.
+(cd "$PROJECT" && exec ip netns exec "$NS_HOST" "$REAL_MVM" run -q --dns 198.51.100.53 -- sh -c 'echo up; exec sleep 30') \
+    > "$WORK/bg.out" 2> "$WORK/bg.err" &
+bg=$!
+defer "kill -KILL $bg 2> /dev/null"
+for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && break; sleep 0.1; done
+relay=$(pgrep -P "$bg" -f __dns-relay)
+if [ -n "$relay" ]; then
+    st() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$relay/status"; }
+    in_helper_range "$(host_ids "$relay")" && ok "the relay runs as a helper id ($(st Uid))" || fail "the relay runs as $(host_ids "$relay")"
+    assert_eq "0000000000000000 0000000000000000 1 2" "$(st CapEff) $(st CapBnd) $(st NoNewPrivs) $(st Seccomp)" \
+        "the relay has no capabilities, no_new_privs and a seccomp filter"
+    [ "$(readlink "/proc/$relay/ns/net")" != "$(ip netns exec "$NS_HOST" readlink /proc/self/ns/net)" ] &&
+        ok "the relay is in a network namespace of its own" || fail "the relay is in the host's network namespace"
+else
+    fail "no DNS relay below mvm $bg ($(cat "$WORK/bg.err"))"
+fi
+kill -TERM "$bg"
+wait "$bg" 2> /dev/null
+
+# --net none: only lo.
+in_host_mvm -q --net none -- ls /sys/class/net
+assert_eq "0 lo" "$RC $OUT" "--net none leaves only lo"
+
+# --net open: NAT only, the LAN too, and mvm says so.
+in_host_mvm --net open --dns 198.51.100.53 -- python3 probe.py http=http://192.168.77.10/
+assert_eq "0 http=http://192.168.77.10/ lan-page" "$RC $OUT" "--net open reaches the LAN"
+assert_contains "$ERR" "NO FILTERING" "--net open says so"
+
+assert_no_leftovers "after the network sessions"
+# mvm cleanup --all removes the host's table (forwarding was on before mvm
+# here, so it stays on).
+ip netns exec "$NS_HOST" nft list table inet mvm > /dev/null 2>&1 && ok "the host table inet mvm exists while mvm is used" ||
+    fail "no table inet mvm in the simulated host"
+ip netns exec "$NS_HOST" "$REAL_MVM" cleanup --all > "$WORK/out" 2>&1
+assert_eq 0 "$?" "mvm cleanup --all ($(cat "$WORK/out"))"
+ip netns exec "$NS_HOST" nft list table inet mvm > /dev/null 2>&1 && fail "mvm cleanup --all left table inet mvm" ||
+    ok "mvm cleanup --all removed table inet mvm"
+left=$(ip -n "$NS_HOST" -o link show | grep -c ' mvm-' || true)
+assert_eq 0 "$left" "no veth left in the simulated host"
