@@ -34,7 +34,10 @@ for arg in sys.argv[1:]:
     if kind == "http":
         print(arg, urllib.request.urlopen(target, timeout=5).read().decode().strip())
     elif kind == "name":
-        print(arg, socket.gethostbyname(target))
+        try:
+            print(arg, socket.gethostbyname(target))
+        except OSError as e:
+            print(arg, "unresolved")
     elif kind == "tcp":
         h, p = target.rsplit(":", 1); r, dt = tcp(h, int(p)); print(arg, r, "fast" if dt < 1 else "slow %.1fs" % dt)
     elif kind == "dns":
@@ -85,6 +88,57 @@ else
 fi
 kill -TERM "$bg"
 wait "$bg" 2> /dev/null
+
+# While one session runs, a second session's guest cannot reach it (its
+# namespace's address is in the refused ranges), and the relay sends
+# nothing but queries to its upstream: a counter in the simulated host.
+ip netns exec "$NS_HOST" nft -f - << 'NFT'
+table inet mvmtest {
+  chain output { type filter hook output priority 0; policy accept;
+    meta l4proto { tcp, udp } th dport 53 ip daddr != 198.51.100.53 counter name stray
+    ip daddr 198.51.100.53 th dport != 53 counter name stray
+  }
+  counter stray { }
+}
+NFT
+defer "ip netns exec $NS_HOST nft delete table inet mvmtest 2> /dev/null"
+(cd "$PROJECT" && exec ip netns exec "$NS_HOST" "$REAL_MVM" run -q --dns 198.51.100.53 -- \
+    sh -c 'python3 -m http.server --bind 0.0.0.0 8000 > /dev/null 2>&1 & echo up; exec sleep 60') \
+    > "$WORK/a.out" 2> "$WORK/a.err" &
+a=$!
+defer "kill -KILL $a 2> /dev/null"
+for _ in $(seq 600); do grep -q up "$WORK/a.out" 2> /dev/null && break; sleep 0.1; done
+host_end=$(ip netns exec "$NS_HOST" ip -4 -o addr show | awk '$2 ~ /^mvm-/ {split($4, x, "/"); print x[1]}' | head -1)
+ns_end=$(awk -v h="$host_end" 'BEGIN {split(h, o, "."); printf "%s.%s.%s.%d", o[1], o[2], o[3], o[4] + 1}')
+in_host_mvm -q --dns 198.51.100.53 -- python3 probe.py tcp=198.51.100.80:80 "tcp=$ns_end:8000" "tcp=$host_end:8000" \
+    name=printer name=nas.local name=web.test
+assert_eq "tcp=198.51.100.80:80 ok fast" "$(line tcp=198.51.100.80:80)" "second session: positive control"
+for t in "$ns_end:8000" "$host_end:8000"; do
+    case "$(line "tcp=$t")" in
+    *"ECONNREFUSED fast" | *"EHOSTUNREACH fast") ok "the second session cannot reach the first ($t)" ;;
+    *) fail "second session to the first ($t): [$(line "tcp=$t")]" ;;
+    esac
+done
+kill -TERM "$a"
+wait "$a" 2> /dev/null
+assert_eq "name=printer unresolved name=nas.local unresolved name=web.test 198.51.100.80" \
+    "$(echo "$OUT" | grep '^name=' | tr '\n' ' ' | sed 's/ $//')" "single-label and .local names are refused, a public one resolves"
+assert_not_contains "$(cat "$WORK/dnsmasq.log")" "printer" "a single-label name never reached the upstream resolver"
+assert_not_contains "$(cat "$WORK/dnsmasq.log")" "nas.local" "a .local name never reached the upstream resolver"
+stray=$(ip netns exec "$NS_HOST" nft list counter inet mvmtest stray | awk '/packets/ {print $2}')
+assert_eq 0 "$stray" "the relay sent nothing but DNS to its upstream"
+ip netns exec "$NS_HOST" python3 -c 'import socket; socket.socket(2, 2).sendto(b"x", ("198.51.100.53", 9))'
+stray=$(ip netns exec "$NS_HOST" nft list counter inet mvmtest stray | awk '/packets/ {print $2}')
+assert_eq 1 "$stray" "positive control: the counter sees a stray datagram"
+
+# mvm itself runs no helper program (no ip, nft, sysctl...): every execve
+# of a session is mvm's, QEMU's or virtiofsd's.
+(cd "$PROJECT" && ip netns exec "$NS_HOST" strace -f -qq --seccomp-bpf -e trace=execve -e signal=none \
+    -o "$WORK/execve" "$REAL_MVM" run -q --dns 198.51.100.53 -- true) > /dev/null 2>&1
+progs=$(grep -o 'execve("[^"]*"' "$WORK/execve" | sed 's/execve("//; s/"$//' | sort -u | tr '\n' ' ')
+bad=$(echo "$progs" | tr ' ' '\n' | grep -v -e '^$' -e '^/mvm$' -e "^$REAL_MVM\$" -e '/qemu-system-x86_64$' -e '/virtiofsd$' || true)
+[ -n "$progs" ] && [ -z "$bad" ] && ok "a session executes only mvm, QEMU and virtiofsd ($progs)" ||
+    fail "a session executed: $progs"
 
 # --net none: only lo.
 in_host_mvm -q --net none -- ls /sys/class/net
