@@ -68,7 +68,7 @@ static int read_resolvers(struct mvm_net_plan *p, const char *resolv_conf, struc
 
 int mvm_net_plan_host(struct mvm_net_plan *p, const char *resolv_conf, struct mvm_error **err)
 {
-    if (p->nupstream == 0 && read_resolvers(p, resolv_conf, err) < 0)
+    if (p->nupstream == 0 && resolv_conf && read_resolvers(p, resolv_conf, err) < 0)
         return -1;
     struct nl_sock *sk = nl_socket_alloc();
     if (sk == NULL)

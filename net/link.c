@@ -200,6 +200,17 @@ static int in_namespace(const struct mvm_net_plan *p, struct mvm_net *n, struct 
     return rc;
 }
 
+int mvm_net_apply_in_ns(const struct mvm_net *n, const char *ruleset, struct mvm_error **err)
+{
+    cleanup_close int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0 || setns(n->netns_fd, CLONE_NEWNET) < 0)
+        return mvm_error_set(err, errno, "entering the session network namespace");
+    int rc = mvm_nft_apply(ruleset, "the session namespace", err);
+    if (setns(home, CLONE_NEWNET) < 0)
+        abort();
+    return rc;
+}
+
 static int new_namespace(struct mvm_net *n, struct mvm_error **err)
 {
     cleanup_close int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -260,6 +271,11 @@ void mvm_net_destroy(struct mvm_net *n)
         if (sk)
             nl_socket_free(sk);
         n->veth_made = false;
+    }
+    if (n->watch) {
+        nl_socket_free(n->watch); /* closes watch_fd */
+        n->watch = NULL;
+        n->watch_fd = -1;
     }
     int *fds[] = {&n->netns_fd, &n->tap_fd, &n->relay_guest, &n->relay_up};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {

@@ -68,7 +68,8 @@ char *mvm_net_ruleset_host(void);
 const char *mvm_ip4_str(uint32_t addr, char buf[16]);
 
 /* The host's addresses and non-default routes, and its resolvers (from
- * resolv_conf, unless the plan has some already), into the plan. */
+ * resolv_conf, unless the plan has some already or it is NULL), into the
+ * plan. */
 int mvm_net_plan_host(struct mvm_net_plan *p, const char *resolv_conf, struct mvm_error **err);
 
 struct mvm_net {
@@ -76,13 +77,15 @@ struct mvm_net {
     int tap_fd;      /* the guest's tap, for QEMU, or -1 */
     int relay_guest; /* UDP, bound to tap_ip:53 inside the namespace */
     int relay_up;    /* UDP, connected to the upstream, in the host's */
+    int watch_fd;    /* the host's route and address events, or -1 */
+    void *watch;     /* its libnl socket */
     bool veth_made;
     char host_if[16];
 };
 
-#define MVM_NET_INIT                                                    \
-    {                                                                   \
-        .netns_fd = -1, .tap_fd = -1, .relay_guest = -1, .relay_up = -1 \
+#define MVM_NET_INIT                                                                    \
+    {                                                                                   \
+        .netns_fd = -1, .tap_fd = -1, .relay_guest = -1, .relay_up = -1, .watch_fd = -1 \
     }
 
 /* Creates the namespace, links, addresses, routes, rules and the relay's
@@ -91,6 +94,18 @@ int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
 /* Removes the host's veth end (the rest goes with the namespace) and
  * closes the fds; idempotent. */
 void mvm_net_destroy(struct mvm_net *n);
+
+/* watch.c: the host's routes and addresses change during a session (a
+ * VPN comes up, a new LAN): mvm_net_watch() subscribes to those events
+ * (n->watch_fd to poll); when it is readable, mvm_net_refresh() drains it
+ * and replaces the namespace's set of refused prefixes with a fresh
+ * reading.  A failure there must end the session: fail closed. */
+int mvm_net_watch(struct mvm_net *n, struct mvm_error **err);
+int mvm_net_refresh(struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err);
+/* The set update, as text for libnftables.  Pure. */
+char *mvm_net_ruleset_blocked(const struct mvm_net_plan *p);
+/* Runs nft text in the session namespace (link.c). */
+int mvm_net_apply_in_ns(const struct mvm_net *n, const char *ruleset, struct mvm_error **err);
 
 /* IPv4 forwarding on the host: on if it was off, recording the earlier
  * value in state_file (once); *changed says whether this call turned it

@@ -82,6 +82,16 @@ static void add_elements(struct buf *b, const struct mvm_net_plan *p)
         buf_printf(b, ", %s/%u", mvm_ip4_str(p->blocked[i].addr, ip), p->blocked[i].len);
 }
 
+char *mvm_net_ruleset_blocked(const struct mvm_net_plan *p)
+{
+    struct buf b = {0};
+    buf_printf(&b, "flush set inet mvm blocked4\nadd element inet mvm blocked4 { ");
+    add_elements(&b, p);
+    buf_printf(&b, " }\n");
+    buf_append(&b, "", 1);
+    return b.data;
+}
+
 /* Refused fast: a TCP reset or an ICMP error, so tools fail at once. */
 static void reject(struct buf *b, const char *match)
 {

@@ -196,7 +196,7 @@ static int on_signal(struct session *s, struct mvm_error **err)
 /* Indices into the poll set (-1: not polled this round). */
 struct poll_set {
     struct mvm_pollset set;
-    int qmp, con, qlog, sig, qemu, vlog[MAX_SHARES], vproc[MAX_SHARES];
+    int qmp, con, qlog, sig, qemu, routes, vlog[MAX_SHARES], vproc[MAX_SHARES];
 };
 
 static void build_poll(struct session *s, struct poll_set *ps)
@@ -209,6 +209,7 @@ static void build_poll(struct session *s, struct poll_set *ps)
     ps->qlog = mvm_pollset_add(set, s->qemu_log, POLLIN);
     ps->sig = mvm_pollset_add(set, s->sigfd, POLLIN);
     ps->qemu = mvm_pollset_add(set, s->qemu.pidfd, POLLIN);
+    ps->routes = mvm_pollset_add(set, s->net.watch_fd, POLLIN);
     for (size_t i = 0; i < s->nshares; i++) {
         ps->vlog[i] = mvm_pollset_add(set, s->shares[i].log_fd, POLLIN);
         ps->vproc[i] = mvm_pollset_add(set, s->shares[i].proc.pidfd, POLLIN);
@@ -285,6 +286,10 @@ static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err
                                  s->shares[i].host, why);
         }
     }
+    /* The host's routes changed: refuse the new prefixes at once, or end
+     * the session rather than leave them reachable. */
+    if (ready(ps, ps->routes) && mvm_net_refresh(&s->netplan, &s->net, err) < 0)
+        return mvm_error_wrap(err, "the VM was destroyed");
     if (ready(ps, ps->sig) && on_signal(s, err) < 0)
         return -1;
     if (ready(ps, ps->qemu) && mvm_child_poll(&s->qemu) && !mvm_relay_done(&s->relay)) {

@@ -230,7 +230,11 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
     snprintf(s->mac, sizeof s->mac, "%02x:%02x:%02x:%02x:%02x:%02x", p->mac[0], p->mac[1],
              p->mac[2], p->mac[3], p->mac[4], p->mac[5]);
     bool changed = false;
-    if (mvm_net_plan_host(p, "/etc/resolv.conf", err) < 0 ||
+    mvm_undo_push(&s->undo, undo_net, &s->net, "network");
+    /* Watching first, so that no change between the reading and the
+     * watch goes unseen (isolated mode; open mode refuses nothing). */
+    if ((!open_mode && mvm_net_watch(&s->net, err) < 0) ||
+        mvm_net_plan_host(p, "/etc/resolv.conf", err) < 0 ||
         mvm_net_forwarding_on(MVM_RUN_DIR "/ip_forward.orig", &changed, err) < 0)
         return mvm_error_wrap(err, "setting up the network");
     if (changed)
@@ -239,7 +243,6 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
     if (open_mode)
         session_notice(s, "--net open: NO FILTERING; the guest can reach your LAN and this "
                           "host's services");
-    mvm_undo_push(&s->undo, undo_net, &s->net, "network");
     if (mvm_net_create(p, &s->net, err) < 0)
         return mvm_error_wrap(err, "setting up the network");
     return start_relay(s, relay_uid, err);

@@ -131,6 +131,30 @@ ip netns exec "$NS_HOST" python3 -c 'import socket; socket.socket(2, 2).sendto(b
 stray=$(ip netns exec "$NS_HOST" nft list counter inet mvmtest stray | awk '/packets/ {print $2}')
 assert_eq 1 "$stray" "positive control: the counter sees a stray datagram"
 
+# A route the host gains during the session (a VPN, a new LAN) is refused
+# from then on: the WAN web server's prefix becomes a non-default route.
+(cd "$PROJECT" && exec ip netns exec "$NS_HOST" "$REAL_MVM" run -q --dns 198.51.100.53 -- python3 -c '
+import socket, time
+for i in range(60):
+    try:
+        socket.create_connection(("198.51.100.80", 80), timeout=2).close(); print("ok", flush=True)
+    except OSError as e:
+        print(socket.errno.errorcode.get(e.errno, "error"), flush=True)
+    time.sleep(0.2)
+') > "$WORK/r.out" 2> "$WORK/r.err" &
+r=$!
+defer "kill -KILL $r 2> /dev/null"
+for _ in $(seq 600); do grep -q ok "$WORK/r.out" 2> /dev/null && break; sleep 0.1; done
+ip -n "$NS_HOST" route add 198.51.100.0/24 via 203.0.113.1
+defer "ip -n $NS_HOST route del 198.51.100.0/24 2> /dev/null"
+wait "$r"
+seq_seen=$(uniq < "$WORK/r.out" | tr '\n' ' ')
+case "$seq_seen" in
+"ok ECONNREFUSED " | "ok EHOSTUNREACH ") ok "a route added during the session is refused from then on ($seq_seen)" ;;
+*) fail "connections before and after the route appeared: [$seq_seen] ($(cat "$WORK/r.err"))" ;;
+esac
+ip -n "$NS_HOST" route del 198.51.100.0/24
+
 # mvm itself runs no helper program (no ip, nft, sysctl...): every execve
 # of a session is mvm's, QEMU's or virtiofsd's.
 (cd "$PROJECT" && ip netns exec "$NS_HOST" strace -f -qq --seccomp-bpf -e trace=execve -e signal=none \
