@@ -107,6 +107,13 @@ char *mvm_net_ruleset_blocked(const struct mvm_net_plan *p);
 /* Runs nft text in the session namespace (link.c). */
 int mvm_net_apply_in_ns(const struct mvm_net *n, const char *ruleset, struct mvm_error **err);
 
+/* Another firewall whose forward chain drops by default (Docker's
+ * iptables, ufw, firewalld) would drop the guest's traffic whatever mvm's
+ * table says: names the first such chain ("ip filter, chain FORWARD"),
+ * NULL when there is none.  The pure part reads `nft -j list chains`. */
+char *mvm_net_forward_blocked(void);
+char *mvm_nft_forward_dropper(const char *json_text);
+
 /* IPv4 forwarding on the host: on if it was off, recording the earlier
  * value in state_file (once); *changed says whether this call turned it
  * on.  mvm_net_forwarding_restore() puts the recorded value back. */

@@ -240,6 +240,14 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
     if (changed)
         session_notice(s, "IPv4 forwarding was off: mvm turned it on (as Docker and libvirt do); "
                           "mvm cleanup --all turns it off again");
+    cleanup_free char *dropper = mvm_net_forward_blocked();
+    if (dropper)
+        session_notice(s,
+                       "another firewall drops forwarded traffic by default (%s; Docker, ufw or "
+                       "firewalld?): the guest's connections may time out; let mvm's interfaces "
+                       "through, e.g. iptables -I FORWARD -i mvm-+ -j ACCEPT; iptables -I FORWARD "
+                       "-o mvm-+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                       dropper);
     if (open_mode)
         session_notice(s, "--net open: NO FILTERING; the guest can reach your LAN and this "
                           "host's services");

@@ -172,6 +172,17 @@ assert_eq "0 lo" "$RC $OUT" "--net none leaves only lo"
 in_host_mvm --net open --dns 198.51.100.53 -- python3 probe.py http=http://192.168.77.10/
 assert_eq "0 http=http://192.168.77.10/ lan-page" "$RC $OUT" "--net open reaches the LAN"
 assert_contains "$ERR" "NO FILTERING" "--net open says so"
+assert_not_contains "$ERR" "another firewall" "no firewall warning where none drops forwarded traffic"
+
+# Another firewall (Docker's iptables, ufw) drops forwarded traffic by
+# default: mvm says so and what to do, instead of a silently dead network.
+ip netns exec "$NS_HOST" nft 'add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }'
+defer "ip netns exec $NS_HOST nft delete table ip filter 2> /dev/null"
+in_host_mvm --dns 198.51.100.53 -- true
+assert_contains "$ERR" "another firewall drops forwarded traffic by default (ip filter, chain FORWARD" \
+    "a foreign forward drop policy is named"
+assert_contains "$ERR" "iptables -I FORWARD -i mvm-+ -j ACCEPT" "and what to do about it"
+ip netns exec "$NS_HOST" nft delete table ip filter
 
 assert_no_leftovers "after the network sessions"
 # mvm cleanup --all removes the host's table (forwarding was on before mvm
