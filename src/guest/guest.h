@@ -54,6 +54,11 @@ struct guest_session {
  * keeps); used for diagnostics the user sees only on failure. */
 void guest_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* log.c: "<what>: <strerror(err)>" into why; returns -1.  err is passed,
+ * not read from errno, so formatting cannot clobber it. */
+int guest_fail(char *why, size_t whylen, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* log.c: a timestamped step on the console when tracing (mvm.trace on
  * the kernel command line, which init.c reads). */
 void guest_trace(const char *what);

@@ -69,3 +69,14 @@ void guest_send_error(int port, int status, const char *msg)
     (void)!write(port, msg, len);
     fcntl(port, F_SETFL, flags);
 }
+
+int guest_fail(char *why, size_t whylen, int err, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(why, whylen, "%s: %s", what, strerror(err));
+    return -1;
+}

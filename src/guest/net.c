@@ -47,19 +47,6 @@ struct links {
     struct link_info lo, nic; /* index 0: not seen */
 };
 
-static int fail(char *why, size_t whylen, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t whylen, int err, const char *fmt, ...)
-{
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    snprintf(why, whylen, "network setup: %s: %s", what, strerror(err));
-    return -1;
-}
-
 static void *msg_start(union nl_req *m, uint16_t type, uint16_t flags, size_t bodylen)
 {
     memset(m, 0, sizeof *m);
@@ -218,7 +205,7 @@ static int find_links(struct nl *nl, const struct guest_net *net, struct links *
     for (int i = 0; i < NET_WAIT_TRIES; i++) {
         int rc = dump_links(nl, net, l);
         if (rc < 0)
-            return fail(why, whylen, -rc, "listing network interfaces");
+            return guest_fail(why, whylen, -rc, "network setup: listing network interfaces");
         if (l->lo.index != 0 && (!net->enabled || l->nic.index != 0))
             return 0;
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -238,7 +225,8 @@ static int disable_ipv6(const char *conf, char *why, size_t whylen)
     char path[128];
     if (snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", conf) >=
         (int)sizeof path)
-        return fail(why, whylen, ENAMETOOLONG, "turning IPv6 off for %s", conf);
+        return guest_fail(why, whylen, ENAMETOOLONG, "network setup: turning IPv6 off for %s",
+                          conf);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT)
         return 0;
@@ -246,10 +234,10 @@ static int disable_ipv6(const char *conf, char *why, size_t whylen)
         int saved = errno;
         if (fd >= 0)
             close(fd);
-        return fail(why, whylen, saved, "turning IPv6 off for %s", conf);
+        return guest_fail(why, whylen, saved, "network setup: turning IPv6 off for %s", conf);
     }
     if (close(fd) < 0)
-        return fail(why, whylen, errno, "turning IPv6 off for %s", conf);
+        return guest_fail(why, whylen, errno, "network setup: turning IPv6 off for %s", conf);
     return 0;
 }
 
@@ -263,10 +251,12 @@ static int set_link(struct nl *nl, const struct link_info *li, unsigned mtu, cha
     uint32_t mtu32 = mtu;
     if (mtu != 0) {
         if (add_attr(&m, IFLA_MTU, &mtu32, sizeof mtu32) < 0)
-            return fail(why, whylen, EMSGSIZE, "building the request for %s", li->name);
+            return guest_fail(why, whylen, EMSGSIZE, "network setup: building the request for %s",
+                              li->name);
         int rc = nl_call(nl, &m);
         if (rc < 0)
-            return fail(why, whylen, -rc, "setting MTU %u on %s", mtu, li->name);
+            return guest_fail(why, whylen, -rc, "network setup: setting MTU %u on %s", mtu,
+                              li->name);
     }
     ifi = msg_start(&m, RTM_NEWLINK, 0, sizeof *ifi);
     ifi->ifi_family = AF_UNSPEC;
@@ -275,7 +265,7 @@ static int set_link(struct nl *nl, const struct link_info *li, unsigned mtu, cha
     ifi->ifi_change = IFF_UP;
     int rc = nl_call(nl, &m);
     if (rc < 0)
-        return fail(why, whylen, -rc, "bringing %s up", li->name);
+        return guest_fail(why, whylen, -rc, "network setup: bringing %s up", li->name);
     return 0;
 }
 
@@ -293,10 +283,12 @@ static int add_address(struct nl *nl, const struct link_info *li, const struct g
     guest_net_format_ipv4(net->address, addr, sizeof addr);
     if (add_attr(&m, IFA_LOCAL, &net->address, 4) < 0 ||
         add_attr(&m, IFA_ADDRESS, &net->address, 4) < 0 || add_attr(&m, IFA_BROADCAST, &brd, 4) < 0)
-        return fail(why, whylen, EMSGSIZE, "building the request for %s", li->name);
+        return guest_fail(why, whylen, EMSGSIZE, "network setup: building the request for %s",
+                          li->name);
     int rc = nl_call(nl, &m);
     if (rc < 0)
-        return fail(why, whylen, -rc, "adding %s/%u to %s", addr, net->prefix, li->name);
+        return guest_fail(why, whylen, -rc, "network setup: adding %s/%u to %s", addr, net->prefix,
+                          li->name);
     return 0;
 }
 
@@ -316,10 +308,12 @@ static int add_default_route(struct nl *nl, const struct link_info *li, const st
     guest_net_format_ipv4(net->gateway, gw, sizeof gw);
     if (add_attr(&m, RTA_GATEWAY, &net->gateway, 4) < 0 ||
         add_attr(&m, RTA_OIF, &oif, sizeof oif) < 0)
-        return fail(why, whylen, EMSGSIZE, "building the request for %s", li->name);
+        return guest_fail(why, whylen, EMSGSIZE, "network setup: building the request for %s",
+                          li->name);
     int rc = nl_call(nl, &m);
     if (rc < 0)
-        return fail(why, whylen, -rc, "adding the default route via %s on %s", gw, li->name);
+        return guest_fail(why, whylen, -rc, "network setup: adding the default route via %s on %s",
+                          gw, li->name);
     return 0;
 }
 
@@ -347,7 +341,7 @@ int guest_setup_net(const struct guest_session *s, char *why, size_t whylen)
         return -1;
     struct nl nl;
     if (nl_open(&nl) < 0)
-        return fail(why, whylen, errno, "opening a netlink socket");
+        return guest_fail(why, whylen, errno, "network setup: opening a netlink socket");
     int rc = configure(&nl, &s->net, why, whylen);
     close(nl.fd);
     return rc;

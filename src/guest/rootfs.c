@@ -18,20 +18,6 @@
 
 #define R GUEST_NEWROOT
 
-static int fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t whylen, const char *fmt, ...)
-{
-    int saved = errno;
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    snprintf(why, whylen, "%s: %s", what, strerror(saved));
-    return -1;
-}
-
 /* mkdir -p below the new root; directories it creates get uid/gid. */
 static int mkdirs(const char *path, mode_t mode, uid_t uid, gid_t gid)
 {
@@ -156,7 +142,7 @@ static int write_resolv_conf(const struct guest_net *net)
 static int make_etc(const struct guest_session *s, char *why, size_t whylen)
 {
     if (mkdir(R "/etc", 0755) < 0 || copy_tree(GUEST_HOST_ETC_DIR, R "/etc") < 0)
-        return fail(why, whylen, "populating /etc");
+        return guest_fail(why, whylen, errno, "populating /etc");
     const char *group = s->group ? s->group : s->user;
     int rc = 0;
     if (s->uid == 0)
@@ -183,9 +169,9 @@ static int make_etc(const struct guest_session *s, char *why, size_t whylen)
     unlink(R "/etc/mtab");
     rc |= symlink("../proc/self/mounts", R "/etc/mtab");
     if (rc != 0)
-        return fail(why, whylen, "writing /etc");
+        return guest_fail(why, whylen, errno, "writing /etc");
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
-        return fail(why, whylen, "setting the hostname");
+        return guest_fail(why, whylen, errno, "setting the hostname");
     return 0;
 }
 
@@ -193,7 +179,7 @@ static int mount_at(const char *src, const char *dir, const char *type, unsigned
                     const char *data, char *why, size_t whylen)
 {
     if (mkdirs(dir, 0755, 0, 0) < 0 || mount(src, dir, type, flags, data) < 0)
-        return fail(why, whylen, "mounting %s on %s", type, dir + strlen(R));
+        return guest_fail(why, whylen, errno, "mounting %s on %s", type, dir + strlen(R));
     return 0;
 }
 
@@ -208,7 +194,7 @@ static int make_usr(const struct guest_session *s, char *why, size_t whylen)
         snprintf(link, sizeof link, R "/%s", links[i]);
         snprintf(target, sizeof target, "usr/%s", links[i]);
         if (access(in_usr, F_OK) == 0 && symlink(target, link) < 0)
-            return fail(why, whylen, "linking /%s", links[i]);
+            return guest_fail(why, whylen, errno, "linking /%s", links[i]);
     }
     return 0;
 }
@@ -230,11 +216,11 @@ static int make_dev(char *why, size_t whylen)
     };
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
         if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
-            return fail(why, whylen, "creating %s", links[i][1] + strlen(R));
+            return guest_fail(why, whylen, errno, "creating %s", links[i][1] + strlen(R));
     /* /dev/ptmx must be the one of the devpts mounted above. */
     unlink(R "/dev/ptmx");
     if (symlink("pts/ptmx", R "/dev/ptmx") < 0)
-        return fail(why, whylen, "creating /dev/ptmx");
+        return guest_fail(why, whylen, errno, "creating /dev/ptmx");
     return 0;
 }
 
@@ -252,7 +238,7 @@ static int make_scratch(const struct guest_session *s, char *why, size_t whylen)
         mount_at("tmpfs", home, "tmpfs", f, home_opts, why, whylen) < 0)
         return -1;
     if (mkdir(R "/var/tmp", 01777) < 0 || chmod(R "/var/tmp", 01777) < 0)
-        return fail(why, whylen, "creating /var/tmp");
+        return guest_fail(why, whylen, errno, "creating /var/tmp");
     return 0;
 }
 
@@ -267,9 +253,9 @@ static int make_shares(const struct guest_session *s, char *why, size_t whylen)
         snprintf(dir, sizeof dir, R "%s", sh->path);
         bool in_home = strncmp(sh->path, s->home, hlen) == 0 && sh->path[hlen] == '/';
         if (mkdirs(dir, 0755, in_home ? s->uid : 0, in_home ? s->gid : 0) < 0)
-            return fail(why, whylen, "creating %s", sh->path);
+            return guest_fail(why, whylen, errno, "creating %s", sh->path);
         if (mount(sh->tag, dir, "virtiofs", sh->ro ? MS_RDONLY : 0, NULL) < 0)
-            return fail(why, whylen, "mounting the share %s", sh->path);
+            return guest_fail(why, whylen, errno, "mounting the share %s", sh->path);
     }
     return 0;
 }
@@ -286,7 +272,7 @@ static int switch_root(char *why, size_t whylen)
     umount2("/dev", MNT_DETACH);
     if (chdir(R) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
         chdir("/") < 0)
-        return fail(why, whylen, "switching to the new root");
+        return guest_fail(why, whylen, errno, "switching to the new root");
     return 0;
 }
 
@@ -299,6 +285,6 @@ int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)
         return -1;
     if (mkdirs(R "/root", 0700, 0, 0) < 0 || mkdirs(R "/mnt", 0755, 0, 0) < 0 ||
         mkdirs(R "/opt", 0755, 0, 0) < 0 || mkdirs(R "/srv", 0755, 0, 0) < 0)
-        return fail(why, whylen, "creating top-level directories");
+        return guest_fail(why, whylen, errno, "creating top-level directories");
     return switch_root(why, whylen);
 }
