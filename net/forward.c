@@ -21,16 +21,6 @@ static int read_char(const char *path, char *c)
     return 0;
 }
 
-static int write_char(const char *path, char c)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = write_all(fd, &c, 1);
-    close(fd);
-    return rc;
-}
-
 int mvm_net_forwarding_on(const char *state_file, bool *changed, struct mvm_error **err)
 {
     char now;
@@ -42,7 +32,7 @@ int mvm_net_forwarding_on(const char *state_file, bool *changed, struct mvm_erro
     /* Only the first change is recorded: that is the value to restore. */
     if (access(state_file, F_OK) < 0 && write_file_atomic(state_file, "0\n", 2, 0600) < 0)
         return mvm_error_set(err, errno, "recording the forwarding setting in %s", state_file);
-    if (write_char(IP_FORWARD, '1') < 0)
+    if (write_existing_file(IP_FORWARD, "1") < 0)
         return mvm_error_set(err, errno, "enabling IPv4 forwarding (" IP_FORWARD ")");
     *changed = true;
     return 0;
@@ -53,7 +43,7 @@ int mvm_net_forwarding_restore(const char *state_file, struct mvm_error **err)
     char was;
     if (read_char(state_file, &was) < 0)
         return errno == ENOENT ? 0 : mvm_error_set(err, errno, "reading %s", state_file);
-    if (write_char(IP_FORWARD, was) < 0)
+    if (write_existing_file(IP_FORWARD, (char[]){was, '\0'}) < 0)
         return mvm_error_set(err, errno, "restoring " IP_FORWARD);
     unlink(state_file);
     return 0;

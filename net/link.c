@@ -123,16 +123,6 @@ static int make_veth(struct nl_sock *sk, const struct mvm_net_plan *p, struct mv
     return 0;
 }
 
-static int write_proc(const char *path, const char *value)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = write_all(fd, value, strlen(value));
-    close(fd);
-    return rc;
-}
-
 /* In the session namespace: a tap the guest's NIC sits on, vnet headers
  * on (QEMU's virtio-net uses them for offloads). */
 static int make_tap(struct mvm_net *n, struct mvm_error **err)
@@ -177,7 +167,7 @@ static int inside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_er
     if (rc == 0)
         rc = link_up(sk, TAP_IF, err);
     nl_socket_free(sk);
-    if (rc == 0 && write_proc("/proc/sys/net/ipv4/ip_forward", "1") < 0)
+    if (rc == 0 && write_existing_file("/proc/sys/net/ipv4/ip_forward", "1") < 0)
         rc = mvm_error_set(err, errno, "enabling forwarding in the session namespace");
     cleanup_free char *rules = rc == 0 ? mvm_net_ruleset_ns(p) : NULL;
     if (rc == 0)
@@ -187,28 +177,39 @@ static int inside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_er
     return rc;
 }
 
-/* Runs inside() in the session namespace and comes back, whatever
- * happens: mvm must never stay in it. */
-static int in_namespace(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+/* Runs fn in the session namespace and comes back, whatever happens:
+ * mvm must never stay in it. */
+static int in_session_ns(const struct mvm_net *n, int (*fn)(void *arg, struct mvm_error **err),
+                         void *arg, struct mvm_error **err)
 {
     cleanup_close int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (home < 0 || setns(n->netns_fd, CLONE_NEWNET) < 0)
         return mvm_error_set(err, errno, "entering the session network namespace");
-    int rc = inside(p, n, err);
+    int rc = fn(arg, err);
     if (setns(home, CLONE_NEWNET) < 0)
         abort(); /* cannot happen; staying there would be worse than dying */
     return rc;
 }
 
+struct inside_args {
+    const struct mvm_net_plan *p;
+    struct mvm_net *n;
+};
+
+static int inside_fn(void *arg, struct mvm_error **err)
+{
+    struct inside_args *a = arg;
+    return inside(a->p, a->n, err);
+}
+
+static int apply_fn(void *arg, struct mvm_error **err)
+{
+    return mvm_nft_apply(arg, "the session namespace", err);
+}
+
 int mvm_net_apply_in_ns(const struct mvm_net *n, const char *ruleset, struct mvm_error **err)
 {
-    cleanup_close int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (home < 0 || setns(n->netns_fd, CLONE_NEWNET) < 0)
-        return mvm_error_set(err, errno, "entering the session network namespace");
-    int rc = mvm_nft_apply(ruleset, "the session namespace", err);
-    if (setns(home, CLONE_NEWNET) < 0)
-        abort();
-    return rc;
+    return in_session_ns(n, apply_fn, (void *)ruleset, err);
 }
 
 static int new_namespace(struct mvm_net *n, struct mvm_error **err)
@@ -250,8 +251,9 @@ int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
     cleanup_free char *host_rules = mvm_net_ruleset_host();
     if (rc == 0)
         rc = mvm_nft_apply(host_rules, "the host (table inet mvm)", err);
+    struct inside_args args = {p, n};
     if (rc == 0)
-        rc = in_namespace(p, n, err);
+        rc = in_session_ns(n, inside_fn, &args, err);
     if (rc == 0)
         rc = relay_upstream_socket(p, n, err);
     return rc;

@@ -78,10 +78,9 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
 /* virtiofsd's argv for serving dir on the listening socket fd, or NULL
  * (with err) when this flavour cannot take dir.  Pure.  Any byte of dir
  * reaches virtiofsd as that byte: escaped for the C flavour's -o, a
- * --shared-dir= of its own for the Rust one. */
+ * --shared-dir= of its own for the Rust one.  Free with mvm_strv_free(). */
 char **mvm_virtiofsd_argv(const struct mvm_virtiofsd *v, const char *dir, bool ro, int fd,
                           struct mvm_error **err);
-void mvm_virtiofsd_argv_free(char **argv);
 
 /* Kills virtiofsd (if still running) and closes the fds; idempotent. */
 void mvm_share_stop(struct mvm_share *sh);

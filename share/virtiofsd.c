@@ -175,13 +175,6 @@ char **mvm_virtiofsd_argv(const struct mvm_virtiofsd *v, const char *dir, bool r
     return argv;
 }
 
-void mvm_virtiofsd_argv_free(char **argv)
-{
-    for (char **p = argv; p && *p; p++)
-        free(*p);
-    free(argv);
-}
-
 /* A detached copy of dir's mount tree in which the files' owners appear
  * as what the maps turn them into: the server then runs as those ids
  * while the files on disk keep theirs.  Submounts that cannot be
@@ -221,7 +214,8 @@ static int idmapped_tree(const char *dir, bool ro, const char *uid_map, const ch
 struct share_mounts {
     const char *dir;
     bool ro;
-    int tree_fd; /* idmapped tree to attach, or -1 for a bind of dir */
+    int tree_fd;             /* idmapped tree to attach, or -1 for a bind of dir */
+    char umap[64], gmap[64]; /* the server's user namespace maps */
 };
 
 /* In the child, before its user namespace: a private mount namespace in
@@ -263,48 +257,45 @@ static int setup_mounts(void *arg, const char **what)
 static int plan_ids(struct mvm_share *sh, const struct mvm_share_owner *owner, uid_t server_id,
                     struct mvm_jail *s, struct share_mounts *m, struct mvm_error **err)
 {
-    char umap[64], gmap[64];
+    /* Shifted: the files' owners are idmapped onto the server's ids. */
+    bool shift = sh->system || owner->uid == 0 || owner->gid == 0;
     if (sh->system) {
-        snprintf(umap, sizeof umap, "0 %u %u\n", (unsigned)server_id, MVM_SHARE_SYSTEM_IDS);
-        snprintf(gmap, sizeof gmap, "%s", umap);
+        snprintf(m->umap, sizeof m->umap, "0 %u %u\n", (unsigned)server_id, MVM_SHARE_SYSTEM_IDS);
+        snprintf(m->gmap, sizeof m->gmap, "%s", m->umap);
         s->ns_uid = s->ns_gid = 0;
     } else {
-        snprintf(umap, sizeof umap, "%u %u 1\n", (unsigned)owner->guest_uid,
-                 (unsigned)(owner->uid == 0 || owner->gid == 0 ? server_id : owner->uid));
-        snprintf(gmap, sizeof gmap, "%u %u 1\n", (unsigned)owner->guest_gid,
-                 (unsigned)(owner->uid == 0 || owner->gid == 0 ? server_id : owner->gid));
+        snprintf(m->umap, sizeof m->umap, "%u %u 1\n", (unsigned)owner->guest_uid,
+                 (unsigned)(shift ? server_id : owner->uid));
+        snprintf(m->gmap, sizeof m->gmap, "%u %u 1\n", (unsigned)owner->guest_gid,
+                 (unsigned)(shift ? server_id : owner->gid));
         s->ns_uid = owner->guest_uid;
         s->ns_gid = owner->guest_gid;
         s->ambient_caps = owner->guest_uid != 0; /* ns root keeps them anyway */
     }
-    s->uid_map = xstrdup(umap);
-    s->gid_map = xstrdup(gmap);
-    bool idmap = sh->system || owner->uid == 0 || owner->gid == 0;
-    if (idmap) {
-        /* The mount's map takes the on-disk owner to the server's id. */
-        char mu[64], mg[64];
-        if (sh->system) {
-            snprintf(mu, sizeof mu, "%s", umap);
-            snprintf(mg, sizeof mg, "%s", umap);
-        } else {
-            snprintf(mu, sizeof mu, "%u %u 1\n", (unsigned)owner->uid, (unsigned)server_id);
-            snprintf(mg, sizeof mg, "%u %u 1\n", (unsigned)owner->gid, (unsigned)server_id);
-        }
-        if (idmapped_tree(sh->host, sh->ro, mu, mg, &m->tree_fd, err) < 0) {
-            if (!sh->system)
-                return mvm_error_wrap(err,
-                                      "sharing %s as root without giving virtiofsd host "
-                                      "root; run mvm through sudo from your own account",
-                                      sh->host);
-            /* The system tree without idmapped mounts: its server still
-             * never holds a host id of an account, and the guest sees
-             * /usr owned by nobody (setuid binaries lose their owner). */
-            mvm_error_cleanup(err);
-            sh->no_idmap = true;
-        }
-    }
+    s->uid_map = m->umap;
+    s->gid_map = m->gmap;
     s->setup = setup_mounts;
     s->setup_arg = m;
+    if (!shift)
+        return 0;
+    /* The mount's map takes the on-disk owner to the server's id: for the
+     * system tree the same map as the server's own. */
+    char mu[64], mg[64];
+    snprintf(mu, sizeof mu, "%u %u 1\n", (unsigned)owner->uid, (unsigned)server_id);
+    snprintf(mg, sizeof mg, "%u %u 1\n", (unsigned)owner->gid, (unsigned)server_id);
+    if (idmapped_tree(sh->host, sh->ro, sh->system ? m->umap : mu, sh->system ? m->gmap : mg,
+                      &m->tree_fd, err) == 0)
+        return 0;
+    if (!sh->system)
+        return mvm_error_wrap(err,
+                              "sharing %s as root without giving virtiofsd host root; run mvm "
+                              "through sudo from your own account",
+                              sh->host);
+    /* The system tree without idmapped mounts: its server still never
+     * holds a host id of an account, and the guest sees /usr owned by
+     * nobody (setuid binaries lose their owner). */
+    mvm_error_cleanup(err);
+    sh->no_idmap = true;
     return 0;
 }
 
@@ -319,7 +310,7 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
         return -1;
     int logp[2];
     if (pipe2(logp, O_CLOEXEC) < 0) {
-        mvm_virtiofsd_argv_free(argv);
+        mvm_strv_free(argv);
         return mvm_error_set(err, errno, "sharing %s: pipe", sh->host);
     }
     fcntl(logp[0], F_SETFL, O_NONBLOCK); /* ours only: virtiofsd's writes may block */
@@ -349,9 +340,7 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
         rc = mvm_jail_start(&s, &sh->proc, err);
     if (m.tree_fd >= 0)
         close(m.tree_fd);
-    free((char *)s.uid_map);
-    free((char *)s.gid_map);
-    mvm_virtiofsd_argv_free(argv);
+    mvm_strv_free(argv);
     return rc;
 }
 

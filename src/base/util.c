@@ -136,6 +136,27 @@ char *read_file(const char *path, size_t max, size_t *len_out)
     return b.data;
 }
 
+void mvm_strv_free(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+int write_existing_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = write_all(fd, text, strlen(text));
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
     cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());

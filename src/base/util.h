@@ -77,6 +77,14 @@ ssize_t read_full(int fd, void *buf, size_t len);
  * buffer.  Returns NULL with errno set (EFBIG when larger than max). */
 char *read_file(const char *path, size_t max, size_t *len_out);
 
+/* Frees a NULL-terminated array of strings and the strings (an argv). */
+void mvm_strv_free(char **v);
+
+/* Writes text to a file that must already exist (/proc, /sys, cgroup
+ * files: opened without O_CREAT or O_TRUNC); -1 with errno on failure.
+ * Allocates nothing (fine in a forked child). */
+int write_existing_file(const char *path, const char *text);
+
 /* Writes a file atomically: tmp file in the same directory, fsync-free
  * rename.  The tmp file never survives a failure. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);

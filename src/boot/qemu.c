@@ -100,15 +100,6 @@ char **mvm_qemu_argv(const struct mvm_qemu_spec *s)
     return b.v;
 }
 
-void mvm_argv_free(char **argv)
-{
-    if (argv == NULL)
-        return;
-    for (char **p = argv; *p; p++)
-        free(*p);
-    free(argv);
-}
-
 char *mvm_kernel_cmdline(const struct mvm_cmdline_spec *c)
 {
     struct buf b = {0};

@@ -27,9 +27,8 @@ struct mvm_qemu_spec {
     const char *mac;
 };
 
-/* NULL-terminated argv; free with mvm_argv_free(). */
+/* NULL-terminated argv; free with mvm_strv_free() (util.h). */
 char **mvm_qemu_argv(const struct mvm_qemu_spec *s);
-void mvm_argv_free(char **argv);
 
 struct mvm_cmdline_spec {
     bool microvm;

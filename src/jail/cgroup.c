@@ -15,10 +15,7 @@
 static int write_str(const char *dir, const char *file, const char *value)
 {
     cleanup_free char *path = xasprintf("%s/%s", dir, file);
-    cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    return write_all(fd, value, strlen(value));
+    return write_existing_file(path, value);
 }
 
 static bool has_controllers(const char *root)

@@ -72,17 +72,9 @@ static int set_rlimits(const struct mvm_jail *j)
 
 static int join_cgroup(const struct mvm_jail *j)
 {
-    for (char *const *p = j->cgroup_procs; p && *p; p++) {
-        int fd = open(*p, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, "0\n", 2) != 2) {
-            int e = errno;
-            if (fd >= 0)
-                close(fd);
-            errno = e;
+    for (char *const *p = j->cgroup_procs; p && *p; p++)
+        if (write_existing_file(*p, "0\n") < 0)
             return -1;
-        }
-        close(fd);
-    }
     return 0;
 }
 
@@ -112,12 +104,7 @@ static int write_map(pid_t pid, const char *file, const char *map)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = write_all(fd, map, strlen(map));
-    close(fd);
-    return rc;
+    return write_existing_file(path, map);
 }
 
 /* In the child: new user namespace, wait for the maps, become ns_uid. */

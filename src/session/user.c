@@ -89,12 +89,3 @@ char **mvm_user_homes(const char *extra, size_t *n)
         push(&v, n, extra);
     return v;
 }
-
-void mvm_strv_free(char **v)
-{
-    if (v == NULL)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}

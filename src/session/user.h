@@ -18,8 +18,7 @@ int mvm_user_invoking(struct mvm_user *u, struct mvm_error **err);
 void mvm_user_clear(struct mvm_user *u);
 
 /* Homes of root and of uids 1000..65533 that exist, plus extra (may be
- * NULL).  NULL-terminated; free with mvm_strv_free(). */
+ * NULL).  NULL-terminated; free with mvm_strv_free() (util.h). */
 char **mvm_user_homes(const char *extra, size_t *n);
-void mvm_strv_free(char **v);
 
 #endif

@@ -135,6 +135,12 @@ static int pair(int *ours, int *theirs, struct mvm_error **err)
     return 0;
 }
 
+/* This session's block of helper ids (share.h), from its jail uid. */
+static uid_t helper_ids(const struct session *s)
+{
+    return MVM_HELPER_ID_BASE + (s->jail_uid - MVM_JAIL_UID_BASE) * MVM_SHARE_IDS;
+}
+
 static int start_shares(struct session *s, struct mvm_error **err)
 {
     bool root = s->o->root;
@@ -144,8 +150,7 @@ static int start_shares(struct session *s, struct mvm_error **err)
         .guest_uid = root ? 0 : s->user.uid,
         .guest_gid = root ? 0 : s->user.gid,
     };
-    /* This session's block of server ids (share.h), from its jail uid. */
-    uid_t base = MVM_HELPER_ID_BASE + (s->jail_uid - MVM_JAIL_UID_BASE) * MVM_SHARE_IDS;
+    uid_t base = helper_ids(s);
     for (size_t i = 0; i < s->nshares; i++) {
         struct mvm_share *sh = &s->shares[i];
         mvm_undo_push(&s->undo, undo_share, sh, sh->tag);
@@ -317,7 +322,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     char **argv = mvm_qemu_argv(&spec);
     int logp[2];
     if (pipe2(logp, O_CLOEXEC) < 0) {
-        mvm_argv_free(argv);
+        mvm_strv_free(argv);
         return mvm_error_set(err, errno, "pipe");
     }
     fcntl(logp[0], F_SETFL, O_NONBLOCK); /* ours only: QEMU's writes may block */
@@ -354,7 +359,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     mvm_undo_push(&s->undo, undo_qemu, s, "QEMU");
     int rc = mvm_jail_start(&j, &s->qemu, err);
     close(logp[1]);
-    mvm_argv_free(argv);
+    mvm_strv_free(argv);
     /* QEMU holds the vhost-user sockets and the tap now; our copies would
      * keep virtiofsd from seeing QEMU go away, and the namespace alive. */
     if (s->net.tap_fd >= 0) {
@@ -482,8 +487,8 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     if (prepare_jail(s, err) < 0 || start_shares(s, err) < 0)
         return -1;
     session_trace(s, "virtiofsd started");
-    uid_t base = MVM_HELPER_ID_BASE + (s->jail_uid - MVM_JAIL_UID_BASE) * MVM_SHARE_IDS;
-    if (start_network(s, base + MVM_SHARE_IDS - 1, err) < 0)
+    /* The relay takes the block's last id. */
+    if (start_network(s, helper_ids(s) + MVM_SHARE_IDS - 1, err) < 0)
         return -1;
     session_trace(s, "network ready");
     /* After the network: the session description carries its addresses. */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "qemu.h"
+#include "util.h"
 
 /* The argument that follows `opt`, NULL if opt is not there. */
 static const char *after(char **argv, const char *opt, int nth)
@@ -74,7 +75,7 @@ static void test_microvm_tcg(void **state)
     assert_true(has(argv, "virtio-serial-device,max_ports=2"));
     assert_string_equal(after(argv, "-append", 0), "console=ttyS0");
     assert_null(after(argv, "-netdev", 0)); /* --net none: no NIC */
-    mvm_argv_free(argv);
+    mvm_strv_free(argv);
 }
 
 static void test_nic(void **state)
@@ -86,7 +87,7 @@ static void test_nic(void **state)
     char **argv = mvm_qemu_argv(&s);
     assert_string_equal(after(argv, "-netdev", 0), "tap,id=n0,fd=16,vhost=off");
     assert_true(has(argv, "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"));
-    mvm_argv_free(argv);
+    mvm_strv_free(argv);
 }
 
 static void test_q35_kvm(void **state)
@@ -102,7 +103,7 @@ static void test_q35_kvm(void **state)
     assert_null(after(argv, "-sandbox", 0));
     assert_true(has(argv, "vhost-user-fs-pci,chardev=fs0,tag=usr,queue-size=1024"));
     assert_true(has(argv, "virtio-serial-pci,max_ports=2"));
-    mvm_argv_free(argv);
+    mvm_strv_free(argv);
 }
 
 static void test_kernel_cmdline(void **state)

@@ -75,7 +75,7 @@ static void test_argv_c_flavor(void **state)
         /* Nothing after -o's value is a path: no other argument has one. */
         for (size_t k = 4; argv[k]; k++)
             assert_null(strstr(argv[k], "/tmp"));
-        mvm_virtiofsd_argv_free(argv);
+        mvm_strv_free(argv);
     }
 }
 
@@ -100,7 +100,7 @@ static void test_argv_rust_flavor(void **state)
         for (size_t k = 1; argv[k]; k++)
             cache_always |= strcmp(argv[k], "--cache=always") == 0;
         assert_true(cache_always);
-        mvm_virtiofsd_argv_free(argv);
+        mvm_strv_free(argv);
     }
 }
 
@@ -114,7 +114,7 @@ static void test_argv_refusals(void **state)
     static char opts[16][4096];
     split_fuse_opts(argv[3], opts, 16);
     assert_string_equal(opts[0], "source=/tmp/\xff\xfe");
-    mvm_virtiofsd_argv_free(argv);
+    mvm_strv_free(argv);
     assert_null(mvm_virtiofsd_argv(&rust_flavor, "/tmp/\xff\xfe", false, 3, &err));
     assert_error_contains(err, "not valid UTF-8");
     mvm_error_cleanup(&err);
