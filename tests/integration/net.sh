@@ -108,6 +108,7 @@ defer "ip netns exec $NS_HOST nft delete table inet mvmtest 2> /dev/null"
 a=$!
 defer "kill -KILL $a 2> /dev/null"
 for _ in $(seq 600); do grep -q up "$WORK/a.out" 2> /dev/null && break; sleep 0.1; done
+grep -q up "$WORK/a.out" || die "the first session did not start: $(cat "$WORK/a.err")"
 host_end=$(ip netns exec "$NS_HOST" ip -4 -o addr show | awk '$2 ~ /^mvm-/ {split($4, x, "/"); print x[1]}' | head -1)
 ns_end=$(awk -v h="$host_end" 'BEGIN {split(h, o, "."); printf "%s.%s.%s.%d", o[1], o[2], o[3], o[4] + 1}')
 in_host_mvm -q --dns 198.51.100.53 -- python3 probe.py tcp=198.51.100.80:80 "tcp=$ns_end:8000" "tcp=$host_end:8000" \
@@ -145,6 +146,7 @@ for i in range(60):
 r=$!
 defer "kill -KILL $r 2> /dev/null"
 for _ in $(seq 600); do grep -q ok "$WORK/r.out" 2> /dev/null && break; sleep 0.1; done
+grep -q ok "$WORK/r.out" || die "the route session never connected: $(cat "$WORK/r.err")"
 ip -n "$NS_HOST" route add 198.51.100.0/24 via 203.0.113.1
 defer "ip -n $NS_HOST route del 198.51.100.0/24 2> /dev/null"
 wait "$r"
