@@ -101,4 +101,46 @@ int mvm_share_auto_dir(const char *cwd, uid_t uid, char *const *homes, size_t nh
  * write it unless ro, as virtiofsd will. */
 int mvm_share_check_access(const char *dir, bool ro, uid_t uid, gid_t gid, struct mvm_error **err);
 
+/* program.c: where the command is installed, and what the guest needs
+ * to run it.  Works with the caller's identity (call it as the user). */
+struct mvm_program_in {
+    const char *cmd;  /* argv[0]: a name, or an absolute path */
+    const char *path; /* the PATH to search (mvm_program_user_path) */
+    const char *home; /* the user's home */
+    /* Host directories the guest already sees at the same path (its
+     * shares); /usr always counts. */
+    const char *const *visible;
+    size_t nvisible;
+};
+struct mvm_program {
+    char *found, *real; /* where cmd is on the PATH, and what that is; NULL: not found */
+    char **dirs;        /* to share read-only, at the same path */
+    size_t ndirs;
+    char **links;  /* pairs: a path to create in the guest, its target */
+    size_t nlinks; /* strings in links: twice the links */
+    char **bins;   /* directories to put first on the guest's PATH, in order */
+    size_t nbins;
+};
+
+/* Finds cmd on in->path and picks the least that makes it run in the
+ * guest: nothing when it is under /usr or a share; else its installation
+ * -- a node prefix's package (or the whole node installation for nvm),
+ * a Python virtual environment, else the directory of the program file
+ * itself (the native installer's version directory) -- plus the same for
+ * the interpreter a script names (#!/usr/bin/env node).  The name found
+ * on the PATH becomes a link in the guest, its directory first on the
+ * PATH.  Refused, with an error suggesting --share or --no-resolve: a
+ * directory that is the home or holds it, a system directory, or one
+ * holding or inside credentials (.ssh, .gnupg, .aws, .claude, .config,
+ * ...).  A cmd not found is no error (p->found NULL). */
+int mvm_program_resolve(const struct mvm_program_in *in, struct mvm_program *p,
+                        struct mvm_error **err);
+void mvm_program_clear(struct mvm_program *p);
+
+/* login_path's absolute entries, then those well-known per-user
+ * directories that exist -- ~/.local/bin, ~/bin, ~/.npm-global/bin,
+ * pnpm, bun, volta, deno, cargo, and nvm's default node -- which shells
+ * add in ~/.bashrc, where a non-interactive login shell does not look. */
+char *mvm_program_user_path(const char *home, const char *login_path);
+
 #endif

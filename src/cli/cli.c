@@ -46,6 +46,7 @@ const char mvm_run_usage[] =
     "                       also share directory HOST at GUEST (default: same path);\n"
     "                       read-write unless :ro; repeatable\n"
     "  --no-cwd             do not share the current directory (start in the home directory)\n"
+    "  --no-resolve         do not look CMD up on your PATH to share where it is installed\n"
     "  --net MODE           isolated (default): the internet, never the host, the LAN or\n"
     "                       other sessions, DNS only through mvm's relay; none: no network\n"
     "                       interface; open: NAT only, NO FILTERING (the LAN and the host\n"
@@ -319,6 +320,7 @@ enum {
     OPT_NET,
     OPT_DNS,
     OPT_NO_CWD,
+    OPT_NO_RESOLVE,
     OPT_ROOT,
 };
 
@@ -336,6 +338,7 @@ static const struct option run_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"dns", required_argument, NULL, OPT_DNS},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
+    {"no-resolve", no_argument, NULL, OPT_NO_RESOLVE},
     {"root", no_argument, NULL, OPT_ROOT},
     {"tty", no_argument, NULL, 't'},
     {"no-tty", no_argument, NULL, 'T'},
@@ -377,6 +380,9 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
         return set_option("dns", arg, o, &known, err);
     case OPT_NO_CWD:
         o->no_cwd = true;
+        return 0;
+    case OPT_NO_RESOLVE:
+        o->no_resolve = true;
         return 0;
     case OPT_ROOT:
         o->root = true;

@@ -37,7 +37,7 @@ struct mvm_run_opts {
     enum mvm_machine machine;
     enum mvm_tty tty;
     uint64_t timeout_ms; /* 0: none */
-    bool console, no_cwd, root, quiet, help;
+    bool console, no_cwd, no_resolve, root, quiet, help;
     struct mvm_env_opt *env;
     size_t nenv;
     struct mvm_share_opt *shares;

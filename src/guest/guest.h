@@ -39,6 +39,11 @@ struct guest_net {
     unsigned mtu; /* 576..9000 */
 };
 
+/* A symlink the root gets: the name the user's PATH finds a program by. */
+struct guest_link {
+    char *path, *target; /* absolute */
+};
+
 struct guest_session {
     char *hostname;
     char *user, *group, *home, *shell, *cwd;
@@ -47,6 +52,10 @@ struct guest_session {
     char *usr_tag; /* virtiofs tag of the host's /usr */
     struct guest_share *shares;
     size_t nshares;
+    struct guest_link *links;
+    size_t nlinks;
+    char **bins; /* first on the command's PATH */
+    size_t nbins;
     struct guest_net net;
 };
 

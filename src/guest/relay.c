@@ -189,8 +189,19 @@ static char **build_env(struct relay *r)
     size_t nd = 0;
     const char *path = s->uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                                    : "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games";
-    if (asprintf(&defaults[nd++], "PATH=%s", path) < 0 ||
-        asprintf(&defaults[nd++], "HOME=%s", s->home) < 0 ||
+    size_t plen = strlen(path) + 1;
+    for (size_t i = 0; i < s->nbins; i++)
+        plen += strlen(s->bins[i]) + 1;
+    char *full = malloc(plen);
+    if (full == NULL)
+        return NULL;
+    full[0] = '\0';
+    for (size_t i = 0; i < s->nbins; i++)
+        strcat(strcat(full, s->bins[i]), ":");
+    strcat(full, path);
+    int rc = asprintf(&defaults[nd++], "PATH=%s", full);
+    free(full);
+    if (rc < 0 || asprintf(&defaults[nd++], "HOME=%s", s->home) < 0 ||
         asprintf(&defaults[nd++], "USER=%s", s->user) < 0 ||
         asprintf(&defaults[nd++], "LOGNAME=%s", s->user) < 0 ||
         asprintf(&defaults[nd++], "SHELL=%s", s->shell) < 0 ||

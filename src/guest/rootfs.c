@@ -260,6 +260,25 @@ static int make_shares(const struct guest_session *s, char *why, size_t whylen)
     return 0;
 }
 
+/* The names the user's PATH finds the command by, pointing into its
+ * shared installation; their directories are the user's in the home. */
+static int make_links(const struct guest_session *s, char *why, size_t whylen)
+{
+    size_t hlen = strlen(s->home);
+    for (size_t i = 0; i < s->nlinks; i++) {
+        const struct guest_link *l = &s->links[i];
+        char dir[4096], path[4096];
+        snprintf(path, sizeof path, R "%s", l->path);
+        snprintf(dir, sizeof dir, "%s", path);
+        *strrchr(dir, '/') = '\0';
+        bool in_home = strncmp(l->path, s->home, hlen) == 0 && l->path[hlen] == '/';
+        if (mkdirs(dir, 0755, in_home ? s->uid : 0, in_home ? s->gid : 0) < 0 ||
+            symlink(l->target, path) < 0)
+            return guest_fail(why, whylen, errno, "creating the link %s", l->path);
+    }
+    return 0;
+}
+
 static int switch_root(char *why, size_t whylen)
 {
     if (mount_at("proc", R "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, why, whylen) <
@@ -281,7 +300,8 @@ int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)
     if (mount_at("tmpfs", R, "tmpfs", 0, "mode=0755", why, whylen) < 0)
         return -1;
     if (make_usr(s, why, whylen) < 0 || make_etc(s, why, whylen) < 0 || make_dev(why, whylen) < 0 ||
-        make_scratch(s, why, whylen) < 0 || make_shares(s, why, whylen) < 0)
+        make_scratch(s, why, whylen) < 0 || make_shares(s, why, whylen) < 0 ||
+        make_links(s, why, whylen) < 0)
         return -1;
     if (mkdirs(R "/root", 0700, 0, 0) < 0 || mkdirs(R "/mnt", 0755, 0, 0) < 0 ||
         mkdirs(R "/opt", 0755, 0, 0) < 0 || mkdirs(R "/srv", 0755, 0, 0) < 0)

@@ -55,6 +55,57 @@ static int load_shares(json_t *arr, struct guest_session *s, char *why, size_t w
     return 0;
 }
 
+static bool absolute(const char *p)
+{
+    return p[0] == '/';
+}
+
+static int load_links(json_t *arr, struct guest_session *s, char *why, size_t whylen)
+{
+    if (arr != NULL && !json_is_array(arr)) {
+        snprintf(why, whylen, "session description: 'links' is not an array");
+        return -1;
+    }
+    s->nlinks = json_array_size(arr);
+    s->links = calloc(s->nlinks ? s->nlinks : 1, sizeof *s->links);
+    if (s->links == NULL)
+        return -1;
+    for (size_t i = 0; i < s->nlinks; i++) {
+        json_t *l = json_array_get(arr, i);
+        if (get_string(l, "path", &s->links[i].path, why, whylen) < 0 ||
+            get_string(l, "target", &s->links[i].target, why, whylen) < 0)
+            return -1;
+        if (!absolute(s->links[i].path) || !absolute(s->links[i].target)) {
+            snprintf(why, whylen, "session description: link paths must be absolute");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_bins(json_t *arr, struct guest_session *s, char *why, size_t whylen)
+{
+    if (arr != NULL && !json_is_array(arr)) {
+        snprintf(why, whylen, "session description: 'path' is not an array");
+        return -1;
+    }
+    s->nbins = json_array_size(arr);
+    s->bins = calloc(s->nbins + 1, sizeof *s->bins);
+    if (s->bins == NULL)
+        return -1;
+    for (size_t i = 0; i < s->nbins; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v) || !absolute(json_string_value(v)) ||
+            strchr(json_string_value(v), ':')) {
+            snprintf(why, whylen, "session description: 'path' entries must be absolute");
+            return -1;
+        }
+        if ((s->bins[i] = strdup(json_string_value(v))) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
 int guest_session_load(const char *path, struct guest_session *s, char *why, size_t whylen)
 {
     json_error_t jerr;
@@ -74,6 +125,8 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
         get_string(user, "shell", &s->shell, why, whylen) < 0 ||
         get_id(user, "uid", &uid, why, whylen) < 0 || get_id(user, "gid", &gid, why, whylen) < 0 ||
         load_shares(json_object_get(root, "shares"), s, why, whylen) < 0 ||
+        load_links(json_object_get(root, "links"), s, why, whylen) < 0 ||
+        load_bins(json_object_get(root, "path"), s, why, whylen) < 0 ||
         guest_net_parse(json_object_get(root, "net"), &s->net, why, whylen) < 0)
         goto out;
     json_t *group = json_object_get(user, "group");

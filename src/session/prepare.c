@@ -78,8 +78,8 @@ static int resolve_dir(const char *what, const char *path, char **out, struct mv
     return 0;
 }
 
-static int add_share(struct session *s, const char *host, const char *guest, bool ro,
-                     struct mvm_error **err)
+int session_add_share(struct session *s, const char *host, const char *guest, bool ro,
+                      struct mvm_error **err)
 {
     if (s->nshares == MAX_SHARES)
         return mvm_error_set(err, 0, "too many shares (at most %d)", MAX_SHARES - 2);
@@ -106,16 +106,18 @@ static int plan_shares(struct session *s, struct mvm_error **err)
         mvm_strv_free(homes);
         if (note)
             session_notice(s, "%s", note);
-        if (rc < 0 || add_share(s, s->share_dir, s->share_dir, false, err) < 0)
+        if (rc < 0 || session_add_share(s, s->share_dir, s->share_dir, false, err) < 0)
             return -1;
     }
     for (size_t i = 0; i < s->o->nshares; i++) {
         const struct mvm_share_opt *o = &s->o->shares[i];
         cleanup_free char *host = NULL;
         if (resolve_dir("--share", o->host, &host, err) < 0 ||
-            add_share(s, host, o->guest ? o->guest : host, o->ro, err) < 0)
+            session_add_share(s, host, o->guest ? o->guest : host, o->ro, err) < 0)
             return -1;
     }
+    if (session_resolve_program(s, err) < 0)
+        return -1;
     for (size_t i = 1; i < s->nshares; i++)
         if (mvm_share_check_access(s->shares[i].host, s->shares[i].ro, s->user.uid, s->user.gid,
                                    err) < 0)

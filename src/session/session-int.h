@@ -48,6 +48,10 @@ struct session {
     unsigned kernel_hz;
     char **env;
     size_t nenv;
+    char **links; /* pairs: guest path, its target (where CMD is installed) */
+    size_t nlinks;
+    char **bins; /* first on the guest's PATH */
+    size_t nbins;
 
     char id[MVM_ID_LEN + 1];
     char *dir;
@@ -91,6 +95,12 @@ bool session_tracing(void);
 
 /* prepare.c: everything decided before anything is created. */
 int session_prepare(struct session *s, struct mvm_error **err);
+/* prepare.c: one more share; refused past MAX_SHARES. */
+int session_add_share(struct session *s, const char *host, const char *guest, bool ro,
+                      struct mvm_error **err);
+/* program.c: looks CMD up on the user's PATH, as the user, and shares
+ * where it is installed (read-only) when the guest would not see it. */
+int session_resolve_program(struct session *s, struct mvm_error **err);
 /* vm.c: session directory, initramfs, virtiofsd, QEMU, QMP. */
 int session_start_vm(struct session *s, struct mvm_error **err);
 /* loop.c: relays until the status is known; returns mvm's exit status. */

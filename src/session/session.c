@@ -76,6 +76,8 @@ static void release(struct session *s)
     for (size_t i = 0; i < s->nenv; i++)
         free(s->env[i]);
     free(s->env);
+    mvm_strv_free(s->links);
+    mvm_strv_free(s->bins);
     char *strs[] = {s->cwd,         s->share_dir, s->guest_home, s->guest_cwd, s->vmlinux,
                     s->initrd_base, s->initrd,    s->qemu_bin,   s->dir,       s->shutdown_reason};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)

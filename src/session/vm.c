@@ -103,9 +103,16 @@ static char *session_description(const struct session *s)
                              "group", root ? "root" : s->user.group, "uid",
                              root ? 0 : (int)s->user.uid, "gid", root ? 0 : (int)s->user.gid,
                              "home", s->guest_home, "shell", root ? "/bin/sh" : s->user.shell);
-    json_t *desc = json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o}", "version", 1, "hostname", "mvm",
-                             "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user,
-                             "shares", shares, "net", net_description(s));
+    json_t *links = json_array(), *bins = json_array();
+    for (size_t i = 0; i + 1 < s->nlinks; i += 2)
+        json_array_append_new(
+            links, json_pack("{s:s, s:s}", "path", s->links[i], "target", s->links[i + 1]));
+    for (size_t i = 0; i < s->nbins; i++)
+        json_array_append_new(bins, json_string(s->bins[i]));
+    json_t *desc =
+        json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "version", 1, "hostname", "mvm",
+                  "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user, "shares", shares,
+                  "net", net_description(s), "links", links, "path", bins);
     char *text = json_dumps(desc, JSON_COMPACT);
     json_decref(desc);
     return text;

@@ -1,0 +1,45 @@
+#!/bin/bash
+# The headline: the real Claude Code, installed the way most people
+# install it (npm's user prefix, in the home), runs in the guest and draws
+# its screen.  Neither needs the network.
+. "$(dirname "$0")/lib.sh"
+
+command -v npm > /dev/null || skip "npm is not installed (apt-get install npm)"
+command -v tmux > /dev/null || skip "tmux is not installed"
+ensure_test_user
+chown "$TEST_USER:" "$PROJECT"
+PREFIX=$TEST_HOME/.npm-global
+[ -e "$PREFIX" ] && die "$PREFIX exists already: this test needs a home it may fill"
+defer "rm -rf '$PREFIX' '$TEST_HOME/.npm' '$TEST_HOME/.npmrc'"
+
+# npm as the test account; it needs the machine's CA settings passed on.
+if ! runuser -u "$TEST_USER" -- env HOME="$TEST_HOME" ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS} \
+    npm install -g --prefix "$PREFIX" --no-audit --no-fund @anthropic-ai/claude-code > "$WORK/npm.log" 2>&1; then
+    tail -5 "$WORK/npm.log"
+    skip "npm could not install @anthropic-ai/claude-code (no registry?)"
+fi
+version=$(runuser -u "$TEST_USER" -- "$PREFIX/bin/claude" --version 2> /dev/null | awk '{print $1}')
+[ -n "$version" ] || die "claude --version does not run on the host"
+
+SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER run_mvm -- claude --version
+assert_eq 0 "$RC" "claude --version runs in the guest"
+assert_contains "$OUT" "$version" "the guest's claude is the one installed in the home ($version)"
+assert_contains "$ERR" "sharing ~/.npm-global/lib/node_modules/@anthropic-ai/claude-code read-only" \
+    "mvm says it shared the package"
+
+# The interactive screen, under tmux: its welcome draws within a minute.
+SOCK=$WORK/tmux.sock
+tmux -S "$SOCK" new-session -d -x 120 -y 40 \
+    "cd '$PROJECT' && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER '$MVM' run -q -- claude; echo MVM-EXIT=\$?; sleep 60"
+defer "tmux -S '$SOCK' kill-server 2> /dev/null"
+screen=""
+for _ in $(seq 120); do
+    screen=$(tmux -S "$SOCK" capture-pane -p 2> /dev/null)
+    case "$screen" in *"Claude Code"*) break ;; esac
+    sleep 0.5
+done
+assert_contains "$screen" "Claude Code v$version" "claude's interactive screen draws in the guest"
+tmux -S "$SOCK" kill-server 2> /dev/null
+# mvm tears down on the terminal's hangup; wait for it to finish.
+for _ in $(seq 100); do pgrep -f -- "run --net none -q -- claude" > /dev/null || break; sleep 0.1; done
+assert_no_leftovers "after claude"
