@@ -9,12 +9,19 @@
 
 #include "cgroup.h"
 #include "cli.h"
+#include "disk.h"
 #include "dnsrelay.h"
 #include "error.h"
 #include "net.h"
 #include "session.h"
 #include "sessiondir.h"
+#include "user.h"
 #include "util.h"
+
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
 
 static int cmd_run(int argc, char **argv)
 {
@@ -53,7 +60,7 @@ static int cleanup_host(struct mvm_error **err)
 
 static int cmd_cleanup(int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    if (argc > 1 && is_help(argv[1])) {
         puts("Usage: mvm cleanup [--cache] [--all]\n\nRemoves the session directories "
              "(in " MVM_RUN_DIR
              ") and cgroups of sessions\nwhose mvm process no longer exists, e.g. after kill -9.\n"
@@ -104,6 +111,67 @@ static int cmd_cleanup(int argc, char **argv)
     return 0;
 }
 
+static const char volume_usage[] =
+    "Usage: mvm volume ls\n"
+    "       mvm volume rm NAME\n"
+    "\n"
+    "Your persistent volumes (mvm run --volume): ext4 disks that outlive the\n"
+    "session, seen only by you (through sudo: the user who ran sudo), kept in\n"
+    "  " MVM_VOLUME_DIR "/UID/.  Run as root: use sudo.\n"
+    "\n"
+    "  ls        list them: size, space used on the host, last use, and whether\n"
+    "            a session holds one (in use) or not (idle)\n"
+    "  rm NAME   delete volume NAME and all that is on it (refused while a\n"
+    "            session uses it)\n";
+
+static int volume_do(const char *sub, const char *name)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "mvm: mvm volume must run as root: use sudo mvm volume %s\n", sub);
+        return 125;
+    }
+    cleanup_error struct mvm_error *err = NULL;
+    struct mvm_user u;
+    int rc = mvm_user_invoking(&u, &err);
+    if (rc == 0 && name == NULL)
+        rc = mvm_volume_list(MVM_VOLUME_DIR, u.uid, stdout, &err);
+    else if (rc == 0)
+        rc = mvm_volume_remove(MVM_VOLUME_DIR, u.uid, name, &err);
+    mvm_user_clear(&u);
+    if (rc < 0) {
+        mvm_error_print(err);
+        return 125;
+    }
+    if (name != NULL)
+        printf("removed volume %s\n", name);
+    return 0;
+}
+
+static int cmd_volume(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (is_help(argv[i])) {
+            fputs(volume_usage, stdout);
+            return 0;
+        }
+    const char *sub = argc > 1 ? argv[1] : "";
+    int want = strcmp(sub, "ls") == 0 ? 2 : strcmp(sub, "rm") == 0 ? 3 : 0;
+    if (want == 0 && argc > 1) {
+        fprintf(stderr, "mvm volume: unknown command '%s' (see mvm volume --help)\n", sub);
+        return 125;
+    }
+    if (want == 0) {
+        fputs(volume_usage, stderr);
+        return 125;
+    }
+    if (argc != want) {
+        fprintf(stderr, "mvm volume %s: %s (see mvm volume --help)\n", sub,
+                argc < want ? "missing the volume NAME" : "too many arguments");
+        return 125;
+    }
+    return volume_do(sub, want == 3 ? argv[2] : NULL);
+}
+
 /* A closed 0, 1 or 2 would be handed to the first descriptor mvm opens
  * (a socket taken for stdin, a kept fd overwritten by a later dup2):
  * fill the gaps with /dev/null before anything else is opened. */
@@ -138,6 +206,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "cleanup") == 0)
         return cmd_cleanup(argc - 1, argv + 1);
+    if (strcmp(cmd, "volume") == 0)
+        return cmd_volume(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(mvm_usage, stdout);
         return 0;

@@ -12,6 +12,13 @@ struct mvm_qemu_fs {
     const char *tag; /* virtiofs tag */
 };
 
+/* A virtio-blk disk on an open image file: QEMU picks from its fd set
+ * the descriptor whose access mode it asks for (it probes read-only). */
+struct mvm_qemu_disk {
+    int fd, ro_fd;      /* O_RDWR and O_RDONLY on the same image */
+    const char *serial; /* how the guest finds it: at most 20 bytes */
+};
+
 struct mvm_qemu_spec {
     const char *binary;
     bool microvm; /* else q35 */
@@ -23,7 +30,9 @@ struct mvm_qemu_spec {
     const struct mvm_qemu_fs *fs;
     size_t nfs;
     bool sandbox; /* QEMU's own seccomp filter (-sandbox) */
-    int tap_fd;   /* the guest's NIC on this tap; -1: no NIC at all */
+    const struct mvm_qemu_disk *disks;
+    size_t ndisks;
+    int tap_fd; /* the guest's NIC on this tap; -1: no NIC at all */
     const char *mac;
 };
 

@@ -21,6 +21,7 @@ const char mvm_usage[] =
     "Commands:\n"
     "  run [OPTIONS] [--] [CMD [ARGS...]]   run CMD (default: your login shell) in a new VM\n"
     "  cleanup                              remove what crashed sessions left in /run/mvm\n"
+    "  volume ls, volume rm NAME            list or remove your persistent volumes\n"
     "\n"
     "  mvm --help, mvm COMMAND --help       show help\n"
     "  mvm --version                        show the version\n";
@@ -47,6 +48,9 @@ const char mvm_run_usage[] =
     "                       read-write unless :ro; repeatable\n"
     "  --no-cwd             do not share the current directory (start in the home directory)\n"
     "  --no-resolve         do not look CMD up on your PATH to share where it is installed\n"
+    "  --volume NAME:GUEST[:SIZE]\n"
+    "                       attach your persistent volume NAME (created on first use, SIZE\n"
+    "                       default 4G) at GUEST: an absolute path, ~ or ~/DIR; repeatable\n"
     "  --net MODE           isolated (default): the internet, never the host, the LAN or\n"
     "                       other sessions, DNS only through mvm's relay; none: no network\n"
     "                       interface; open: NAT only, NO FILTERING (the LAN and the host\n"
@@ -90,6 +94,11 @@ void mvm_run_opts_clear(struct mvm_run_opts *o)
         free(o->shares[i].guest);
     }
     free(o->shares);
+    for (size_t i = 0; i < o->nvolumes; i++) {
+        free(o->volumes[i].name);
+        free(o->volumes[i].guest);
+    }
+    free(o->volumes);
     mvm_run_opts_init(o);
 }
 
@@ -108,7 +117,9 @@ static int split_number(const char *s, uint64_t *n, const char **suffix)
     return 0;
 }
 
-int mvm_parse_size_mib(const char *s, uint64_t *mib, struct mvm_error **err)
+/* A size in MiB between lo and hi MiB; `what` names it in errors. */
+static int parse_size(const char *what, const char *s, uint64_t lo, uint64_t hi, uint64_t *mib,
+                      struct mvm_error **err)
 {
     uint64_t n;
     const char *suf;
@@ -120,19 +131,27 @@ int mvm_parse_size_mib(const char *s, uint64_t *mib, struct mvm_error **err)
         kib = n * 1024;
     else if (strcasecmp(suf, "G") == 0 || strcasecmp(suf, "GiB") == 0 || strcasecmp(suf, "GB") == 0)
         kib = n * 1024 * 1024;
+    else if (strcasecmp(suf, "T") == 0 || strcasecmp(suf, "TiB") == 0 || strcasecmp(suf, "TB") == 0)
+        kib = n * 1024 * 1024 * 1024;
     else if (strcasecmp(suf, "K") == 0 || strcasecmp(suf, "KiB") == 0 || strcasecmp(suf, "KB") == 0)
         kib = n;
     else
         goto bad;
-    if (n > (1ULL << 40) || kib % 1024 != 0)
+    if (n > (1ULL << 30) || kib % 1024 != 0)
         goto bad;
     *mib = kib / 1024;
-    if (*mib < 128 || *mib > 1024 * 1024)
-        return mvm_error_set(err, 0, "memory size '%s' is out of range: use 128M to 1024G", s);
+    if (*mib < lo || *mib > hi)
+        return mvm_error_set(err, 0, "%s '%s' is out of range: use %lluM to %lluG", what, s,
+                             (unsigned long long)lo, (unsigned long long)(hi / 1024));
     return 0;
 bad:
-    return mvm_error_set(err, 0,
-                         "bad memory size '%s': use a number with K, M or G, e.g. 512M or 2G", s);
+    return mvm_error_set(err, 0, "bad %s '%s': use a number with K, M or G, e.g. 512M or 2G", what,
+                         s);
+}
+
+int mvm_parse_size_mib(const char *s, uint64_t *mib, struct mvm_error **err)
+{
+    return parse_size("memory size", s, 128, 1024 * 1024, mib, err);
 }
 
 int mvm_parse_duration_ms(const char *s, uint64_t *ms, struct mvm_error **err)
@@ -306,6 +325,37 @@ static int add_share(struct mvm_run_opts *o, const char *arg, struct mvm_error *
     return 0;
 }
 
+/* NAME:GUEST[:SIZE]; GUEST is absolute, "~" or "~/DIR". */
+static int add_volume(struct mvm_run_opts *o, const char *arg, struct mvm_error **err)
+{
+    cleanup_free char *s = xstrdup(arg);
+    char *guest = strchr(s, ':');
+    uint64_t mib = 0;
+    if (guest)
+        *guest++ = '\0';
+    char *size = guest ? strchr(guest, ':') : NULL;
+    if (size)
+        *size++ = '\0';
+    bool ok = guest && s[0] != '\0' &&
+              (guest[0] == '/' || strcmp(guest, "~") == 0 || str_has_prefix(guest, "~/"));
+    if (!ok)
+        return mvm_error_set(err, 0,
+                             "bad --volume '%s': use NAME:GUEST[:SIZE] with GUEST an absolute "
+                             "path, ~ or ~/DIR",
+                             arg);
+    if (size && parse_size("volume size", size, 16, 16 * 1024 * 1024, &mib, err) < 0)
+        return mvm_error_wrap(err, "--volume %s", arg);
+    for (size_t i = 0; i < o->nvolumes; i++)
+        if (strcmp(o->volumes[i].name, s) == 0)
+            return mvm_error_set(err, 0, "--volume %s: volume %s is named twice", arg, s);
+    o->volumes = xrealloc(o->volumes, (o->nvolumes + 1) * sizeof *o->volumes);
+    o->volumes[o->nvolumes].name = xstrdup(s);
+    o->volumes[o->nvolumes].guest = xstrdup(guest);
+    o->volumes[o->nvolumes].size_mib = mib;
+    o->nvolumes++;
+    return 0;
+}
+
 enum {
     OPT_CPUS = 256,
     OPT_MEMORY,
@@ -321,6 +371,7 @@ enum {
     OPT_DNS,
     OPT_NO_CWD,
     OPT_NO_RESOLVE,
+    OPT_VOLUME,
     OPT_ROOT,
 };
 
@@ -339,6 +390,7 @@ static const struct option run_options[] = {
     {"dns", required_argument, NULL, OPT_DNS},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
     {"no-resolve", no_argument, NULL, OPT_NO_RESOLVE},
+    {"volume", required_argument, NULL, OPT_VOLUME},
     {"root", no_argument, NULL, OPT_ROOT},
     {"tty", no_argument, NULL, 't'},
     {"no-tty", no_argument, NULL, 'T'},
@@ -384,6 +436,8 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_NO_RESOLVE:
         o->no_resolve = true;
         return 0;
+    case OPT_VOLUME:
+        return add_volume(o, arg, err);
     case OPT_ROOT:
         o->root = true;
         return 0;

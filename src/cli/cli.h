@@ -24,6 +24,12 @@ struct mvm_share_opt {
     bool ro;
 };
 
+struct mvm_volume_opt {
+    char *name;
+    char *guest;       /* absolute, "~" or "~/DIR" */
+    uint64_t size_mib; /* 0: the default (or the existing volume's size) */
+};
+
 /* --net: the order of the names in cli.c's table. */
 enum mvm_net_opt { MVM_NETOPT_ISOLATED, MVM_NETOPT_NONE, MVM_NETOPT_OPEN };
 
@@ -42,6 +48,8 @@ struct mvm_run_opts {
     size_t nenv;
     struct mvm_share_opt *shares;
     size_t nshares;
+    struct mvm_volume_opt *volumes;
+    size_t nvolumes;
     enum mvm_net_opt net;
     char *dns[MVM_MAX_DNS]; /* --dns: IPv4 resolvers for the relay */
     size_t ndns;

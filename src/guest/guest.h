@@ -44,6 +44,12 @@ struct guest_link {
     char *path, *target; /* absolute */
 };
 
+/* An ext4 disk (virtio-blk) to mount: a volume, or the scratch disk. */
+struct guest_disk {
+    char *serial; /* the device's virtio serial */
+    char *path;   /* absolute guest path */
+};
+
 struct guest_session {
     char *hostname;
     char *user, *group, *home, *shell, *cwd;
@@ -54,6 +60,8 @@ struct guest_session {
     size_t nshares;
     struct guest_link *links;
     size_t nlinks;
+    struct guest_disk *disks;
+    size_t ndisks;
     char **bins; /* first on the command's PATH */
     size_t nbins;
     struct guest_net net;
@@ -93,6 +101,9 @@ int guest_setup_net(const struct guest_session *s, char *why, size_t whylen);
 
 /* modules.c: loads every module listed in GUEST_MODULES_DIR/order. */
 int guest_load_modules(char *why, size_t whylen);
+
+/* disk.c: mounts d (ext4) at dir, finding its device by serial. */
+int guest_mount_disk(const struct guest_disk *d, const char *dir, char *why, size_t whylen);
 
 /* rootfs.c: builds the root under GUEST_NEWROOT and switches to it. */
 int guest_setup_root(const struct guest_session *s, char *why, size_t whylen);

@@ -242,17 +242,47 @@ static int make_scratch(const struct guest_session *s, char *why, size_t whylen)
     return 0;
 }
 
-/* Shares below the home directory get directories owned by the user on
- * the way, so the user can create siblings of the share there. */
-static int make_shares(const struct guest_session *s, char *why, size_t whylen)
+/* R + path into out, with the directories on the way to it made:
+ * the user's inside the home (so the user can create siblings there),
+ * root's elsewhere.  With parent, only up to path's directory. */
+static int make_path(const struct guest_session *s, const char *path, bool parent, char *out,
+                     size_t outlen)
 {
     size_t hlen = strlen(s->home);
+    bool in_home = strncmp(path, s->home, hlen) == 0 && path[hlen] == '/';
+    if (snprintf(out, outlen, R "%s", path) >= (int)outlen) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    if (parent)
+        *strrchr(dir, '/') = '\0';
+    return mkdirs(dir, 0755, in_home ? s->uid : 0, in_home ? s->gid : 0);
+}
+
+/* Volumes, over the tmpfs of their place (a volume at ~ is the home). */
+static int make_disks(const struct guest_session *s, char *why, size_t whylen)
+{
+    for (size_t i = 0; i < s->ndisks; i++) {
+        const struct guest_disk *d = &s->disks[i];
+        char dir[4096];
+        if (make_path(s, d->path, false, dir, sizeof dir) < 0)
+            return guest_fail(why, whylen, errno, "creating %s", d->path);
+        if (guest_mount_disk(d, dir, why, whylen) < 0)
+            return -1;
+        if (strcmp(d->path, s->home) == 0 && chmod(dir, 0700) < 0) /* as a home is */
+            return guest_fail(why, whylen, errno, "chmod %s", d->path);
+    }
+    return 0;
+}
+
+static int make_shares(const struct guest_session *s, char *why, size_t whylen)
+{
     for (size_t i = 0; i < s->nshares; i++) {
         const struct guest_share *sh = &s->shares[i];
         char dir[4096];
-        snprintf(dir, sizeof dir, R "%s", sh->path);
-        bool in_home = strncmp(sh->path, s->home, hlen) == 0 && sh->path[hlen] == '/';
-        if (mkdirs(dir, 0755, in_home ? s->uid : 0, in_home ? s->gid : 0) < 0)
+        if (make_path(s, sh->path, false, dir, sizeof dir) < 0)
             return guest_fail(why, whylen, errno, "creating %s", sh->path);
         if (mount(sh->tag, dir, "virtiofs", sh->ro ? MS_RDONLY : 0, NULL) < 0)
             return guest_fail(why, whylen, errno, "mounting the share %s", sh->path);
@@ -261,19 +291,13 @@ static int make_shares(const struct guest_session *s, char *why, size_t whylen)
 }
 
 /* The names the user's PATH finds the command by, pointing into its
- * shared installation; their directories are the user's in the home. */
+ * shared installation. */
 static int make_links(const struct guest_session *s, char *why, size_t whylen)
 {
-    size_t hlen = strlen(s->home);
     for (size_t i = 0; i < s->nlinks; i++) {
         const struct guest_link *l = &s->links[i];
-        char dir[4096], path[4096];
-        snprintf(path, sizeof path, R "%s", l->path);
-        snprintf(dir, sizeof dir, "%s", path);
-        *strrchr(dir, '/') = '\0';
-        bool in_home = strncmp(l->path, s->home, hlen) == 0 && l->path[hlen] == '/';
-        if (mkdirs(dir, 0755, in_home ? s->uid : 0, in_home ? s->gid : 0) < 0 ||
-            symlink(l->target, path) < 0)
+        char path[4096];
+        if (make_path(s, l->path, true, path, sizeof path) < 0 || symlink(l->target, path) < 0)
             return guest_fail(why, whylen, errno, "creating the link %s", l->path);
     }
     return 0;
@@ -300,8 +324,8 @@ int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)
     if (mount_at("tmpfs", R, "tmpfs", 0, "mode=0755", why, whylen) < 0)
         return -1;
     if (make_usr(s, why, whylen) < 0 || make_etc(s, why, whylen) < 0 || make_dev(why, whylen) < 0 ||
-        make_scratch(s, why, whylen) < 0 || make_shares(s, why, whylen) < 0 ||
-        make_links(s, why, whylen) < 0)
+        make_scratch(s, why, whylen) < 0 || make_disks(s, why, whylen) < 0 ||
+        make_shares(s, why, whylen) < 0 || make_links(s, why, whylen) < 0)
         return -1;
     if (mkdirs(R "/root", 0700, 0, 0) < 0 || mkdirs(R "/mnt", 0755, 0, 0) < 0 ||
         mkdirs(R "/opt", 0755, 0, 0) < 0 || mkdirs(R "/srv", 0755, 0, 0) < 0)

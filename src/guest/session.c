@@ -83,6 +83,29 @@ static int load_links(json_t *arr, struct guest_session *s, char *why, size_t wh
     return 0;
 }
 
+static int load_disks(json_t *arr, struct guest_session *s, char *why, size_t whylen)
+{
+    if (arr != NULL && !json_is_array(arr)) {
+        snprintf(why, whylen, "session description: 'disks' is not an array");
+        return -1;
+    }
+    s->ndisks = json_array_size(arr);
+    s->disks = calloc(s->ndisks ? s->ndisks : 1, sizeof *s->disks);
+    if (s->disks == NULL)
+        return -1;
+    for (size_t i = 0; i < s->ndisks; i++) {
+        json_t *d = json_array_get(arr, i);
+        if (get_string(d, "serial", &s->disks[i].serial, why, whylen) < 0 ||
+            get_string(d, "path", &s->disks[i].path, why, whylen) < 0)
+            return -1;
+        if (!absolute(s->disks[i].path) || strchr(s->disks[i].serial, '/')) {
+            snprintf(why, whylen, "session description: bad disk");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int load_bins(json_t *arr, struct guest_session *s, char *why, size_t whylen)
 {
     if (arr != NULL && !json_is_array(arr)) {
@@ -127,6 +150,7 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
         load_shares(json_object_get(root, "shares"), s, why, whylen) < 0 ||
         load_links(json_object_get(root, "links"), s, why, whylen) < 0 ||
         load_bins(json_object_get(root, "path"), s, why, whylen) < 0 ||
+        load_disks(json_object_get(root, "disks"), s, why, whylen) < 0 ||
         guest_net_parse(json_object_get(root, "net"), &s->net, why, whylen) < 0)
         goto out;
     json_t *group = json_object_get(user, "group");

@@ -139,6 +139,38 @@ static int plan_user(struct session *s, struct mvm_error **err)
     return 0;
 }
 
+/* --volume: each opened (created on first use) and locked now, so a
+ * second session on it is refused before anything boots. */
+static int plan_volumes(struct session *s, struct mvm_error **err)
+{
+    if (s->o->nvolumes > MAX_DISKS)
+        return mvm_error_set(err, 0, "--volume: at most %d volumes", MAX_DISKS);
+    for (size_t i = 0; i < s->o->nvolumes; i++) {
+        const struct mvm_volume_opt *v = &s->o->volumes[i];
+        char *path =
+            v->guest[0] == '~' ? xasprintf("%s%s", s->guest_home, v->guest + 1) : xstrdup(v->guest);
+        s->disk_paths[s->ndisks] = path;
+        for (size_t j = 0; j < s->ndisks; j++)
+            if (strcmp(s->disk_paths[j], path) == 0)
+                return mvm_error_set(err, 0, "--volume %s: %s has a volume already", v->name, path);
+        if (mvm_volume_name_check(v->name, err) < 0 ||
+            mvm_volume_open(MVM_VOLUME_DIR, s->user.uid, s->user.gid, v->name, v->size_mib,
+                            &s->disks[s->ndisks], err) < 0)
+            return mvm_error_wrap(err, "--volume %s", v->name);
+        struct mvm_disk *d = &s->disks[s->ndisks++];
+        uint64_t mib = d->size_bytes >> 20;
+        if (d->created)
+            session_notice(s, "created volume %s (%llu MiB) for %s", v->name,
+                           (unsigned long long)mib, path);
+        else if (v->size_mib && v->size_mib != mib)
+            session_notice(s,
+                           "volume %s keeps its size of %llu MiB (mvm volume rm %s, to make it "
+                           "anew)",
+                           v->name, (unsigned long long)mib, v->name);
+    }
+    return 0;
+}
+
 static int plan_accel(struct session *s, struct mvm_error **err)
 {
     const char *why = NULL;
@@ -212,13 +244,19 @@ static int plan_boot(struct session *s, struct mvm_error **err)
                        s->kernel.release ? s->kernel.release : s->kernel.image);
     s->microvm = s->o->machine != MVM_MACHINE_Q35;
     /* The NIC's driver only when there is a NIC: it costs boot time. */
-    bool nic = s->o->net != MVM_NETOPT_NONE;
-    const char *microvm_mods[] = {"virtio_mmio", "virtio_console", "virtiofs", "virtio_net"};
-    const char *q35_mods[] = {"virtio_pci", "virtio_console", "virtiofs", "virtio_net"};
+    const char *mods[7] = {s->microvm ? "virtio_mmio" : "virtio_pci", "virtio_console", "virtiofs"};
+    size_t nmods = 3;
+    if (s->o->net != MVM_NETOPT_NONE)
+        mods[nmods++] = "virtio_net";
+    if (s->ndisks > 0) {
+        mods[nmods++] = "virtio_blk";
+        mods[nmods++] = "ext4";
+        mods[nmods++] = "crc32c_generic"; /* ext4's checksums; nothing loads it on demand */
+    }
     struct mvm_initramfs_base spec = {
         .kernel = &s->kernel,
-        .modules = s->microvm ? microvm_mods : q35_mods,
-        .nmodules = nic ? 4 : 3,
+        .modules = mods,
+        .nmodules = nmods,
         .init = mvm_init_blob,
         .init_len = mvm_init_blob_size,
         .init_key = mvm_init_blob_key,
@@ -243,7 +281,7 @@ int session_prepare(struct session *s, struct mvm_error **err)
     s->tty =
         s->o->tty == MVM_TTY_ALWAYS || (s->o->tty == MVM_TTY_AUTO && s->stdin_tty && s->stdout_tty);
     if (plan_user(s, err) < 0 || build_env(s, err) < 0 || plan_shares(s, err) < 0 ||
-        find_qemu(s, err) < 0 || mvm_virtiofsd_find(&s->vfsd, err) < 0)
+        plan_volumes(s, err) < 0 || find_qemu(s, err) < 0 || mvm_virtiofsd_find(&s->vfsd, err) < 0)
         return -1;
     session_trace(s, "planned user, shares, helpers");
     if (plan_boot(s, err) < 0)

@@ -13,6 +13,7 @@
 
 #include "cgroup.h"
 #include "cli.h"
+#include "disk.h"
 #include "error.h"
 #include "jail.h"
 #include "kernel.h"
@@ -28,6 +29,7 @@
 #define CACHE_DIR        MVM_CACHE_DIR
 #define CONSOLE_LOG_MAX  (1024 * 1024)
 #define MAX_SHARES       16
+#define MAX_DISKS        8
 #define BOOT_TIMEOUT_MS  (60 * 1000)
 #define QMP_TIMEOUT_MS   10000
 #define POWEROFF_WAIT_MS 3000
@@ -52,6 +54,9 @@ struct session {
     size_t nlinks;
     char **bins; /* first on the guest's PATH */
     size_t nbins;
+    struct mvm_disk disks[MAX_DISKS]; /* --volume, in order */
+    char *disk_paths[MAX_DISKS];      /* where the guest mounts each */
+    size_t ndisks;
 
     char id[MVM_ID_LEN + 1];
     char *dir;

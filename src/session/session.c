@@ -76,6 +76,10 @@ static void release(struct session *s)
     for (size_t i = 0; i < s->nenv; i++)
         free(s->env[i]);
     free(s->env);
+    for (size_t i = 0; i < s->ndisks; i++) {
+        mvm_disk_close(&s->disks[i]);
+        free(s->disk_paths[i]);
+    }
     mvm_strv_free(s->links);
     mvm_strv_free(s->bins);
     char *strs[] = {s->cwd,         s->share_dir, s->guest_home, s->guest_cwd, s->vmlinux,

@@ -92,6 +92,12 @@ static json_t *net_description(const struct session *s)
                      (int)s->netplan.guest_prefix, "gateway", gw, "dns", gw, "mtu", 1500);
 }
 
+/* How the guest tells the disks apart: virtio-blk serials. */
+static void disk_serial(size_t i, char serial[16])
+{
+    snprintf(serial, 16, "mvm%zu", i);
+}
+
 static char *session_description(const struct session *s)
 {
     bool root = s->o->root;
@@ -109,10 +115,17 @@ static char *session_description(const struct session *s)
             links, json_pack("{s:s, s:s}", "path", s->links[i], "target", s->links[i + 1]));
     for (size_t i = 0; i < s->nbins; i++)
         json_array_append_new(bins, json_string(s->bins[i]));
+    json_t *disks = json_array();
+    for (size_t i = 0; i < s->ndisks; i++) {
+        char serial[16];
+        disk_serial(i, serial);
+        json_array_append_new(disks,
+                              json_pack("{s:s, s:s}", "serial", serial, "path", s->disk_paths[i]));
+    }
     json_t *desc =
-        json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "version", 1, "hostname", "mvm",
-                  "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user, "shares", shares,
-                  "net", net_description(s), "links", links, "path", bins);
+        json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "version", 1, "hostname",
+                  "mvm", "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user, "shares",
+                  shares, "net", net_description(s), "links", links, "path", bins, "disks", disks);
     char *text = json_dumps(desc, JSON_COMPACT);
     json_decref(desc);
     return text;
@@ -289,9 +302,27 @@ static int prepare_jail(struct session *s, struct mvm_error **err)
 static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_error **err)
 {
     struct mvm_qemu_fs fs[MAX_SHARES];
+    struct mvm_qemu_disk disks[MAX_DISKS];
+    char serials[MAX_DISKS][16];
     /* Every descriptor QEMU gets, as many as there are. */
     size_t nkeep = 0;
-    cleanup_free int *keep = xmalloc((4 + s->nshares) * sizeof *keep);
+    cleanup_free int *keep = xmalloc((4 + s->nshares + 2 * s->ndisks) * sizeof *keep);
+    int ro_fds[MAX_DISKS];
+    for (size_t i = 0; i < s->ndisks; i++) {
+        disk_serial(i, serials[i]);
+        /* The same open image, read-only: how QEMU probes it. */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", s->disks[i].fd);
+        ro_fds[i] = open(self, O_RDONLY | O_CLOEXEC);
+        if (ro_fds[i] < 0) {
+            for (size_t j = 0; j < i; j++)
+                close(ro_fds[j]);
+            return mvm_error_set(err, errno, "reopening %s", s->disks[i].path);
+        }
+        disks[i] = (struct mvm_qemu_disk){s->disks[i].fd, ro_fds[i], serials[i]};
+        keep[nkeep++] = s->disks[i].fd;
+        keep[nkeep++] = ro_fds[i];
+    }
     keep[nkeep++] = qmp;
     keep[nkeep++] = ctl;
     keep[nkeep++] = con;
@@ -325,11 +356,15 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .sandbox = true,
         .tap_fd = s->net.tap_fd,
         .mac = s->mac,
+        .disks = disks,
+        .ndisks = s->ndisks,
     };
     char **argv = mvm_qemu_argv(&spec);
     int logp[2];
     if (pipe2(logp, O_CLOEXEC) < 0) {
         mvm_strv_free(argv);
+        for (size_t i = 0; i < s->ndisks; i++)
+            close(ro_fds[i]);
         return mvm_error_set(err, errno, "pipe");
     }
     fcntl(logp[0], F_SETFL, O_NONBLOCK); /* ours only: QEMU's writes may block */
@@ -366,6 +401,8 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     mvm_undo_push(&s->undo, undo_qemu, s, "QEMU");
     int rc = mvm_jail_start(&j, &s->qemu, err);
     close(logp[1]);
+    for (size_t i = 0; i < s->ndisks; i++)
+        close(ro_fds[i]);
     mvm_strv_free(argv);
     /* QEMU holds the vhost-user sockets and the tap now; our copies would
      * keep virtiofsd from seeing QEMU go away, and the namespace alive. */

@@ -85,7 +85,8 @@ static void test_size_malformed(void **state)
     size_bad("99999999999999999999G", "bad memory size");
     size_bad("18446744073709551615G", "bad memory size");
     size_bad("1.5G", "bad memory size");
-    size_bad("512T", "bad memory size");
+    size_bad("512X", "bad memory size");
+    size_bad("512T", "out of range"); /* T is a unit, for volumes */
     size_bad("512MM", "bad memory size");
     size_bad("1000K", "bad memory size"); /* not a whole MiB */
     size_bad("G", "bad memory size");
@@ -247,8 +248,16 @@ static void test_run_every_option(void **state)
 
     PARSE_OK(fx, "--cpus", "8", "--memory", "2G", "--kernel", "/boot/vmlinuz-x", "--modules",
              "/lib/modules/x", "--accel", "tcg", "--machine", "q35", "--no-cwd", "--net", "none",
-             "--root", "--timeout", "90s", "--console", "-q", "-t", "true");
+             "--root", "--timeout", "90s", "--console", "-q", "-t", "--no-resolve", "--volume",
+             "claude:~", "--volume", "cache:/var/cache/x:1G", "true");
     assert_int_equal(fx->o.cpus, 8);
+    assert_true(fx->o.no_resolve);
+    assert_int_equal(fx->o.nvolumes, 2);
+    assert_string_equal(fx->o.volumes[0].name, "claude");
+    assert_string_equal(fx->o.volumes[0].guest, "~");
+    assert_int_equal(fx->o.volumes[0].size_mib, 0);
+    assert_string_equal(fx->o.volumes[1].guest, "/var/cache/x");
+    assert_int_equal(fx->o.volumes[1].size_mib, 1024);
     assert_int_equal(fx->o.memory_mib, 2048);
     assert_string_equal(fx->o.kernel, "/boot/vmlinuz-x");
     assert_string_equal(fx->o.modules, "/lib/modules/x");
@@ -308,7 +317,7 @@ static void test_run_help(void **state)
         "--accel MODE",       "--machine TYPE", "--env NAME[=VALUE]", "--share HOST[:GUEST][:ro]",
         "--no-cwd",           "--net MODE",     "--dns ADDR",         "--root",
         "--timeout DURATION", "--console",      "-t, --tty",          "-T, --no-tty",
-        "-q, --quiet",        "-h, --help",
+        "-q, --quiet",        "-h, --help",     "--no-resolve",       "--volume NAME:GUEST[:SIZE]",
     };
     for (size_t i = 0; i < ARRAY_SIZE(documented); i++)
         if (strstr(mvm_run_usage, documented[i]) == NULL)
@@ -372,6 +381,25 @@ static void test_run_share(void **state)
         assert_error_contains(fx->err, "absolute GUEST path");
         assert_int_equal(fx->o.nshares, 0);
     }
+}
+
+static void test_run_volume_bad(void **state)
+{
+    struct fx *fx = *state;
+
+    static const char *const bad[] = {"claude", "claude:", ":~", "claude:rel", "claude:~x"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        mvm_run_opts_clear(&fx->o);
+        cleanup_free char *want = xasprintf("bad --volume '%s'", bad[i]);
+        PARSE_BAD(fx, want, "--volume", bad[i]);
+        assert_int_equal(fx->o.nvolumes, 0);
+    }
+    mvm_run_opts_clear(&fx->o);
+    PARSE_BAD(fx, "volume size '8M' is out of range", "--volume", "v:~:8M");
+    mvm_run_opts_clear(&fx->o);
+    PARSE_BAD(fx, "bad volume size 'big'", "--volume", "v:~:big");
+    mvm_run_opts_clear(&fx->o);
+    PARSE_BAD(fx, "volume v is named twice", "--volume", "v:~", "--volume", "v:/x");
 }
 
 static void test_run_command_stops_options(void **state)
@@ -584,6 +612,7 @@ int main(void)
         FX_TEST(test_run_help),
         FX_TEST(test_run_env),
         FX_TEST(test_run_share),
+        FX_TEST(test_run_volume_bad),
         FX_TEST(test_run_command_stops_options),
         FX_TEST(test_run_double_dash),
         FX_TEST(test_run_unknown_options),

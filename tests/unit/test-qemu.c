@@ -90,6 +90,26 @@ static void test_nic(void **state)
     mvm_strv_free(argv);
 }
 
+static void test_disks(void **state)
+{
+    (void)state;
+    struct mvm_qemu_spec s = spec(false, false);
+    const struct mvm_qemu_disk disks[] = {{21, 31, "mvm0"}, {22, 32, "mvm1"}};
+    s.disks = disks;
+    s.ndisks = 2;
+    char **argv = mvm_qemu_argv(&s);
+    /* Each image is a passed descriptor, never a path QEMU opens. */
+    assert_string_equal(after(argv, "-add-fd", 0), "fd=21,set=1");
+    assert_string_equal(after(argv, "-add-fd", 1), "fd=31,set=1");
+    assert_string_equal(after(argv, "-add-fd", 2), "fd=22,set=2");
+    assert_string_equal(after(argv, "-drive", 1),
+                        "file=/dev/fdset/2,format=raw,if=none,id=d1,discard=unmap,"
+                        "detect-zeroes=unmap,werror=report,rerror=report");
+    assert_true(has(argv, "virtio-blk-pci,drive=d0,serial=mvm0"));
+    assert_true(has(argv, "virtio-blk-pci,drive=d1,serial=mvm1"));
+    mvm_strv_free(argv);
+}
+
 static void test_q35_kvm(void **state)
 {
     (void)state;
@@ -135,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_microvm_tcg),
         cmocka_unit_test(test_q35_kvm),
         cmocka_unit_test(test_nic),
+        cmocka_unit_test(test_disks),
         cmocka_unit_test(test_kernel_cmdline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,212 @@
+/* Image files and their directories: creating, sizing, formatting with
+ * mkfs.ext4 (a child with a minimal environment) and checking that a
+ * directory is root's alone. */
+#include "disk-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "syscalls.h"
+#include "util.h"
+
+void mvm_disk_close(struct mvm_disk *d)
+{
+    if (d->fd >= 0)
+        close(d->fd);
+    d->fd = -1;
+    free(d->path);
+    d->path = NULL;
+}
+
+/* mkdir with the parents (0755) that are missing. */
+static int make_dir(int at, const char *path, mode_t mode)
+{
+    if (mkdirat(at, path, mode) == 0 || errno == EEXIST)
+        return 0;
+    const char *slash = strrchr(path, '/');
+    if (errno != ENOENT || at != AT_FDCWD || slash == NULL || slash == path)
+        return -1;
+    cleanup_free char *parent = xstrndup(path, (size_t)(slash - path));
+    if (mkdir_p(parent, 0755) < 0)
+        return -1;
+    return mkdirat(at, path, mode) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+int mvm_disk_dir_open(int at, const char *path, const char *shown, mode_t create_mode, bool follow,
+                      struct mvm_error **err)
+{
+    if (create_mode != 0 && make_dir(at, path, create_mode) < 0)
+        return mvm_error_set(err, errno, "creating %s", shown);
+    int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+        return mvm_error_set(err, 0, "%s is not a directory (a symlink or a file); remove it",
+                             shown);
+    if (fd < 0)
+        return mvm_error_set(err, errno, "opening %s", shown);
+    /* Whoever else could write here could swap one user's volumes for
+     * another's. */
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+        close(fd);
+        return mvm_error_set(err, 0,
+                             "%s must be owned by %s and writable only by it; remove it or fix "
+                             "its owner and mode",
+                             shown, geteuid() == 0 ? "root" : "you");
+    }
+    return fd;
+}
+
+int mvm_disk_mkfs_find(const char **path, struct mvm_error **err)
+{
+    static const char *const candidates[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"};
+    for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
+        if (access(candidates[i], X_OK) == 0) {
+            *path = candidates[i];
+            return 0;
+        }
+    return mvm_error_set(err, 0, "mkfs.ext4 not found; install it: apt-get install e2fsprogs");
+}
+
+static void __attribute__((noreturn)) mkfs_child(char **argv, int null_fd, int err_fd, pid_t parent)
+{
+    static char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    static const char msg[] = "cannot execute it\n";
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    /* Not formatting on after mvm is gone. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(127);
+    if (dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+        _exit(127);
+    mvm_close_fds_except(3, NULL, 0);
+    execve(argv[0], argv, envp);
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(127);
+}
+
+/* mkfs.ext4's stderr on one line (it wraps its messages), without its
+ * "mkfs.ext4: " prefixes. */
+static char *mkfs_message(struct buf *out, int status)
+{
+    struct buf msg = {0};
+    buf_append(out, "", 1);
+    char *save = NULL;
+    for (char *line = strtok_r(out->data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        line += strspn(line, " \t\r");
+        if (str_has_prefix(line, "mkfs.ext4: "))
+            line += strlen("mkfs.ext4: ");
+        line[strcspn(line, "\r")] = '\0';
+        if (*line != '\0')
+            buf_printf(&msg, "%s%s", msg.len ? " " : "", line);
+    }
+    if (msg.len == 0 && WIFSIGNALED(status))
+        buf_printf(&msg, "killed by signal %d", WTERMSIG(status));
+    else if (msg.len == 0)
+        buf_printf(&msg, "exit status %d", WEXITSTATUS(status));
+    buf_append(&msg, "", 1);
+    sanitize_text(msg.data);
+    return msg.data;
+}
+
+/* Collects up to 4 KiB of the child's stderr, then its exit status. */
+static int collect(pid_t pid, int fd, struct buf *out, int *status)
+{
+    char chunk[1024];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && out->len + (size_t)n <= 4096)
+            buf_append(out, chunk, (size_t)n);
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
+static int run_mkfs(char **argv, const char *path, struct mvm_error **err)
+{
+    cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int p[2];
+    if (null_fd < 0 || pipe2(p, O_CLOEXEC) < 0)
+        return mvm_error_set(err, errno, "starting mkfs.ext4 for %s", path);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        mkfs_child(argv, null_fd, p[1], parent);
+    int e = errno;
+    close(p[1]);
+    struct buf out = {0};
+    int st = 0;
+    if (pid < 0 || collect(pid, p[0], &out, &st) < 0) {
+        e = pid < 0 ? e : errno;
+        close(p[0]);
+        buf_free(&out);
+        return mvm_error_set(err, e, "running mkfs.ext4 for %s", path);
+    }
+    close(p[0]);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        buf_free(&out);
+        return 0;
+    }
+    cleanup_free char *why = mkfs_message(&out, st);
+    buf_free(&out);
+    return mvm_error_set(err, 0, "formatting %s with mkfs.ext4: %s", path, why);
+}
+
+static int size_and_format(int fd, const char *path, uint64_t size_mib, const char *mkfs,
+                           const struct mvm_disk_mkfs *o, struct mvm_error **err)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return mvm_error_set(err, errno, "locking %s", path);
+    if (ftruncate(fd, (off_t)(size_mib << 20)) < 0)
+        return mvm_error_set(err, errno, "sizing %s to %llu MiB", path,
+                             (unsigned long long)size_mib);
+    char **argv = mvm_disk_mkfs_argv(mkfs, path, o);
+    int rc = run_mkfs(argv, path, err);
+    mvm_strv_free(argv);
+    return rc;
+}
+
+int mvm_disk_image_create(int dirfd, const char *name, const char *path, uint64_t size_mib,
+                          const char *mkfs, const struct mvm_disk_mkfs *o, struct mvm_disk *d,
+                          struct mvm_error **err)
+{
+    if (size_mib == 0 || size_mib > (uint64_t)INT64_MAX >> 20)
+        return mvm_error_set(err, 0, "cannot make %s %llu MiB large: give 1 MiB to 8 EiB", path,
+                             (unsigned long long)size_mib);
+    cleanup_close int fd =
+        openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mvm_error_set(err, errno, "creating %s", path);
+    if (size_and_format(fd, path, size_mib, mkfs, o, err) < 0) {
+        unlinkat(dirfd, name, 0);
+        return -1;
+    }
+    d->fd = steal_fd(&fd);
+    d->path = xstrdup(path);
+    d->size_bytes = size_mib << 20;
+    d->created = true;
+    return 0;
+}
+
+bool mvm_disk_locked(int dirfd, const char *name)
+{
+    /* O_NONBLOCK: opening a FIFO must not hang. */
+    cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    return fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
+bool mvm_disk_is_ext4(int fd)
+{
+    unsigned char m[2];
+    return pread(fd, m, sizeof m, MVM_EXT4_MAGIC_OFFSET) == (ssize_t)sizeof m &&
+           (m[0] | m[1] << 8) == MVM_EXT4_MAGIC;
+}
