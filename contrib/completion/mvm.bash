@@ -1,0 +1,108 @@
+# bash completion for mvm; cmake --install puts it in
+# share/bash-completion/completions/mvm.  Completes the commands, their
+# options and the values that have a fixed set, files where an option
+# takes one, session names for `mvm stop` (from `mvm ps --json`, which
+# lists your own sessions), and the command after `mvm run [OPTIONS]`.
+
+_mvm_commands="run ps stop cleanup volume doctor help version --help --version"
+# mvm run's options; tests/check-completion.sh keeps these in step with
+# `mvm run --help`.
+_mvm_run_with_arg="--cpus --memory --kernel --modules --accel --machine --env --share --name
+    --disk --volume --net --dns --publish --allow-host --allow-lan --audit --timeout
+    --console-log --result"
+_mvm_run_flags="--no-cwd --force-share --no-resolve --root --console -t --tty -T --no-tty -q
+    --quiet -h --help"
+
+_mvm_reply() { # words to offer, the word being completed
+    mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
+}
+
+_mvm_files() { # -f files, -d directories
+    mapfile -t COMPREPLY < <(compgen "$1" -- "$2")
+    compopt -o filenames 2> /dev/null
+}
+
+# Names of your running sessions (names are [A-Za-z0-9._-]: no quoting).
+_mvm_sessions() {
+    mvm ps --json 2> /dev/null | sed -n 's/^    "name": "\([A-Za-z0-9._-]*\)",\{0,1\}$/\1/p'
+}
+
+# A value for mvm run's option $1; 1 when $1 takes none.
+_mvm_run_value() {
+    case $1 in
+    --accel) _mvm_reply "auto kvm tcg" "$2" ;;
+    --machine) _mvm_reply "auto microvm q35" "$2" ;;
+    --net) _mvm_reply "isolated none open" "$2" ;;
+    --audit) _mvm_reply "warn strict off" "$2" ;;
+    --disk) _mvm_reply "none 4G 8G 16G" "$2" ;;
+    --kernel | --console-log | --result) _mvm_files -f "$2" ;;
+    --modules | --share) _mvm_files -d "$2" ;;
+    *) [[ " ${_mvm_run_with_arg//$'\n'/ } " == *" $1 "* ]] || return 1 ;;
+    esac
+    return 0
+}
+
+_mvm_run() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]} i
+    # Where the command starts: after --, or at the first word that is
+    # neither an option nor an option's value.
+    for ((i = 2; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+        --)
+            i=$((i + 1))
+            break
+            ;;
+        --*=*) ;;
+        -*) [[ " ${_mvm_run_with_arg//$'\n'/ } " == *" ${COMP_WORDS[i]} "* ]] && i=$((i + 1)) ;;
+        *) break ;;
+        esac
+    done
+    if ((i < COMP_CWORD)) || [[ $prev == -- ]]; then
+        if declare -F _command_offset > /dev/null; then
+            _command_offset "$i"
+        elif ((i == COMP_CWORD)); then
+            mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+        else
+            _mvm_files -f "$cur"
+        fi
+        return
+    fi
+    ((COMP_CWORD > 2)) && [[ $prev == -* ]] && _mvm_run_value "$prev" "$cur" && return
+    if [[ $cur == -* ]]; then
+        _mvm_reply "$_mvm_run_with_arg $_mvm_run_flags --" "$cur"
+    else
+        mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+    fi
+}
+
+_mvm() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+    COMPREPLY=()
+    if ((COMP_CWORD == 1)); then
+        _mvm_reply "$_mvm_commands" "$cur"
+        return
+    fi
+    case ${COMP_WORDS[1]} in
+    run) _mvm_run ;;
+    ps) _mvm_reply "--json -a --all --help" "$cur" ;;
+    stop)
+        [[ $prev == --timeout ]] && return
+        if [[ $cur == -* ]]; then
+            _mvm_reply "--force --timeout --help" "$cur"
+        else
+            _mvm_reply "$(_mvm_sessions)" "$cur"
+        fi
+        ;;
+    cleanup) _mvm_reply "--cache --all --help" "$cur" ;;
+    volume) ((COMP_CWORD == 2)) && _mvm_reply "ls rm --help" "$cur" ;;
+    doctor)
+        case $prev in
+        --kernel | --qemu) _mvm_files -f "$cur" ;;
+        --modules) _mvm_files -d "$cur" ;;
+        *) _mvm_reply "--json --kernel --modules --qemu --help" "$cur" ;;
+        esac
+        ;;
+    esac
+}
+
+complete -F _mvm mvm
