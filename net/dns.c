@@ -3,6 +3,7 @@
  * this code through the fuzzer (tests/fuzz/fuzz-dns.c) as well. */
 #include "dns.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "util.h"
@@ -18,10 +19,11 @@
 #define MAX_HOPS      32
 #define MAX_NAME_WIRE 255
 
-#define TYPE_OPT  41
-#define TYPE_IXFR 251
-#define TYPE_AXFR 252
-#define TYPE_ANY  255
+#define TYPE_CNAME 5
+#define TYPE_OPT   41
+#define TYPE_IXFR  251
+#define TYPE_AXFR  252
+#define TYPE_ANY   255
 
 /* A bounded reader over one message. */
 struct rd {
@@ -48,6 +50,11 @@ static bool rd_u16(struct rd *r, uint16_t *v)
     *v = (uint16_t)(r->msg[r->off] << 8 | r->msg[r->off + 1]);
     r->off += 2;
     return true;
+}
+
+static uint16_t rr_u16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] << 8 | b[1]);
 }
 
 static bool rd_u32(struct rd *r, uint32_t *v)
@@ -133,9 +140,11 @@ static bool rd_header(struct rd *r, struct hdr *h)
            rd_u16(r, &h->ns) && rd_u16(r, &h->ar);
 }
 
-static bool rd_rr(struct rd *r, struct rr *rr)
+/* One resource record; owner (MVM_DNS_NAME_MAX bytes) gets its name's
+ * text, NULL only validates it. */
+static bool rd_rr_owner(struct rd *r, struct rr *rr, char *owner)
 {
-    if (!rd_name(r, NULL) || !rd_u16(r, &rr->type) || !rd_u16(r, &rr->class) ||
+    if (!rd_name(r, owner) || !rd_u16(r, &rr->type) || !rd_u16(r, &rr->class) ||
         !rd_u32(r, &rr->ttl) || !rd_u16(r, &rr->rdlen))
         return false;
     if (r->len - r->off < rr->rdlen)
@@ -143,6 +152,11 @@ static bool rd_rr(struct rd *r, struct rr *rr)
     rr->rdata = r->msg + r->off;
     r->off += rr->rdlen;
     return true;
+}
+
+static bool rd_rr(struct rd *r, struct rr *rr)
+{
+    return rd_rr_owner(r, rr, NULL);
 }
 
 /* Header and the one question, shared by queries and responses. */
@@ -485,12 +499,13 @@ enum mvm_dns_verdict mvm_dns_check_response(const uint8_t *resp, size_t len,
     return r.off == len ? MVM_DNS_FORWARD : MVM_DNS_DROP;
 }
 
+static uint32_t ttl_of(uint32_t ttl);
+
 static void add_answer(const struct rr *rr, struct mvm_dns_addr *out)
 {
     *out = (struct mvm_dns_addr){.family = rr->rdlen == 4 ? 4 : 6};
     memcpy(out->addr, rr->rdata, rr->rdlen);
-    /* RFC 2181 8: a TTL with the top bit set means zero. */
-    out->ttl = rr->ttl > 0x7fffffff ? 0 : rr->ttl;
+    out->ttl = ttl_of(rr->ttl);
 }
 
 int mvm_dns_answers(const uint8_t *resp, size_t len, struct mvm_dns_addr *out, size_t cap)
@@ -516,6 +531,188 @@ int mvm_dns_answers(const uint8_t *resp, size_t len, struct mvm_dns_addr *out, s
             return -1;
         if (n < cap)
             add_answer(&rr, &out[n++]);
+    }
+    return (int)n;
+}
+
+/* ---- EDNS for queries that came over TCP ----------------------------------- */
+
+int mvm_dns_with_edns(const uint8_t *query, size_t len, uint16_t payload, uint8_t *out, size_t cap,
+                      size_t *outlen)
+{
+    struct mvm_dns_query q;
+    struct rd r;
+    struct hdr h;
+    struct rr rr;
+
+    if (len > MVM_DNS_MAX_MSG || !parse_head(query, len, &q, &r, &h))
+        return -1;
+    size_t opt_class = 0; /* offset of the OPT record's CLASS: its payload size */
+    for (size_t i = 0; i < (size_t)h.an + h.ns + h.ar; i++) {
+        size_t start = r.off;
+        if (!rd_rr(&r, &rr))
+            return -1;
+        if (i >= (size_t)h.an + h.ns && rr.type == TYPE_OPT) {
+            if (opt_class || query[start] != 0) /* one OPT, owned by the root */
+                return -1;
+            opt_class = start + 3;
+        }
+    }
+    if (r.off != len)
+        return -1;
+    size_t n = len + (opt_class ? 0 : 11);
+    if (n > cap || (!opt_class && h.ar == UINT16_MAX))
+        return -1;
+    memcpy(out, query, len);
+    if (opt_class) {
+        if (rr_u16(out + opt_class) < payload) {
+            out[opt_class] = (uint8_t)(payload >> 8);
+            out[opt_class + 1] = (uint8_t)payload;
+        }
+    } else {
+        /* root name, type OPT, class = payload, TTL (rcode, version,
+         * flags) 0, no options */
+        const uint8_t opt[11] = {0, 0, TYPE_OPT, (uint8_t)(payload >> 8), (uint8_t)payload};
+        memcpy(out + len, opt, sizeof opt);
+        out[10] = (uint8_t)((h.ar + 1) >> 8);
+        out[11] = (uint8_t)(h.ar + 1);
+    }
+    /* A name may run on into the bytes of later records (labels after a
+     * pointer), so the copy is checked as a whole, like any query. */
+    struct mvm_dns_query back;
+    if (mvm_dns_parse_query(out, n, &back, NULL) < 0 || strcmp(back.name, q.name) != 0 ||
+        back.qtype != q.qtype || back.qclass != q.qclass)
+        return -1;
+    *outlen = n;
+    return 0;
+}
+
+/* ---- allow= mode: which names, which addresses ---------------------------- */
+
+int mvm_dns_allow_match(const char *name, const struct mvm_dns_allow *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct mvm_dns_allow *a = &list[i];
+        /* A wildcard means the names below it, not the name itself. */
+        if (a->wildcard ? in_zone(name, a->name) && strcmp(name, a->name) != 0
+                        : strcmp(name, a->name) == 0)
+            return a->rule;
+    }
+    return -1;
+}
+
+/* The answer's CNAME records, at most this many looked at, and the hops
+ * followed from the question's name: a real chain is a few long. */
+#define CNAMES_MAX 16
+#define CHAIN_MAX  8
+
+struct cname {
+    char owner[MVM_DNS_NAME_MAX], target[MVM_DNS_NAME_MAX];
+    uint32_t ttl;
+};
+
+/* RFC 2181 8: a TTL with the top bit set means zero. */
+static uint32_t ttl_of(uint32_t ttl)
+{
+    return ttl > 0x7fffffff ? 0 : ttl;
+}
+
+/* The name a CNAME record points to: its whole rdata, nothing after. */
+static bool cname_target(const struct rd *r, const struct rr *rr, char *target)
+{
+    size_t at = (size_t)(rr->rdata - r->msg);
+    struct rd t = {.msg = r->msg, .len = r->len, .off = at};
+    return rd_name(&t, target) && t.off == at + rr->rdlen;
+}
+
+/* Reads the answer section's CNAME records into c (the first CNAMES_MAX;
+ * the rest are walked but not kept).  -1 when a record is malformed. */
+static int read_cnames(struct rd r, unsigned an, struct cname *c)
+{
+    struct rr rr;
+    char owner[MVM_DNS_NAME_MAX];
+    int n = 0;
+    for (unsigned i = 0; i < an; i++) {
+        if (!rd_rr_owner(&r, &rr, owner))
+            return -1;
+        if (rr.class != MVM_DNS_CLASS_IN || rr.type != TYPE_CNAME)
+            continue;
+        char target[MVM_DNS_NAME_MAX];
+        if (!cname_target(&r, &rr, target))
+            return -1;
+        if (n < CNAMES_MAX) {
+            memcpy(c[n].owner, owner, sizeof owner);
+            memcpy(c[n].target, target, sizeof target);
+            c[n++].ttl = ttl_of(rr.ttl);
+        }
+    }
+    return n;
+}
+
+/* The chain from the question's name through the CNAMEs, each name with
+ * the smallest TTL on its way; a loop ends it. */
+static size_t follow_chain(const char *qname, const struct cname *c, int nc,
+                           char chain[][MVM_DNS_NAME_MAX], uint32_t *ttl)
+{
+    size_t n = 1;
+    snprintf(chain[0], MVM_DNS_NAME_MAX, "%s", qname);
+    ttl[0] = UINT32_MAX;
+    while (n <= CHAIN_MAX) {
+        const struct cname *next = NULL;
+        for (int i = 0; i < nc && next == NULL; i++)
+            if (strcmp(c[i].owner, chain[n - 1]) == 0)
+                next = &c[i];
+        if (next == NULL)
+            break;
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(chain[k], next->target) == 0)
+                return n;
+        memcpy(chain[n], next->target, MVM_DNS_NAME_MAX);
+        ttl[n] = ttl[n - 1] < next->ttl ? ttl[n - 1] : next->ttl;
+        n++;
+    }
+    return n;
+}
+
+int mvm_dns_chain_answers(const uint8_t *resp, size_t len, const char *qname,
+                          struct mvm_dns_addr *out, size_t cap)
+{
+    struct rd r = {.msg = resp, .len = len, .off = 0};
+    struct hdr h;
+    uint16_t type, class;
+
+    if (len > MVM_DNS_MAX_MSG || strnlen(qname, MVM_DNS_NAME_MAX) == MVM_DNS_NAME_MAX ||
+        !rd_header(&r, &h))
+        return -1;
+    for (unsigned i = 0; i < h.qd; i++)
+        if (!rd_name(&r, NULL) || !rd_u16(&r, &type) || !rd_u16(&r, &class))
+            return -1;
+    struct cname c[CNAMES_MAX];
+    int nc = read_cnames(r, h.an, c);
+    if (nc < 0)
+        return -1;
+    char chain[CHAIN_MAX + 1][MVM_DNS_NAME_MAX];
+    uint32_t ttl[CHAIN_MAX + 1];
+    size_t nchain = follow_chain(qname, c, nc, chain, ttl);
+
+    struct rr rr;
+    char owner[MVM_DNS_NAME_MAX];
+    size_t n = 0;
+    for (unsigned i = 0; i < h.an; i++) {
+        if (!rd_rr_owner(&r, &rr, owner))
+            return -1;
+        if (rr.class != MVM_DNS_CLASS_IN || rr.type != MVM_DNS_TYPE_A)
+            continue;
+        if (rr.rdlen != 4)
+            return -1;
+        for (size_t k = 0; k < nchain && n < cap; k++) {
+            if (strcmp(owner, chain[k]) != 0)
+                continue;
+            out[n] = (struct mvm_dns_addr){.family = 4};
+            memcpy(out[n].addr, rr.rdata, 4);
+            out[n++].ttl = ttl_of(rr.ttl) < ttl[k] ? ttl_of(rr.ttl) : ttl[k];
+            break;
+        }
     }
     return (int)n;
 }

@@ -130,4 +130,31 @@ struct mvm_dns_addr {
  * is malformed.  Does not check the question: call check_response first. */
 int mvm_dns_answers(const uint8_t *resp, size_t len, struct mvm_dns_addr *out, size_t cap);
 
+/* A copy of a well-formed query (as mvm_dns_parse_query takes it) whose
+ * OPT record offers at least payload bytes over UDP, one added when it
+ * has none: a query that came over TCP, sent upstream over UDP, can get a
+ * large answer back.  Returns 0, or -1 when the query is malformed (two
+ * OPT records, one not owned by the root) or cap is too small. */
+int mvm_dns_with_edns(const uint8_t *query, size_t len, uint16_t payload, uint8_t *out, size_t cap,
+                      size_t *outlen);
+
+/* allow= mode: the names the relay answers, each with the index of the
+ * user's rule it came from. */
+struct mvm_dns_allow {
+    char name[MVM_DNS_NAME_MAX]; /* as mvm_dns_query's name */
+    bool wildcard;               /* the names below name, not name itself */
+    uint16_t rule;
+};
+/* The rule of the first entry that allows name, or -1. */
+int mvm_dns_allow_match(const char *name, const struct mvm_dns_allow *list, size_t n);
+
+/* The IN A records of resp's answer section that belong to qname: its own
+ * and those of the names its CNAME chain leads to (at most 8 hops; a loop
+ * ends it), each with the smallest TTL on the way.  At most cap, the rest
+ * not counted.  Returns how many, or -1 when resp is malformed (a CNAME's
+ * rdata included).  Does not check the question: call check_response
+ * first. */
+int mvm_dns_chain_answers(const uint8_t *resp, size_t len, const char *qname,
+                          struct mvm_dns_addr *out, size_t cap);
+
 #endif

@@ -32,14 +32,15 @@ static void block_nl_addr(struct walk *w, struct nl_addr *a)
 
 static void on_addr(struct nl_object *o, void *arg)
 {
+    struct walk *w = arg;
     struct nl_addr *local = rtnl_addr_get_local((struct rtnl_addr *)o);
-    if (local == NULL)
+    if (w->rc < 0 || local == NULL || nl_addr_get_family(local) != AF_INET ||
+        nl_addr_get_len(local) != 4)
         return;
     /* The address itself, whatever its prefix says. */
-    struct nl_addr *one = nl_addr_clone(local);
-    nl_addr_set_prefixlen(one, 32);
-    block_nl_addr(arg, one);
-    nl_addr_put(one);
+    uint32_t ip;
+    memcpy(&ip, nl_addr_get_binary_addr(local), 4);
+    w->rc = mvm_net_plan_host_addr(w->p, ip, w->err);
 }
 
 static void on_route(struct nl_object *o, void *arg)

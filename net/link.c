@@ -137,14 +137,18 @@ static int make_tap(struct mvm_net *n, struct mvm_error **err)
     return 0;
 }
 
+/* The relay's guest side: UDP and TCP at the guest's resolver address. */
 static int relay_guest_socket(const struct mvm_net_plan *p, struct mvm_net *n,
                               struct mvm_error **err)
 {
     n->relay_guest = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    n->relay_tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53)};
     sa.sin_addr.s_addr = p->tap_ip;
-    if (n->relay_guest < 0 || bind(n->relay_guest, (struct sockaddr *)&sa, sizeof sa) < 0)
-        return mvm_error_set(err, errno, "binding the DNS relay's socket");
+    if (n->relay_guest < 0 || bind(n->relay_guest, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        n->relay_tcp < 0 || bind(n->relay_tcp, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(n->relay_tcp, 16) < 0)
+        return mvm_error_set(err, errno, "binding the DNS relay's sockets");
     return 0;
 }
 
@@ -235,9 +239,37 @@ static int relay_upstream_socket(const struct mvm_net_plan *p, struct mvm_net *n
     return 0;
 }
 
+/* The session's --allow-host holes in the shared host table, once its
+ * veth exists (the elements name its interface index). */
+static int host_holes(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+{
+    mvm_net_sweep_holes();
+    cleanup_free char *add = mvm_net_ruleset_host_holes(p, true);
+    if (add == NULL)
+        return 0;
+    if (mvm_nft_apply(add, "the host (table inet mvm)", err) < 0)
+        return mvm_error_wrap(err, "--allow-host");
+    n->holes_del = mvm_net_ruleset_host_holes(p, false);
+    return 0;
+}
+
+/* allow= mode: the channel on which the relay reports the addresses it
+ * answered; records keep their boundaries. */
+static int report_pair(struct mvm_net *n, struct mvm_error **err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return mvm_error_set(err, errno, "socketpair for the DNS relay's reports");
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    n->report_fd = sv[0];
+    n->relay_report = sv[1];
+    return 0;
+}
+
 int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
 {
-    if (new_namespace(n, err) < 0)
+    if (mvm_net_publish_open(p, n, err) < 0 || new_namespace(n, err) < 0 ||
+        (p->mode == MVM_NET_ALLOW && report_pair(n, err) < 0))
         return -1;
     struct nl_sock *sk = nl_open(err);
     if (sk == NULL)
@@ -251,6 +283,8 @@ int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
     cleanup_free char *host_rules = mvm_net_ruleset_host();
     if (rc == 0)
         rc = mvm_nft_apply(host_rules, "the host (table inet mvm)", err);
+    if (rc == 0)
+        rc = host_holes(p, n, err);
     struct inside_args args = {p, n};
     if (rc == 0)
         rc = in_session_ns(n, inside_fn, &args, err);
@@ -261,6 +295,12 @@ int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
 
 void mvm_net_destroy(struct mvm_net *n)
 {
+    if (n->holes_del) { /* while the veth's name still resolves */
+        mvm_nft_apply(n->holes_del, "the host (table inet mvm)", NULL);
+        free(n->holes_del);
+        n->holes_del = NULL;
+    }
+    mvm_net_publish_close(n);
     if (n->veth_made) {
         struct nl_sock *sk = nl_open(NULL);
         struct rtnl_link *link = rtnl_link_alloc();
@@ -279,7 +319,8 @@ void mvm_net_destroy(struct mvm_net *n)
         n->watch = NULL;
         n->watch_fd = -1;
     }
-    int *fds[] = {&n->netns_fd, &n->tap_fd, &n->relay_guest, &n->relay_up};
+    int *fds[] = {&n->netns_fd, &n->tap_fd,    &n->relay_guest, &n->relay_tcp,
+                  &n->relay_up, &n->report_fd, &n->relay_report};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);

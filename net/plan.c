@@ -30,6 +30,26 @@ static const char *const lan4[] = {
     NULL,
 };
 
+static uint32_t mask4(unsigned len)
+{
+    return len ? htonl(~0u << (32 - len)) : 0;
+}
+
+bool mvm_net_in_lan(uint32_t addr, unsigned len)
+{
+    for (size_t i = 0; lan4[i]; i++) {
+        char ip[16];
+        unsigned plen;
+        struct in_addr a;
+        if (sscanf(lan4[i], "%15[0-9.]/%u", ip, &plen) != 2 || inet_pton(AF_INET, ip, &a) != 1)
+            continue;
+        unsigned n = len < plen ? len : plen;
+        if (((a.s_addr ^ addr) & mask4(n)) == 0)
+            return true;
+    }
+    return false;
+}
+
 const char *mvm_ip4_str(uint32_t addr, char buf[16])
 {
     struct in_addr a = {addr};
@@ -67,9 +87,16 @@ int mvm_net_plan_block(struct mvm_net_plan *p, uint32_t addr, unsigned len, stru
                              "the host has more than %d addresses and routes to keep from the "
                              "guest",
                              MVM_NET_MAX_PREFIXES);
-    uint32_t mask = len ? htonl(~0u << (32 - len)) : 0;
-    p->blocked[p->nblocked++] = (struct mvm_prefix4){addr & mask, len};
+    p->blocked[p->nblocked++] = (struct mvm_prefix4){addr & mask4(len), len};
     return 0;
+}
+
+int mvm_net_plan_host_addr(struct mvm_net_plan *p, uint32_t addr, struct mvm_error **err)
+{
+    if (p->nhost_addrs == MVM_NET_MAX_PREFIXES)
+        return mvm_error_set(err, 0, "the host has more than %d addresses", MVM_NET_MAX_PREFIXES);
+    p->host_addrs[p->nhost_addrs++] = addr;
+    return mvm_net_plan_block(p, addr, 32, err);
 }
 
 static void add_elements(struct buf *b, const struct mvm_net_plan *p)
@@ -82,21 +109,110 @@ static void add_elements(struct buf *b, const struct mvm_net_plan *p)
         buf_printf(b, ", %s/%u", mvm_ip4_str(p->blocked[i].addr, ip), p->blocked[i].len);
 }
 
+/* The host's addresses, and the host's end of the veth, which the guest's
+ * gateway address leads to for --allow-host. */
+static void add_host_elements(struct buf *b, const struct mvm_net_plan *p)
+{
+    char ip[16];
+    buf_printf(b, "%s", mvm_ip4_str(p->host_ip, ip));
+    for (size_t i = 0; i < p->nhost_addrs; i++)
+        buf_printf(b, ", %s", mvm_ip4_str(p->host_addrs[i], ip));
+}
+
 char *mvm_net_ruleset_blocked(const struct mvm_net_plan *p)
 {
     struct buf b = {0};
     buf_printf(&b, "flush set inet mvm blocked4\nadd element inet mvm blocked4 { ");
     add_elements(&b, p);
+    buf_printf(&b, " }\nflush set inet mvm host4\nadd element inet mvm host4 { ");
+    add_host_elements(&b, p);
     buf_printf(&b, " }\n");
     buf_append(&b, "", 1);
     return b.data;
 }
 
+/* "{ 80, 443 }" from a list of ports. */
+static void port_list(struct buf *b, const uint16_t *ports, size_t n)
+{
+    buf_printf(b, "{ ");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(b, "%s%u", i ? ", " : "", ports[i]);
+    buf_printf(b, " }");
+}
+
+/* --allow-lan and --allow-host: accepted before the refusals.  The guest
+ * reaches the host by any of its addresses, or by its gateway address,
+ * which leads to the host's end of the veth. */
+static void holes(struct buf *b, const struct mvm_net_plan *p)
+{
+    const struct mvm_net_policy *pol = p->policy;
+    char ip[16];
+    if (pol == NULL)
+        return;
+    for (size_t i = 0; i < pol->nlan; i++)
+        buf_printf(b, "    ip daddr %s tcp dport %u accept\n", mvm_ip4_str(pol->lan[i].ip, ip),
+                   pol->lan[i].port);
+    if (pol->nhost_ports > 0) {
+        buf_printf(b, "    ip daddr @host4 tcp dport ");
+        port_list(b, pol->host_ports, pol->nhost_ports);
+        buf_printf(b, " accept\n");
+    }
+}
+
+static void host_dnat(struct buf *b, const struct mvm_net_plan *p)
+{
+    const struct mvm_net_policy *pol = p->policy;
+    char tap[16], host[16];
+    if (pol == NULL || pol->nhost_ports == 0)
+        return;
+    buf_printf(b,
+               "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n"
+               "    iifname \"tap0\" ip daddr %s tcp dport ",
+               mvm_ip4_str(p->tap_ip, tap));
+    port_list(b, pol->host_ports, pol->nhost_ports);
+    buf_printf(b, " dnat ip to %s\n  }\n", mvm_ip4_str(p->host_ip, host));
+}
+
 /* Refused fast: a TCP reset or an ICMP error, so tools fail at once. */
 static void reject(struct buf *b, const char *match)
 {
-    buf_printf(b, "    %s meta l4proto tcp reject with tcp reset\n", match);
-    buf_printf(b, "    %s reject with icmpx type admin-prohibited\n", match);
+    const char *sp = *match ? " " : "";
+    buf_printf(b, "    %s%smeta l4proto tcp reject with tcp reset\n", match, sp);
+    buf_printf(b, "    %s%sreject with icmpx type admin-prohibited\n", match, sp);
+}
+
+/* The ports of an allow= rule, each in turn. */
+static size_t rule_ports(const struct mvm_net_allow *a, uint16_t ports[2])
+{
+    if (a->port) {
+        ports[0] = a->port;
+        return 1;
+    }
+    ports[0] = 80;
+    ports[1] = 443;
+    return 2;
+}
+
+/* allow4: the literal addresses and prefixes, fixed; allowdns4: what the
+ * relay answered for the names, each element for its TTL (dnsallow.c). */
+static void allow_sets(struct buf *b, const struct mvm_net_plan *p)
+{
+    const struct mvm_net_policy *pol = p->policy;
+    const char *sep = "";
+    buf_printf(b, "  set allow4 { type ipv4_addr . inet_service; flags interval;");
+    for (size_t i = 0; pol && i < pol->nallow; i++) {
+        const struct mvm_net_allow *a = &pol->allow[i];
+        uint16_t ports[2];
+        char ip[16];
+        if (a->name[0])
+            continue;
+        for (size_t k = 0; k < rule_ports(a, ports); k++, sep = ",")
+            buf_printf(b, "%s %s/%u . %u", *sep ? sep : " elements = {", mvm_ip4_str(a->ip, ip),
+                       a->len, ports[k]);
+    }
+    buf_printf(b, "%s }\n", *sep ? " }" : "");
+    buf_printf(b, "  set allowdns4 { type ipv4_addr . inet_service; flags timeout; size %d; }\n",
+               MVM_NET_ALLOW_SET_MAX);
 }
 
 char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
@@ -108,6 +224,12 @@ char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
     buf_printf(&b, "  set blocked4 { type ipv4_addr; flags interval; auto-merge; elements = { ");
     add_elements(&b, p);
     buf_printf(&b, " } }\n");
+    buf_printf(&b, "  set host4 { type ipv4_addr; flags interval; auto-merge; elements = { ");
+    add_host_elements(&b, p);
+    buf_printf(&b, " } }\n");
+    host_dnat(&b, p);
+    if (p->mode == MVM_NET_ALLOW)
+        allow_sets(&b, p);
     /* The namespace itself answers only DNS, on the relay's address. */
     buf_printf(&b,
                "  chain input { type filter hook input priority filter; policy drop;\n"
@@ -121,13 +243,23 @@ char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
                    "    ct state established,related accept\n"
                    "    iifname != \"tap0\" drop\n"
                    "    meta nfproto ipv6 reject with icmpx type admin-prohibited\n");
-    if (p->mode == MVM_NET_ISOLATED) {
+    if (p->mode != MVM_NET_OPEN) {
+        holes(&b, p);
         /* DNS goes through the relay only: a resolver elsewhere would
          * answer what the relay refuses and carry data out in names. */
         reject(&b, "ip daddr @blocked4");
         reject(&b, "meta l4proto { tcp, udp } th dport { 53, 853 }");
     }
-    buf_printf(&b, "    oifname \"up0\" accept\n  }\n");
+    if (p->mode == MVM_NET_ALLOW) {
+        /* Only the listed addresses and what the relay answered for the
+         * listed names; the rest is refused like the LAN. */
+        buf_printf(&b, "    ip daddr . tcp dport @allow4 accept\n"
+                       "    ip daddr . tcp dport @allowdns4 accept\n");
+        reject(&b, "");
+    } else {
+        buf_printf(&b, "    oifname \"up0\" accept\n");
+    }
+    buf_printf(&b, "  }\n");
     buf_printf(&b,
                "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
                "    oifname \"up0\" masquerade\n  }\n}\n");
@@ -135,20 +267,42 @@ char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
     return b.data;
 }
 
-/* Shared by every session: nothing in it names one.  Packets from a
+/* Shared by every session: no rule in it names one.  Packets from a
  * session's veth to any address of the host are dropped before NAT, so a
- * port that Docker or libvirt publish through DNAT is out of reach too;
- * sessions cannot reach each other; the /30s leave masqueraded. */
+ * port that Docker or libvirt publish through DNAT is out of reach too,
+ * except the --allow-host holes: elements of host_ports, keyed by the
+ * veth's interface index, which no later interface gets again, so one a
+ * killed session left behind opens nothing.  Sessions cannot reach each
+ * other; the /30s leave masqueraded. */
 char *mvm_net_ruleset_host(void)
 {
-    /* Replaced whole, in one transaction: every session writes the same. */
+    /* The rules replaced whole, in one transaction: every session writes
+     * the same.  Flushing a table keeps its sets' elements: the other
+     * sessions' holes. */
     return xstrdup(
-        "add table inet mvm\ndelete table inet mvm\n"
+        "add table inet mvm\nflush table inet mvm\n"
         "table inet mvm {\n"
+        "  set host_ports { type iface_index . inet_service; }\n"
         "  chain prerouting { type filter hook prerouting priority raw; policy accept;\n"
+        "    iifname \"mvm-*\" fib daddr type local meta l4proto tcp iif . tcp dport @host_ports "
+        "accept\n"
         "    iifname \"mvm-*\" fib daddr type local drop\n  }\n"
         "  chain forward { type filter hook forward priority filter; policy accept;\n"
         "    iifname \"mvm-*\" oifname \"mvm-*\" drop\n  }\n"
         "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
         "    ip saddr 10.254.0.0/16 oifname != \"mvm-*\" masquerade\n  }\n}\n");
+}
+
+char *mvm_net_ruleset_host_holes(const struct mvm_net_plan *p, bool add)
+{
+    const struct mvm_net_policy *pol = p->policy;
+    if (pol == NULL || pol->nhost_ports == 0)
+        return NULL;
+    struct buf b = {0};
+    buf_printf(&b, "%s element inet mvm host_ports { ", add ? "add" : "delete");
+    for (size_t i = 0; i < pol->nhost_ports; i++)
+        buf_printf(&b, "%s\"%s\" . %u", i ? ", " : "", p->host_if, pol->host_ports[i]);
+    buf_printf(&b, " }\n");
+    buf_append(&b, "", 1);
+    return b.data;
 }

@@ -40,6 +40,7 @@ int mvm_net_refresh(struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error 
     while (nl_recvmsgs_default(n->watch) >= 0)
         ;
     p->nblocked = 0;
+    p->nhost_addrs = 0;
     if (mvm_net_plan_host(p, NULL, err) < 0)
         return mvm_error_wrap(err, "re-reading the host's routes");
     cleanup_free char *update = mvm_net_ruleset_blocked(p);

@@ -47,37 +47,54 @@ static char *git_top(const char *dir, uid_t *git_uid)
     }
 }
 
-static int refuse(struct mvm_error **err, const char *dir, const char *why)
+/* Why dir may not be shared read-write (NULL: it may); *owned holds a
+ * reason that was formatted (free it). */
+static const char *refusal(const char *dir, char *const *homes, size_t nhomes, char **owned)
 {
+    *owned = NULL;
+    for (size_t i = 0; system_dirs[i]; i++)
+        if (strcmp(dir, system_dirs[i]) == 0)
+            return "it is a system directory";
+    for (size_t i = 0; system_trees[i]; i++)
+        if (is_under(dir, system_trees[i]))
+            return "it is inside a system directory";
+    for (size_t i = 0; i < nhomes; i++) {
+        if (strcmp(dir, homes[i]) == 0)
+            return "it is a home directory";
+        if (is_under(homes[i], dir))
+            return "it contains a home directory";
+    }
+    for (size_t i = 0; secret_entries[i]; i++) {
+        cleanup_free char *p = xasprintf("%s/%s", dir, secret_entries[i]);
+        struct stat st;
+        if (lstat(p, &st) == 0)
+            return *owned = xasprintf("it contains %s", secret_entries[i]);
+    }
+    return NULL;
+}
+
+static int check_dir(const char *dir, char *const *homes, size_t nhomes, struct mvm_error **err)
+{
+    cleanup_free char *owned = NULL;
+    const char *why = refusal(dir, homes, nhomes, &owned);
+    if (why == NULL)
+        return 0;
     return mvm_error_set(err, 0,
                          "refusing to share %s with the guest: %s; run mvm from a project "
                          "directory, or pass --no-cwd",
                          dir, why);
 }
 
-static int check_dir(const char *dir, char *const *homes, size_t nhomes, struct mvm_error **err)
+int mvm_share_check_rw(const char *dir, char *const *homes, size_t nhomes, struct mvm_error **err)
 {
-    for (size_t i = 0; system_dirs[i]; i++)
-        if (strcmp(dir, system_dirs[i]) == 0)
-            return refuse(err, dir, "it is a system directory");
-    for (size_t i = 0; system_trees[i]; i++)
-        if (is_under(dir, system_trees[i]))
-            return refuse(err, dir, "it is inside a system directory");
-    for (size_t i = 0; i < nhomes; i++) {
-        if (strcmp(dir, homes[i]) == 0)
-            return refuse(err, dir, "it is a home directory");
-        if (is_under(homes[i], dir))
-            return refuse(err, dir, "it contains a home directory");
-    }
-    for (size_t i = 0; secret_entries[i]; i++) {
-        cleanup_free char *p = xasprintf("%s/%s", dir, secret_entries[i]);
-        struct stat st;
-        if (lstat(p, &st) == 0) {
-            cleanup_free char *why = xasprintf("it contains %s", secret_entries[i]);
-            return refuse(err, dir, why);
-        }
-    }
-    return 0;
+    cleanup_free char *owned = NULL;
+    const char *why = refusal(dir, homes, nhomes, &owned);
+    if (why == NULL)
+        return 0;
+    return mvm_error_set(err, 0,
+                         "--share %s: refusing to share it read-write: %s; share it read-only "
+                         "(:ro), a directory below it, or pass --force-share",
+                         dir, why);
 }
 
 int mvm_share_auto_dir(const char *cwd, uid_t uid, char *const *homes, size_t nhomes, char **dir,

@@ -204,8 +204,13 @@ static int search(const char *name, const char *path, char **found, struct mvm_e
     cleanup_free char *copy = xstrdup(path);
     char *save = NULL;
     for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        size_t dl = strlen(d);
         if (d[0] != '/')
             continue; /* a relative PATH entry means nothing in the guest */
+        /* pyenv, rbenv, asdf: a shim needs its manager's whole tree; the
+         * guest's own python3 or ruby is the better bet. */
+        if (dl >= 6 && strcmp(d + dl - 6, "/shims") == 0)
+            continue;
         char *p = xasprintf("%s/%s", d, name);
         int rc = try_path(p, err);
         if (rc != 0) {

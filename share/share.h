@@ -82,6 +82,11 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
 char **mvm_virtiofsd_argv(const struct mvm_virtiofsd *v, const char *dir, bool ro, int fd,
                           struct mvm_error **err);
 
+/* Whether dir's file system takes the idmapped mount the system tree's
+ * server is given: a detached, idmapped clone of it is made and dropped.
+ * Needs root (mvm doctor). */
+int mvm_share_idmap_probe(const char *dir, struct mvm_error **err);
+
 /* Kills virtiofsd (if still running) and closes the fds; idempotent. */
 void mvm_share_stop(struct mvm_share *sh);
 void mvm_share_clear(struct mvm_share *sh);
@@ -96,6 +101,11 @@ void mvm_share_clear(struct mvm_share *sh);
  * .password-store.  `homes` are the home directories of real users. */
 int mvm_share_auto_dir(const char *cwd, uid_t uid, char *const *homes, size_t nhomes, char **dir,
                        char **note, struct mvm_error **err);
+
+/* The automatic share's refusals, for an explicit read-write --share:
+ * an error naming the directory, why, and the ways out (:ro, a
+ * subdirectory, --force-share). */
+int mvm_share_check_rw(const char *dir, char *const *homes, size_t nhomes, struct mvm_error **err);
 
 /* Whether uid/gid (no supplementary groups) can read and enter dir, and
  * write it unless ro, as virtiofsd will. */
@@ -137,10 +147,11 @@ int mvm_program_resolve(const struct mvm_program_in *in, struct mvm_program *p,
                         struct mvm_error **err);
 void mvm_program_clear(struct mvm_program *p);
 
-/* login_path's absolute entries, then those well-known per-user
- * directories that exist -- ~/.local/bin, ~/bin, ~/.npm-global/bin,
- * pnpm, bun, volta, deno, cargo, and nvm's default node -- which shells
- * add in ~/.bashrc, where a non-interactive login shell does not look. */
+/* login_path's absolute entries (version managers' .../shims directories
+ * are skipped when searching: a shim needs the manager's whole tree), then those well-known
+ * per-user directories that exist -- ~/.local/bin, ~/bin, ~/.npm-global/bin, pnpm, bun, volta,
+ * deno, cargo, and nvm's default node -- which shells add in ~/.bashrc, where a non-interactive
+ * login shell does not look. */
 char *mvm_program_user_path(const char *home, const char *login_path);
 
 #endif

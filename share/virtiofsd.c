@@ -204,6 +204,17 @@ static int idmapped_tree(const char *dir, bool ro, const char *uid_map, const ch
                          dir);
 }
 
+int mvm_share_idmap_probe(const char *dir, struct mvm_error **err)
+{
+    char map[64];
+    snprintf(map, sizeof map, "0 %u %u\n", MVM_HELPER_ID_BASE, MVM_SHARE_SYSTEM_IDS);
+    int fd = -1;
+    if (idmapped_tree(dir, true, map, map, &fd, err) < 0)
+        return -1;
+    close(fd); /* detached and never attached: nothing else to undo */
+    return 0;
+}
+
 /* Where the share appears in virtiofsd's mount namespace: on a tmpfs of
  * its own over /run, so the server needs no right to the share's parent
  * directories (root's /root, for one) and no host path reaches its

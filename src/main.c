@@ -11,8 +11,10 @@
 #include "cli.h"
 #include "disk.h"
 #include "dnsrelay.h"
+#include "doctor.h"
 #include "error.h"
 #include "net.h"
+#include "portrelay.h"
 #include "session.h"
 #include "sessiondir.h"
 #include "user.h"
@@ -93,9 +95,15 @@ static int cmd_cleanup(int argc, char **argv)
         return 125;
     }
     int cg = mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
+    mvm_net_sweep_holes();
+    /* Scratch disks are unlinked at once; only a crash in between leaves one. */
+    int sc = mvm_scratch_cleanup(MVM_SCRATCH_DIR, NULL);
+    mvm_ps_prune();
     printf("removed %d stale session director%s", n, n == 1 ? "y" : "ies");
     if (cg > 0)
         printf(" and %d cgroup%s", cg, cg == 1 ? "" : "s");
+    if (sc > 0)
+        printf(" and %d scratch disk%s", sc, sc == 1 ? "" : "s");
     printf("\n");
     if (all && cleanup_host(&err) < 0) {
         mvm_error_print(err);
@@ -199,13 +207,21 @@ int main(int argc, char **argv)
         return 125;
     }
     const char *cmd = argv[1];
-    /* The jailed DNS relay: mvm started by itself, never by a user. */
+    /* The jailed relays: mvm started by itself, never by a user. */
     if (strcmp(cmd, "__dns-relay") == 0)
         return mvm_dns_relay_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "__port-relay") == 0)
+        return mvm_port_relay_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "ps") == 0)
+        return mvm_ps_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "stop") == 0)
+        return mvm_stop_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cleanup") == 0)
         return cmd_cleanup(argc - 1, argv + 1);
+    if (strcmp(cmd, "doctor") == 0)
+        return mvm_doctor_main(argc - 1, argv + 1);
     if (strcmp(cmd, "volume") == 0)
         return cmd_volume(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -194,7 +194,7 @@ int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-static int remove_at(int parent, const char *name)
+int remove_tree_at(int parent, const char *name)
 {
     if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
         return 0;
@@ -213,7 +213,7 @@ static int remove_at(int parent, const char *name)
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (remove_at(dirfd(d), de->d_name) < 0)
+        if (remove_tree_at(dirfd(d), de->d_name) < 0)
             rc = -1;
     }
     closedir(d);
@@ -224,7 +224,7 @@ static int remove_at(int parent, const char *name)
 
 int remove_tree(const char *path)
 {
-    return remove_at(AT_FDCWD, path);
+    return remove_tree_at(AT_FDCWD, path);
 }
 
 uint64_t fnv1a64(uint64_t h, const void *data, size_t len)

@@ -94,6 +94,8 @@ int mkdir_p(const char *path, mode_t mode);
 
 /* rm -rf of a directory tree without following symlinks; ENOENT is fine. */
 int remove_tree(const char *path);
+/* The same for name in the directory open as dirfd. */
+int remove_tree_at(int dirfd, const char *name);
 
 /* 64-bit FNV-1a: quick fingerprints (the fuzzers compare runs), never
  * security or cache keys (sha256.h). */

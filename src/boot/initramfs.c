@@ -18,7 +18,7 @@
 #define ETC_FILE_MAX    (4u << 20)
 #define ETC_DEPTH_MAX   16
 /* Bump when the base layout changes, so old cache entries are not used. */
-#define BASE_FORMAT "mvm-initramfs-base-1"
+#define BASE_FORMAT "mvm-initramfs-base-2" /* 2: modules without signatures */
 
 /* Public, harmless files only: whatever is listed here is copied into
  * every guest, where any process can read it.  Anything that holds
@@ -37,16 +37,15 @@ const char *const mvm_etc_allowlist[] = {
 
 /* ---- base part ------------------------------------------------------ */
 
-static int resolve_modules(const struct mvm_initramfs_base *spec, struct mvm_modlist *mods,
-                           struct mvm_error **err)
+int mvm_initramfs_modules(const struct mvm_kernel *k, const char *const *wanted, size_t nwanted,
+                          struct mvm_modlist *mods, struct mvm_error **err)
 {
     *mods = (struct mvm_modlist){0};
-    const char *dir = spec->kernel->modules_dir;
-    if (dir == NULL || spec->nmodules == 0)
+    const char *dir = k->modules_dir;
+    if (dir == NULL || nwanted == 0)
         return 0;
     cleanup_free char *dep_path = xasprintf("%s/modules.dep", dir);
     cleanup_free char *builtin_path = xasprintf("%s/modules.builtin", dir);
-    const struct mvm_kernel *k = spec->kernel;
     cleanup_free char *dep = read_file_as(k->uid, k->gid, dep_path, MODULES_DEP_MAX, NULL);
     if (dep == NULL)
         return mvm_error_set(err, errno, "reading %s", dep_path);
@@ -54,7 +53,7 @@ static int resolve_modules(const struct mvm_initramfs_base *spec, struct mvm_mod
     cleanup_free char *builtin = read_file_as(k->uid, k->gid, builtin_path, MODULES_DEP_MAX, NULL);
     if (builtin == NULL && errno != ENOENT)
         return mvm_error_set(err, errno, "reading %s", builtin_path);
-    if (mvm_modules_resolve(dep, builtin, spec->modules, spec->nmodules, mods, err) < 0)
+    if (mvm_modules_resolve(dep, builtin, wanted, nwanted, mods, err) < 0)
         return mvm_error_wrap(err, "%s", dir);
     return 0;
 }
@@ -108,7 +107,7 @@ static int add_modules(struct mvm_cpio *c, const struct mvm_kernel *k,
         struct buf ko = {0};
         rc = mvm_module_read_as(k->uid, k->gid, path, &ko, err);
         if (rc == 0) {
-            mvm_cpio_file(c, dest, 0644, ko.data, ko.len);
+            mvm_cpio_file(c, dest, 0644, ko.data, mvm_module_unsigned_len(ko.data, ko.len));
             buf_printf(&order, "%s.ko\n", name);
         }
         buf_free(&ko);
@@ -173,7 +172,7 @@ int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
 {
     struct mvm_modlist mods;
     char key[33] = "";
-    if (resolve_modules(spec, &mods, err) < 0)
+    if (mvm_initramfs_modules(spec->kernel, spec->modules, spec->nmodules, &mods, err) < 0)
         return mvm_error_wrap(err, "resolving guest kernel modules");
     int rc = base_key(spec, &mods, key, err);
     if (rc == 0 && mkdir_p(spec->cache_dir, 0700) < 0)

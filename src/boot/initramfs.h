@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "kernel.h"
+#include "modules.h"
 #include "util.h"
 
 struct mvm_initramfs_base {
@@ -31,6 +32,12 @@ struct mvm_initramfs_base {
  *   /mvm/modules/NAME.ko     decompressed modules */
 int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
                             struct mvm_error **err);
+
+/* The modules of k that `wanted` (as for mvm_modules_resolve) needs, from
+ * its modules.dep and modules.builtin read with k's uid/gid; none when k
+ * has no modules directory. */
+int mvm_initramfs_modules(const struct mvm_kernel *k, const char *const *wanted, size_t nwanted,
+                          struct mvm_modlist *mods, struct mvm_error **err);
 
 /* Appends the per-session part to `out`: /mvm/session.json and, under
  * /mvm/etc/, the host's allowlisted /etc entries read from etc_root (a

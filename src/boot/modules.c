@@ -218,6 +218,23 @@ static enum mvm_compress_fmt module_format(const char *path)
     return MVM_FMT_UNKNOWN;
 }
 
+#define MODULE_SIG_MAGIC "~Module signature appended~\n"
+
+size_t mvm_module_unsigned_len(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    const size_t magic = sizeof MODULE_SIG_MAGIC - 1, info = 12; /* struct module_signature */
+    if (len < magic + info || memcmp(p + len - magic, MODULE_SIG_MAGIC, magic) != 0)
+        return len;
+    const unsigned char *ms = p + len - magic - info;
+    uint64_t sig_len =
+        (uint64_t)ms[8] << 24 | (uint64_t)ms[9] << 16 | (uint64_t)ms[10] << 8 | ms[11];
+    uint64_t extra = sig_len + ms[3] + ms[4]; /* signature, signer, key id */
+    if (extra > len - magic - info)
+        return len;
+    return len - magic - info - (size_t)extra;
+}
+
 int mvm_module_read(const char *path, struct buf *out, struct mvm_error **err)
 {
     return mvm_module_read_as(0, 0, path, out, err);

@@ -21,7 +21,12 @@ const char mvm_usage[] =
     "Commands:\n"
     "  run [OPTIONS] [--] [CMD [ARGS...]]   run CMD (default: your login shell) in a new VM\n"
     "  cleanup                              remove what crashed sessions left in /run/mvm\n"
+    "  ps [--json] [-a]                     list running sessions\n"
+    "  stop [--force] [--timeout D] ID|NAME stop a session: SIGTERM to its command, then\n"
+    "                                       the VM is destroyed after D (default 10s)\n"
     "  volume ls, volume rm NAME            list or remove your persistent volumes\n"
+    "  doctor [--json]                      check whether mvm run can work here, and\n"
+    "                                       what to install or change if not\n"
     "\n"
     "  mvm --help, mvm COMMAND --help       show help\n"
     "  mvm --version                        show the version\n";
@@ -47,19 +52,40 @@ const char mvm_run_usage[] =
     "                       also share directory HOST at GUEST (default: same path);\n"
     "                       read-write unless :ro; repeatable\n"
     "  --no-cwd             do not share the current directory (start in the home directory)\n"
+    "  --force-share        allow a read-write --share of a home, a system directory, or one\n"
+    "                       holding .ssh, .gnupg, .aws... (refused otherwise)\n"
+    "  --name NAME          the session's name in mvm ps and mvm stop (default: generated)\n"
     "  --no-resolve         do not look CMD up on your PATH to share where it is installed\n"
+    "  --disk SIZE          the throwaway disk under /tmp, /var, the home and the\n"
+    "                       writable /usr (default 8G, sparse; none: RAM, read-only /usr)\n"
     "  --volume NAME:GUEST[:SIZE]\n"
     "                       attach your persistent volume NAME (created on first use, SIZE\n"
     "                       default 4G) at GUEST: an absolute path, ~ or ~/DIR; repeatable\n"
     "  --net MODE           isolated (default): the internet, never the host, the LAN or\n"
     "                       other sessions, DNS only through mvm's relay; none: no network\n"
     "                       interface; open: NAT only, NO FILTERING (the LAN and the host\n"
-    "                       are reachable)\n"
+    "                       are reachable); allow=RULE[,RULE...]: only these names (and\n"
+    "                       the names below *.NAME), IPv4 addresses or prefixes, each\n"
+    "                       with :PORT or else TCP 80 and 443; other names get no answer\n"
     "  --dns ADDR           the IPv4 resolver mvm's relay asks (default: the host's, from\n"
     "                       /etc/resolv.conf); repeatable\n"
+    "  --publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp]\n"
+    "                       relay HOSTPORT on the host (on 127.0.0.1 unless HOSTIP says\n"
+    "                       otherwise) to GUESTPORT in the guest; repeatable\n"
+    "  --allow-host PORT    let the guest reach TCP PORT on this host (at its gateway\n"
+    "                       address 10.0.2.2 or any host address); repeatable\n"
+    "  --allow-lan HOST:PORT\n"
+    "                       let the guest reach TCP PORT at LAN address HOST; repeatable\n"
+    "  --audit MODE         at exit, list what the guest left in read-write shares that\n"
+    "                       the host would run later (git hooks and config, .envrc, editor\n"
+    "                       and agent settings, install scripts, setuid files...): warn\n"
+    "                       (default); strict: also undo it and exit 123; off: only\n"
+    "                       remove the setuid bits and device nodes it made\n"
     "  --root               run CMD as root in the guest instead of as you\n"
     "  --timeout DURATION   destroy the VM after DURATION (e.g. 90s, 10m, 1h) and exit 124\n"
     "  --console            show the guest kernel's console on stderr\n"
+    "  --console-log FILE   keep the guest kernel's console log in FILE after exit\n"
+    "  --result FILE        write a JSON record of how the session ended to FILE\n"
     "  -t, --tty            give CMD a terminal even when stdin/stdout are not terminals\n"
     "  -T, --no-tty         never give CMD a terminal (separate stdout and stderr)\n"
     "  -q, --quiet          no notices from mvm (errors are still printed)\n"
@@ -67,22 +93,46 @@ const char mvm_run_usage[] =
     "\n"
     "Terminal escape (after Enter): ~. kills the VM, ~? lists escapes, ~~ sends ~.\n"
     "Exit status: CMD's own; 128+N if it died of signal N; 124 on --timeout;\n"
-    "125 if mvm failed; 126 if CMD is not executable; 127 if CMD is not found.\n"
+    "125 if mvm failed; 126 if CMD is not executable; 127 if CMD is not found;\n"
+    "123 if --audit strict found something and CMD's own status was 0.\n"
     "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
-    "kernel, modules, accel, machine, timeout, console, quiet); options win.\n";
+    "kernel, modules, accel, machine, timeout, console, quiet, net, dns, disk,\n"
+    "publish, allow-host, allow-lan, audit); options win.\n";
 
 void mvm_run_opts_init(struct mvm_run_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->cpus = MVM_DEFAULT_CPUS;
     o->memory_mib = MVM_DEFAULT_MEMORY_MIB;
+    o->disk_mib = MVM_DEFAULT_DISK_MIB;
+    o->audit = MVM_AUDIT_WARN;
+}
+
+static void push_str(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = xstrdup(s);
+}
+
+static void free_strs(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 void mvm_run_opts_clear(struct mvm_run_opts *o)
 {
+    free_strs(o->publish, o->npublish);
+    free_strs(o->allow_host, o->nallow_host);
+    free_strs(o->allow_lan, o->nallow_lan);
+    free(o->net_allow);
     for (size_t i = 0; i < o->ndns; i++)
         free(o->dns[i]);
     free(o->kernel);
+    free(o->name);
+    free(o->result_file);
+    free(o->console_log_file);
     free(o->modules);
     for (size_t i = 0; i < o->nenv; i++) {
         free(o->env[i].name);
@@ -229,7 +279,8 @@ static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bo
 {
     static const char *const accels[] = {"auto", "kvm", "tcg", NULL};
     static const char *const machines[] = {"auto", "microvm", "q35", NULL};
-    static const char *const nets[] = {"isolated", "none", "open", NULL};
+    /* The last one only names the form in errors: "allow=" is seen first. */
+    static const char *const nets[] = {"isolated", "none", "open", "allow=RULE[,RULE...]", NULL};
     int choice;
     *known = true;
     if (strcmp(key, "cpus") == 0)
@@ -238,6 +289,13 @@ static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bo
         return mvm_parse_size_mib(v, &o->memory_mib, err);
     if (strcmp(key, "timeout") == 0)
         return mvm_parse_duration_ms(v, &o->timeout_ms, err);
+    if (strcmp(key, "disk") == 0) {
+        if (strcmp(v, "none") == 0) {
+            o->disk_mib = 0;
+            return 0;
+        }
+        return parse_size("disk size", v, 64, 16 * 1024 * 1024, &o->disk_mib, err);
+    }
     if (strcmp(key, "kernel") == 0) {
         replace_str(&o->kernel, v);
         return 0;
@@ -259,6 +317,11 @@ static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bo
         return 0;
     }
     if (strcmp(key, "net") == 0) {
+        if (str_has_prefix(v, "allow=")) { /* net/ parses the rules */
+            replace_str(&o->net_allow, v + strlen("allow="));
+            o->net = MVM_NETOPT_ALLOW;
+            return 0;
+        }
         if (parse_choice("network mode", v, nets, &choice, err) < 0)
             return -1;
         o->net = (enum mvm_net_opt)choice;
@@ -271,6 +334,28 @@ static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bo
         if (o->ndns == MVM_MAX_DNS)
             return mvm_error_set(err, 0, "--dns: at most %d resolvers", MVM_MAX_DNS);
         o->dns[o->ndns++] = xstrdup(v);
+        return 0;
+    }
+    /* Holes in the network's refusals: security settings, so never from
+     * a file in the project (only these keys' two config files). */
+    if (strcmp(key, "publish") == 0) {
+        push_str(&o->publish, &o->npublish, v);
+        return 0;
+    }
+    if (strcmp(key, "allow-host") == 0) {
+        push_str(&o->allow_host, &o->nallow_host, v);
+        return 0;
+    }
+    if (strcmp(key, "allow-lan") == 0) {
+        push_str(&o->allow_lan, &o->nallow_lan, v);
+        return 0;
+    }
+    /* A security setting too: what the guest may leave behind. */
+    if (strcmp(key, "audit") == 0) {
+        static const char *const audits[] = {"off", "warn", "strict", NULL};
+        if (parse_choice("audit mode", v, audits, &choice, err) < 0)
+            return -1;
+        o->audit = (enum mvm_audit_mode)choice;
         return 0;
     }
     if (strcmp(key, "console") == 0)
@@ -369,10 +454,19 @@ enum {
     OPT_CONSOLE,
     OPT_NET,
     OPT_DNS,
+    OPT_PUBLISH,
+    OPT_ALLOW_HOST,
+    OPT_ALLOW_LAN,
     OPT_NO_CWD,
     OPT_NO_RESOLVE,
+    OPT_FORCE_SHARE,
+    OPT_NAME,
+    OPT_RESULT,
+    OPT_CONSOLE_LOG,
+    OPT_DISK,
     OPT_VOLUME,
     OPT_ROOT,
+    OPT_AUDIT,
 };
 
 static const struct option run_options[] = {
@@ -388,10 +482,19 @@ static const struct option run_options[] = {
     {"console", no_argument, NULL, OPT_CONSOLE},
     {"net", required_argument, NULL, OPT_NET},
     {"dns", required_argument, NULL, OPT_DNS},
+    {"publish", required_argument, NULL, OPT_PUBLISH},
+    {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
+    {"allow-lan", required_argument, NULL, OPT_ALLOW_LAN},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
     {"no-resolve", no_argument, NULL, OPT_NO_RESOLVE},
+    {"force-share", no_argument, NULL, OPT_FORCE_SHARE},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"result", required_argument, NULL, OPT_RESULT},
+    {"console-log", required_argument, NULL, OPT_CONSOLE_LOG},
+    {"disk", required_argument, NULL, OPT_DISK},
     {"volume", required_argument, NULL, OPT_VOLUME},
     {"root", no_argument, NULL, OPT_ROOT},
+    {"audit", required_argument, NULL, OPT_AUDIT},
     {"tty", no_argument, NULL, 't'},
     {"no-tty", no_argument, NULL, 'T'},
     {"quiet", no_argument, NULL, 'q'},
@@ -418,6 +521,11 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_ACCEL:
     case OPT_MACHINE:
     case OPT_TIMEOUT:
+    case OPT_DISK:
+    case OPT_PUBLISH:
+    case OPT_ALLOW_HOST:
+    case OPT_ALLOW_LAN:
+    case OPT_AUDIT:
         return set_option(option_key(c), arg, o, &known, err);
     case OPT_ENV:
         return add_env(o, arg, err);
@@ -435,6 +543,18 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
         return 0;
     case OPT_NO_RESOLVE:
         o->no_resolve = true;
+        return 0;
+    case OPT_FORCE_SHARE:
+        o->force_share = true;
+        return 0;
+    case OPT_NAME:
+        replace_str(&o->name, arg);
+        return 0;
+    case OPT_RESULT:
+        replace_str(&o->result_file, arg);
+        return 0;
+    case OPT_CONSOLE_LOG:
+        replace_str(&o->console_log_file, arg);
         return 0;
     case OPT_VOLUME:
         return add_volume(o, arg, err);
@@ -523,7 +643,8 @@ int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_op
         if (!known)
             return mvm_error_set(err, 0,
                                  "%s:%d: unknown key '%s' (known: cpus, memory, kernel, modules, "
-                                 "accel, machine, timeout, console, quiet)",
+                                 "accel, machine, timeout, console, quiet, net, dns, disk, "
+                                 "publish, allow-host, allow-lan, audit)",
                                  origin, lineno, key);
     }
     return 0;

@@ -30,8 +30,11 @@ struct mvm_volume_opt {
     uint64_t size_mib; /* 0: the default (or the existing volume's size) */
 };
 
-/* --net: the order of the names in cli.c's table. */
-enum mvm_net_opt { MVM_NETOPT_ISOLATED, MVM_NETOPT_NONE, MVM_NETOPT_OPEN };
+/* --audit: the order of the names in cli.c's table. */
+enum mvm_audit_mode { MVM_AUDIT_OFF, MVM_AUDIT_WARN, MVM_AUDIT_STRICT };
+
+/* --net: the order of the names in cli.c's table; allow=RULES last. */
+enum mvm_net_opt { MVM_NETOPT_ISOLATED, MVM_NETOPT_NONE, MVM_NETOPT_OPEN, MVM_NETOPT_ALLOW };
 
 #define MVM_MAX_DNS 3
 
@@ -39,26 +42,38 @@ struct mvm_run_opts {
     unsigned cpus;
     uint64_t memory_mib;
     char *kernel, *modules;
+    char *name;                           /* --name */
+    char *result_file, *console_log_file; /* --result, --console-log */
     enum mvm_accel accel;
     enum mvm_machine machine;
     enum mvm_tty tty;
     uint64_t timeout_ms; /* 0: none */
-    bool console, no_cwd, no_resolve, root, quiet, help;
+    bool console, no_cwd, no_resolve, force_share, root, quiet, help;
     struct mvm_env_opt *env;
     size_t nenv;
     struct mvm_share_opt *shares;
     size_t nshares;
     struct mvm_volume_opt *volumes;
     size_t nvolumes;
+    uint64_t disk_mib; /* --disk: the scratch disk's size; 0: none (tmpfs) */
     enum mvm_net_opt net;
     char *dns[MVM_MAX_DNS]; /* --dns: IPv4 resolvers for the relay */
     size_t ndns;
+    /* --publish, --allow-host, --allow-lan as given (net/ parses them):
+     * from the command line and the system's and user's config only. */
+    char **publish, **allow_host, **allow_lan;
+    size_t npublish, nallow_host, nallow_lan;
+    char *net_allow; /* --net allow=RULES: the rules as given */
+    /* --audit (default warn): from the command line and the system's and
+     * user's config only, like the network's holes. */
+    enum mvm_audit_mode audit;
     char **argv; /* the command; borrowed from main's argv; NULL: login shell */
     int argc;
 };
 
 #define MVM_DEFAULT_CPUS       2
 #define MVM_DEFAULT_MEMORY_MIB 1024
+#define MVM_DEFAULT_DISK_MIB   (8 * 1024)
 
 void mvm_run_opts_init(struct mvm_run_opts *o);
 void mvm_run_opts_clear(struct mvm_run_opts *o);
@@ -70,7 +85,8 @@ int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_
 
 /* Applies one config file's text ("key = value" lines, '#' comments) on
  * top of o.  Keys: cpus, memory, kernel, modules, accel, machine, timeout,
- * console, quiet, net, dns.  `origin` names the file in errors ("FILE:LINE: ..."). */
+ * console, quiet, net, dns, disk, publish, allow-host, allow-lan, audit.
+ * `origin` names the file in errors ("FILE:LINE: ..."). */
 int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_opts *o,
                          struct mvm_error **err);
 

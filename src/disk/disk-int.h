@@ -60,9 +60,6 @@ char **mvm_disk_mkfs_argv(const char *mkfs, const char *image, const struct mvm_
 int mvm_disk_dir_open(int at, const char *path, const char *shown, mode_t create_mode, bool follow,
                       struct mvm_error **err);
 
-/* The installed mkfs.ext4, or an error saying how to install it. */
-int mvm_disk_mkfs_find(const char **path, struct mvm_error **err);
-
 /* Creates dirfd/name (O_EXCL, 0600; path: the same, in full, for mkfs
  * and messages), locks it (flock LOCK_EX), sizes it to size_mib and
  * formats it.  On failure nothing is left.  Fills d, created = true. */

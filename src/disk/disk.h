@@ -65,6 +65,9 @@ int mvm_volume_remove(const char *root, uid_t uid, const char *name, struct mvm_
 int mvm_scratch_create(const char *dir, const char *id, uint64_t size_mib, struct mvm_disk *d,
                        struct mvm_error **err);
 
+/* The installed mkfs.ext4, or an error saying how to install it. */
+int mvm_disk_mkfs_find(const char **path, struct mvm_error **err);
+
 /* Removes the *.img files in dir older than a minute: what a crash
  * between creation and unlinking left.  Returns the number removed. */
 int mvm_scratch_cleanup(const char *dir, struct mvm_error **err);

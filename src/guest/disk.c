@@ -40,17 +40,18 @@ static int find_device(const char *serial, char *dev, size_t devlen)
     return rc;
 }
 
-int guest_mount_disk(const struct guest_disk *d, const char *dir, char *why, size_t whylen)
+int guest_mount_disk(const char *serial, const char *dir, unsigned long flags, const char *what,
+                     char *why, size_t whylen)
 {
     char dev[300];
     /* The driver probes while the modules load; allow it a moment. */
-    for (int waited = 0; find_device(d->serial, dev, sizeof dev) < 0; waited += 10) {
+    for (int waited = 0; find_device(serial, dev, sizeof dev) < 0; waited += 10) {
         if (waited >= DISK_WAIT_MS)
-            return guest_fail(why, whylen, ENODEV, "finding the disk for %s", d->path);
+            return guest_fail(why, whylen, ENODEV, "finding the disk for %s", what);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (mount(dev, dir, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, NULL) < 0)
-        return guest_fail(why, whylen, errno, "mounting the disk for %s", d->path);
+    if (mount(dev, dir, "ext4", flags | MS_NOATIME, NULL) < 0)
+        return guest_fail(why, whylen, errno, "mounting the disk for %s", what);
     return 0;
 }

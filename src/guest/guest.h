@@ -62,7 +62,8 @@ struct guest_session {
     size_t nlinks;
     struct guest_disk *disks;
     size_t ndisks;
-    char **bins; /* first on the command's PATH */
+    char *scratch; /* serial of the scratch disk, or NULL: tmpfs, read-only /usr */
+    char **bins;   /* first on the command's PATH */
     size_t nbins;
     struct guest_net net;
 };
@@ -99,11 +100,16 @@ void guest_net_format_ipv4(uint32_t addr, char *buf, size_t len);
  * first, because the host does not filter it. */
 int guest_setup_net(const struct guest_session *s, char *why, size_t whylen);
 
-/* modules.c: loads every module listed in GUEST_MODULES_DIR/order. */
+/* modules.c: loads every module listed in GUEST_MODULES_DIR/order; those
+ * only the root's disks need, in a child that guest_wait_modules() waits
+ * for (before the first disk is mounted). */
 int guest_load_modules(char *why, size_t whylen);
+int guest_wait_modules(char *why, size_t whylen);
 
-/* disk.c: mounts d (ext4) at dir, finding its device by serial. */
-int guest_mount_disk(const struct guest_disk *d, const char *dir, char *why, size_t whylen);
+/* disk.c: mounts the ext4 disk whose virtio serial is `serial` at dir
+ * with flags; `what` names it in errors. */
+int guest_mount_disk(const char *serial, const char *dir, unsigned long flags, const char *what,
+                     char *why, size_t whylen);
 
 /* rootfs.c: builds the root under GUEST_NEWROOT and switches to it. */
 int guest_setup_root(const struct guest_session *s, char *why, size_t whylen);

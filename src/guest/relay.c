@@ -185,7 +185,7 @@ static bool has_name(char **env, size_t n, const char *entry)
 static char **build_env(struct relay *r)
 {
     const struct guest_session *s = r->s;
-    char *defaults[8];
+    char *defaults[9];
     size_t nd = 0;
     const char *path = s->uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                                    : "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games";
@@ -206,6 +206,10 @@ static char **build_env(struct relay *r)
         asprintf(&defaults[nd++], "LOGNAME=%s", s->user) < 0 ||
         asprintf(&defaults[nd++], "SHELL=%s", s->shell) < 0 ||
         asprintf(&defaults[nd++], "TERM=%s", r->tty ? "xterm-256color" : "dumb") < 0)
+        return NULL;
+    /* With a writable /usr, /usr/local is the user's: npm -g goes there
+     * (Debian's npm would pick /usr, which stays root's). */
+    if (s->scratch != NULL && (defaults[nd++] = strdup("NPM_CONFIG_PREFIX=/usr/local")) == NULL)
         return NULL;
     char **env = calloc(r->envc + nd + 1, sizeof *env);
     if (env == NULL)

@@ -183,10 +183,64 @@ static int mount_at(const char *src, const char *dir, const char *type, unsigned
     return 0;
 }
 
+/* The scratch disk, outside the new root: its directories are bound
+ * into it, and it stays out of the guest's sight once the root moves. */
+#define SCRATCH  "/scratch"
+#define USR_BASE "/usr-base"
+
+/* Below /usr/local the session's own installs land (npm -g, pip): its
+ * directories are the user's in the overlay (a copy-up of metadata). */
+static int give_usr_local(const struct guest_session *s, char *why, size_t whylen)
+{
+    static const char *const dirs[] = {
+        R "/usr/local",
+        R "/usr/local/bin",
+        R "/usr/local/lib",
+        R "/usr/local/share",
+        R "/usr/local/include",
+        R "/usr/local/sbin",
+        R "/usr/local/lib/node_modules",
+    };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (mkdirs(dirs[i], 0755, 0, 0) < 0 || lchown(dirs[i], s->uid, s->gid) < 0)
+            return guest_fail(why, whylen, errno, "giving %s to the user", dirs[i] + strlen(R));
+    /* pip's target: /usr/local/lib/python3.X/dist-packages */
+    DIR *d = opendir(R "/usr/local/lib");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char p[512];
+        if (strncmp(de->d_name, "python3", 7) != 0)
+            continue;
+        snprintf(p, sizeof p, R "/usr/local/lib/%s", de->d_name);
+        (void)lchown(p, s->uid, s->gid);
+        snprintf(p, sizeof p, R "/usr/local/lib/%s/dist-packages", de->d_name);
+        (void)lchown(p, s->uid, s->gid); /* may not exist */
+    }
+    if (d)
+        closedir(d);
+    return 0;
+}
+
+/* With a scratch disk, /usr is an overlay: the host's read-only /usr
+ * below, the session's changes on the disk above, gone with it. */
 static int make_usr(const struct guest_session *s, char *why, size_t whylen)
 {
-    if (mount_at(s->usr_tag, R "/usr", "virtiofs", MS_RDONLY, NULL, why, whylen) < 0)
-        return -1;
+    if (s->scratch == NULL) {
+        if (mount_at(s->usr_tag, R "/usr", "virtiofs", MS_RDONLY, NULL, why, whylen) < 0)
+            return -1;
+    } else {
+        if (mkdirs(USR_BASE, 0755, 0, 0) < 0 ||
+            mount(s->usr_tag, USR_BASE, "virtiofs", MS_RDONLY, NULL) < 0)
+            return guest_fail(why, whylen, errno, "mounting the host's /usr");
+        if (mkdirs(SCRATCH "/usr/upper", 0755, 0, 0) < 0 ||
+            mkdirs(SCRATCH "/usr/work", 0755, 0, 0) < 0 || mkdirs(R "/usr", 0755, 0, 0) < 0 ||
+            mount("overlay", R "/usr", "overlay", 0,
+                  "lowerdir=" USR_BASE ",upperdir=" SCRATCH "/usr/upper,workdir=" SCRATCH
+                  "/usr/work,redirect_dir=off,index=off,metacopy=off,xino=off") < 0)
+            return guest_fail(why, whylen, errno, "mounting the writable /usr");
+        if (give_usr_local(s, why, whylen) < 0)
+            return -1;
+    }
     static const char *const links[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
         char in_usr[64], link[64], target[64];
@@ -224,6 +278,21 @@ static int make_dev(char *why, size_t whylen)
     return 0;
 }
 
+/* SCRATCH/name bound at dir (made with mode and owner), nosuid, nodev. */
+static int bind_scratch(const char *name, const char *dir, mode_t mode, uid_t uid, gid_t gid,
+                        char *why, size_t whylen)
+{
+    char src[256];
+    snprintf(src, sizeof src, SCRATCH "/%s", name);
+    if (mkdir(src, mode) < 0 || chown(src, uid, gid) < 0 || chmod(src, mode) < 0 ||
+        mkdirs(dir, 0755, 0, 0) < 0 || mount(src, dir, NULL, MS_BIND, NULL) < 0 ||
+        mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0)
+        return guest_fail(why, whylen, errno, "putting %s on the scratch disk", dir + strlen(R));
+    return 0;
+}
+
+/* The writable places: on the scratch disk when there is one (guest RAM
+ * is not for node_modules), else tmpfs.  /run is always tmpfs. */
 static int make_scratch(const struct guest_session *s, char *why, size_t whylen)
 {
     unsigned long f = MS_NOSUID | MS_NODEV;
@@ -232,11 +301,18 @@ static int make_scratch(const struct guest_session *s, char *why, size_t whylen)
              (unsigned)s->gid);
     char home[4096];
     snprintf(home, sizeof home, R "%s", s->home);
-    if (mount_at("tmpfs", R "/tmp", "tmpfs", f, "mode=1777", why, whylen) < 0 ||
-        mount_at("tmpfs", R "/run", "tmpfs", f, "mode=0755", why, whylen) < 0 ||
-        mount_at("tmpfs", R "/var", "tmpfs", f, "mode=0755", why, whylen) < 0 ||
-        mount_at("tmpfs", home, "tmpfs", f, home_opts, why, whylen) < 0)
+    if (mount_at("tmpfs", R "/run", "tmpfs", f, "mode=0755", why, whylen) < 0)
         return -1;
+    if (s->scratch != NULL) {
+        if (bind_scratch("tmp", R "/tmp", 01777, 0, 0, why, whylen) < 0 ||
+            bind_scratch("var", R "/var", 0755, 0, 0, why, whylen) < 0 ||
+            bind_scratch("home", home, 0700, s->uid, s->gid, why, whylen) < 0)
+            return -1;
+    } else if (mount_at("tmpfs", R "/tmp", "tmpfs", f, "mode=1777", why, whylen) < 0 ||
+               mount_at("tmpfs", R "/var", "tmpfs", f, "mode=0755", why, whylen) < 0 ||
+               mount_at("tmpfs", home, "tmpfs", f, home_opts, why, whylen) < 0) {
+        return -1;
+    }
     if (mkdir(R "/var/tmp", 01777) < 0 || chmod(R "/var/tmp", 01777) < 0)
         return guest_fail(why, whylen, errno, "creating /var/tmp");
     return 0;
@@ -269,7 +345,7 @@ static int make_disks(const struct guest_session *s, char *why, size_t whylen)
         char dir[4096];
         if (make_path(s, d->path, false, dir, sizeof dir) < 0)
             return guest_fail(why, whylen, errno, "creating %s", d->path);
-        if (guest_mount_disk(d, dir, why, whylen) < 0)
+        if (guest_mount_disk(d->serial, dir, MS_NOSUID | MS_NODEV, d->path, why, whylen) < 0)
             return -1;
         if (strcmp(d->path, s->home) == 0 && chmod(dir, 0700) < 0) /* as a home is */
             return guest_fail(why, whylen, errno, "chmod %s", d->path);
@@ -323,6 +399,15 @@ int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)
 {
     if (mount_at("tmpfs", R, "tmpfs", 0, "mode=0755", why, whylen) < 0)
         return -1;
+    if (guest_wait_modules(why, whylen) < 0)
+        return -1;
+    guest_trace("disk modules loaded");
+    if (s->scratch != NULL && mkdirs(SCRATCH, 0755, 0, 0) < 0)
+        return guest_fail(why, whylen, errno, "creating " SCRATCH);
+    if (s->scratch != NULL &&
+        guest_mount_disk(s->scratch, SCRATCH, MS_NODEV, "the scratch disk", why, whylen) < 0)
+        return -1;
+    guest_trace("scratch disk mounted");
     if (make_usr(s, why, whylen) < 0 || make_etc(s, why, whylen) < 0 || make_dev(why, whylen) < 0 ||
         make_scratch(s, why, whylen) < 0 || make_disks(s, why, whylen) < 0 ||
         make_shares(s, why, whylen) < 0 || make_links(s, why, whylen) < 0)

@@ -153,6 +153,9 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
         load_disks(json_object_get(root, "disks"), s, why, whylen) < 0 ||
         guest_net_parse(json_object_get(root, "net"), &s->net, why, whylen) < 0)
         goto out;
+    json_t *scratch = json_object_get(root, "scratch");
+    if (json_is_string(scratch))
+        s->scratch = strdup(json_string_value(scratch));
     json_t *group = json_object_get(user, "group");
     if (json_is_string(group))
         s->group = strdup(json_string_value(group));

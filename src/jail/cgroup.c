@@ -102,14 +102,21 @@ static bool is_v1_hierarchy(const char *root, const char *ctl)
     return access(path, F_OK) == 0;
 }
 
+int mvm_cgroup_version(const char *root)
+{
+    if (has_controllers(root))
+        return 2;
+    return is_v1_hierarchy(root, "memory") && is_v1_hierarchy(root, "pids") ? 1 : 0;
+}
+
 static int create_once(const char *root, const char *name, uint64_t memory_bytes, unsigned pids_max,
                        struct mvm_cgroup *cg, struct mvm_error **err)
 {
     memset(cg, 0, sizeof *cg);
-    int rc = 0;
-    if (has_controllers(root))
+    int rc = 0, version = mvm_cgroup_version(root);
+    if (version == 2)
         rc = create_v2(root, name, memory_bytes, pids_max, cg, err);
-    else if (is_v1_hierarchy(root, "memory") && is_v1_hierarchy(root, "pids"))
+    else if (version == 1)
         rc = create_v1(root, name, memory_bytes, pids_max, cg, err);
     if (rc < 0)
         mvm_cgroup_remove(cg);

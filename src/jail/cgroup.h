@@ -23,6 +23,11 @@ struct mvm_cgroup {
 int mvm_cgroup_create(const char *root, const char *name, uint64_t memory_bytes, unsigned pids_max,
                       struct mvm_cgroup *cg, struct mvm_error **err);
 
+/* Which layout mvm_cgroup_create() would use under root: 2 (the unified
+ * hierarchy has memory and pids), 1 (the v1 memory and pids
+ * hierarchies) or 0 (neither: no caps). */
+int mvm_cgroup_version(const char *root);
+
 /* Removes the directories (the processes must have exited); idempotent. */
 void mvm_cgroup_remove(struct mvm_cgroup *cg);
 

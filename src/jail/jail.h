@@ -109,6 +109,13 @@ int mvm_jail_userns_fd(const char *uid_map, const char *gid_map, struct mvm_erro
 /* jail-filter.c: mvm's seccomp filter (a libseccomp context), its rule
  * count, and its release. */
 void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err);
+/* An allowlist filter for mvm's own helpers: only the named system calls
+ * (NULL-terminated; names this architecture lacks are skipped), socket()
+ * only for AF_INET of the kinds in sockets; the rest fails with EPERM. */
+#define MVM_JAIL_SOCK_INET_STREAM 1u
+#define MVM_JAIL_SOCK_INET_DGRAM  2u
+void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned sockets,
+                                struct mvm_error **err);
 void mvm_jail_filter_free(void *filter);
 
 /* jail-root.c, in the child: builds the minimal root and pivots into it. */

@@ -182,6 +182,17 @@ static int on_signal(struct session *s, struct mvm_error **err)
                 mvm_relay_winsize(&s->relay, rows, cols);
             continue;
         }
+        /* SIGTERM (mvm stop, systemd, kill) first asks the command, with
+         * the time mvm stop gave in the value (-1: none); a second one,
+         * or one before the guest is up, destroys the VM. */
+        bool queued = si.ssi_code == SI_QUEUE;
+        if (sig == SIGTERM && !s->stopping && s->relay.ready && !(queued && si.ssi_int < 0)) {
+            uint64_t ms = queued && si.ssi_int > 0 ? (uint64_t)si.ssi_int : STOP_TIMEOUT_MS;
+            s->stopping = true;
+            s->stop_deadline = now_ns() + ms * 1000000ULL;
+            mvm_relay_signal(&s->relay, SIGTERM);
+            continue;
+        }
         /* Without a terminal, the first Ctrl-C goes to the command. */
         if (sig == SIGINT && !s->tty && s->sigints++ == 0 && s->relay.ready) {
             mvm_relay_signal(&s->relay, SIGINT);
@@ -196,7 +207,7 @@ static int on_signal(struct session *s, struct mvm_error **err)
 /* Indices into the poll set (-1: not polled this round). */
 struct poll_set {
     struct mvm_pollset set;
-    int qmp, con, qlog, sig, qemu, routes, vlog[MAX_SHARES], vproc[MAX_SHARES];
+    int qmp, con, qlog, sig, qemu, routes, reports, vlog[MAX_SHARES], vproc[MAX_SHARES];
 };
 
 static void build_poll(struct session *s, struct poll_set *ps)
@@ -210,6 +221,7 @@ static void build_poll(struct session *s, struct poll_set *ps)
     ps->sig = mvm_pollset_add(set, s->sigfd, POLLIN);
     ps->qemu = mvm_pollset_add(set, s->qemu.pidfd, POLLIN);
     ps->routes = mvm_pollset_add(set, s->net.watch_fd, POLLIN);
+    ps->reports = mvm_pollset_add(set, s->net.report_fd, POLLIN);
     for (size_t i = 0; i < s->nshares; i++) {
         ps->vlog[i] = mvm_pollset_add(set, s->shares[i].log_fd, POLLIN);
         ps->vproc[i] = mvm_pollset_add(set, s->shares[i].proc.pidfd, POLLIN);
@@ -223,6 +235,8 @@ static int deadline_ms(struct session *s, uint64_t now)
         end = s->t0 + s->o->timeout_ms * 1000000ULL;
     if (!s->relay.ready && s->t0 + BOOT_TIMEOUT_MS * 1000000ULL < end)
         end = s->t0 + BOOT_TIMEOUT_MS * 1000000ULL;
+    if (s->stopping && s->stop_deadline < end)
+        end = s->stop_deadline;
     if (end == UINT64_MAX)
         return -1;
     return end <= now ? 0 : (int)((end - now) / 1000000ULL + 1);
@@ -234,6 +248,10 @@ static int check_deadlines(struct session *s, struct mvm_error **err)
     if (s->o->timeout_ms && now >= s->t0 + s->o->timeout_ms * 1000000ULL)
         return mvm_error_set_code(err, 124,
                                   "the command ran longer than --timeout; the VM was "
+                                  "destroyed");
+    if (s->stopping && now >= s->stop_deadline)
+        return mvm_error_set_code(err, 128 + SIGTERM,
+                                  "stopped: the command did not exit after SIGTERM; the VM was "
                                   "destroyed");
     if (!s->relay.ready && now >= s->t0 + BOOT_TIMEOUT_MS * 1000000ULL)
         return mvm_error_set(err, 0,
@@ -290,6 +308,9 @@ static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err
      * the session rather than leave them reachable. */
     if (ready(ps, ps->routes) && mvm_net_refresh(&s->netplan, &s->net, err) < 0)
         return mvm_error_wrap(err, "the VM was destroyed");
+    /* --net allow=: the DNS relay's answers, let through once checked. */
+    if (ready(ps, ps->reports) && mvm_net_reports_drain(&s->netplan, &s->net, err) < 0)
+        return mvm_error_wrap(err, "the VM was destroyed");
     if (ready(ps, ps->sig) && on_signal(s, err) < 0)
         return -1;
     if (ready(ps, ps->qemu) && mvm_child_poll(&s->qemu) && !mvm_relay_done(&s->relay)) {
@@ -310,6 +331,7 @@ int session_loop(struct session *s, struct mvm_error **err)
     while (rc == 0 && !mvm_relay_done(&s->relay)) {
         if (s->relay.ready && !was_ready) {
             was_ready = true;
+            s->t_ready = now_ns();
             session_trace(s, "mvm-init ready");
         }
         build_poll(s, &ps);
@@ -323,6 +345,7 @@ int session_loop(struct session *s, struct mvm_error **err)
     if (rc < 0)
         return (*err)->exit_code;
     session_trace(s, "exit status received");
+    s->t_done = now_ns();
     if (s->relay.guest_error)
         mvm_error_set_code(err, s->relay.status, "%s", s->relay.guest_error);
     /* The guest powers itself off after reporting; let it. */

@@ -8,17 +8,31 @@
 #include "session-int.h"
 #include "util.h"
 
+static void say(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void say(const char *fmt, va_list ap)
+{
+    cleanup_free char *msg = xvasprintf(fmt, ap);
+    sanitize_text(msg);
+    cleanup_free char *line = xasprintf("mvm: %s\n", msg);
+    write_all(STDERR_FILENO, line, strlen(line));
+}
+
 void session_notice(const struct session *s, const char *fmt, ...)
 {
     if (s->o->quiet)
         return;
     va_list ap;
     va_start(ap, fmt);
-    cleanup_free char *msg = xvasprintf(fmt, ap);
+    say(fmt, ap);
     va_end(ap);
-    sanitize_text(msg);
-    cleanup_free char *line = xasprintf("mvm: %s\n", msg);
-    write_all(STDERR_FILENO, line, strlen(line));
+}
+
+void session_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say(fmt, ap);
+    va_end(ap);
 }
 
 bool session_tracing(void)

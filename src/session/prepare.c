@@ -12,6 +12,7 @@
 #include "initramfs.h"
 #include "proto.h"
 #include "session-int.h"
+#include "session.h"
 #include "util.h"
 
 extern char **environ;
@@ -112,8 +113,17 @@ static int plan_shares(struct session *s, struct mvm_error **err)
     for (size_t i = 0; i < s->o->nshares; i++) {
         const struct mvm_share_opt *o = &s->o->shares[i];
         cleanup_free char *host = NULL;
-        if (resolve_dir("--share", o->host, &host, err) < 0 ||
-            session_add_share(s, host, o->guest ? o->guest : host, o->ro, err) < 0)
+        if (resolve_dir("--share", o->host, &host, err) < 0)
+            return -1;
+        if (!o->ro && !s->o->force_share) {
+            size_t n;
+            char **homes = mvm_user_homes(s->user.home, &n);
+            int rc = mvm_share_check_rw(host, homes, n, err);
+            mvm_strv_free(homes);
+            if (rc < 0)
+                return -1;
+        }
+        if (session_add_share(s, host, o->guest ? o->guest : host, o->ro, err) < 0)
             return -1;
     }
     if (session_resolve_program(s, err) < 0)
@@ -128,6 +138,8 @@ static int plan_shares(struct session *s, struct mvm_error **err)
 
 static int plan_user(struct session *s, struct mvm_error **err)
 {
+    if (s->o->name && mvm_session_name_check(s->o->name, err) < 0)
+        return -1;
     if (mvm_user_invoking(&s->user, err) < 0)
         return -1;
     if (s->o->root)
@@ -191,18 +203,45 @@ static int plan_accel(struct session *s, struct mvm_error **err)
     }
 }
 
-static int find_qemu(struct session *s, struct mvm_error **err)
+const char *session_qemu_path(void)
 {
     static const char *const paths[] = {"/usr/bin/qemu-system-x86_64",
                                         "/usr/local/bin/qemu-system-x86_64",
                                         "/usr/libexec/qemu-kvm", NULL};
     for (size_t i = 0; paths[i]; i++)
-        if (access(paths[i], X_OK) == 0) {
-            s->qemu_bin = xstrdup(paths[i]);
-            return 0;
-        }
-    return mvm_error_set(
-        err, 0, "qemu-system-x86_64 not found; install it: apt-get install qemu-system-x86");
+        if (access(paths[i], X_OK) == 0)
+            return paths[i];
+    return NULL;
+}
+
+static int find_qemu(struct session *s, struct mvm_error **err)
+{
+    const char *path = session_qemu_path();
+    if (path == NULL)
+        return mvm_error_set(
+            err, 0, "qemu-system-x86_64 not found; install it: apt-get install qemu-system-x86");
+    s->qemu_bin = xstrdup(path);
+    return 0;
+}
+
+size_t session_modules(bool microvm, bool net, bool disks, bool scratch,
+                       const char *mods[SESSION_MAX_MODULES])
+{
+    size_t n = 0;
+    mods[n++] = microvm ? "virtio_mmio" : "virtio_pci";
+    mods[n++] = "virtio_console";
+    mods[n++] = "virtiofs";
+    /* The NIC's driver only when there is a NIC: it costs boot time. */
+    if (net)
+        mods[n++] = "virtio_net";
+    if (disks) {
+        mods[n++] = "virtio_blk";
+        mods[n++] = "ext4";
+        mods[n++] = "crc32c_generic"; /* ext4's checksums; nothing loads it on demand */
+    }
+    if (scratch)
+        mods[n++] = "overlay"; /* the writable /usr */
+    return n;
 }
 
 static void progress(const char *what)
@@ -243,16 +282,9 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         session_notice(s, "no modules found for kernel %s; its virtio drivers must be built in",
                        s->kernel.release ? s->kernel.release : s->kernel.image);
     s->microvm = s->o->machine != MVM_MACHINE_Q35;
-    /* The NIC's driver only when there is a NIC: it costs boot time. */
-    const char *mods[7] = {s->microvm ? "virtio_mmio" : "virtio_pci", "virtio_console", "virtiofs"};
-    size_t nmods = 3;
-    if (s->o->net != MVM_NETOPT_NONE)
-        mods[nmods++] = "virtio_net";
-    if (s->ndisks > 0) {
-        mods[nmods++] = "virtio_blk";
-        mods[nmods++] = "ext4";
-        mods[nmods++] = "crc32c_generic"; /* ext4's checksums; nothing loads it on demand */
-    }
+    const char *mods[SESSION_MAX_MODULES];
+    size_t nmods = session_modules(s->microvm, s->o->net != MVM_NETOPT_NONE,
+                                   s->ndisks > 0 || s->o->disk_mib > 0, s->o->disk_mib > 0, mods);
     struct mvm_initramfs_base spec = {
         .kernel = &s->kernel,
         .modules = mods,
@@ -270,6 +302,30 @@ static int plan_boot(struct session *s, struct mvm_error **err)
     return 0;
 }
 
+/* The network's holes and published ports, checked before anything is
+ * made. */
+static int plan_net(struct session *s, struct mvm_error **err)
+{
+    const struct mvm_run_opts *o = s->o;
+    struct mvm_net_policy *pol = &s->netpolicy;
+    if (o->net == MVM_NETOPT_NONE && o->npublish + o->nallow_host + o->nallow_lan > 0)
+        return mvm_error_set(err, 0,
+                             "--net none has no network: --publish, --allow-host and --allow-lan "
+                             "need another --net mode");
+    for (size_t i = 0; i < o->npublish; i++)
+        if (mvm_net_policy_publish(pol, o->publish[i], err) < 0)
+            return -1;
+    for (size_t i = 0; i < o->nallow_host; i++)
+        if (mvm_net_policy_allow_host(pol, o->allow_host[i], err) < 0)
+            return -1;
+    for (size_t i = 0; i < o->nallow_lan; i++)
+        if (mvm_net_policy_allow_lan(pol, o->allow_lan[i], err) < 0)
+            return -1;
+    if (o->net == MVM_NETOPT_ALLOW && mvm_net_policy_allow(pol, o->net_allow, err) < 0)
+        return -1;
+    return 0;
+}
+
 int session_prepare(struct session *s, struct mvm_error **err)
 {
     if (geteuid() != 0)
@@ -280,8 +336,9 @@ int session_prepare(struct session *s, struct mvm_error **err)
     s->stdout_tty = isatty(STDOUT_FILENO);
     s->tty =
         s->o->tty == MVM_TTY_ALWAYS || (s->o->tty == MVM_TTY_AUTO && s->stdin_tty && s->stdout_tty);
-    if (plan_user(s, err) < 0 || build_env(s, err) < 0 || plan_shares(s, err) < 0 ||
-        plan_volumes(s, err) < 0 || find_qemu(s, err) < 0 || mvm_virtiofsd_find(&s->vfsd, err) < 0)
+    if (plan_net(s, err) < 0 || plan_user(s, err) < 0 || build_env(s, err) < 0 ||
+        plan_shares(s, err) < 0 || plan_volumes(s, err) < 0 || find_qemu(s, err) < 0 ||
+        mvm_virtiofsd_find(&s->vfsd, err) < 0)
         return -1;
     session_trace(s, "planned user, shares, helpers");
     if (plan_boot(s, err) < 0)

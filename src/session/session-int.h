@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <termios.h>
 
+#include "audit.h"
 #include "cgroup.h"
 #include "cli.h"
 #include "disk.h"
@@ -33,6 +34,7 @@
 #define BOOT_TIMEOUT_MS  (60 * 1000)
 #define QMP_TIMEOUT_MS   10000
 #define POWEROFF_WAIT_MS 3000
+#define STOP_TIMEOUT_MS  10000 /* SIGTERM to the command, then the VM goes */
 
 extern const unsigned char mvm_init_blob[];
 extern const unsigned long mvm_init_blob_size;
@@ -57,8 +59,15 @@ struct session {
     struct mvm_disk disks[MAX_DISKS]; /* --volume, in order */
     char *disk_paths[MAX_DISKS];      /* where the guest mounts each */
     size_t ndisks;
+    struct mvm_disk scratch; /* --disk; fd -1 with --disk none */
 
     char id[MVM_ID_LEN + 1];
+    char *name;               /* --name, or generated; NULL until published (ps.c) */
+    bool stopping;            /* SIGTERM reached the command (mvm stop) */
+    uint64_t t_ready, t_done; /* mvm-init up; the command's status in (now_ns) */
+    int exit_code;            /* mvm's, once known (for --result) */
+    const char *end_reason;   /* the error that ended it, or NULL */
+    uint64_t stop_deadline;   /* then: when the VM is destroyed (now_ns) */
     char *dir;
     struct mvm_virtiofsd vfsd;
     struct mvm_share shares[MAX_SHARES];
@@ -66,7 +75,10 @@ struct session {
     struct mvm_child qemu;
     struct mvm_net_plan netplan;
     struct mvm_net net;
-    struct mvm_child dns_relay; /* jailed */
+    struct mvm_child dns_relay;      /* jailed */
+    struct mvm_net_policy netpolicy; /* --publish, --allow-host, --allow-lan */
+    struct mvm_child port_relay;     /* jailed; for --publish */
+    void *dns_filter, *port_filter;  /* the relays' seccomp allowlists */
     char mac[18];
     uid_t jail_uid;
     struct mvm_cgroup cgroup;
@@ -88,11 +100,15 @@ struct session {
     unsigned resets;
     unsigned sigints;
     struct mvm_undo undo;
+    struct mvm_audit_snap *audit[MAX_SHARES]; /* share i's, before boot (audit.c) */
+    int64_t audit_since;                      /* then (CLOCK_REALTIME ns), for --audit off */
 };
 
 /* notice.c: "mvm: ..." on stderr unless -q. */
 void session_notice(const struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* notice.c: the same even with -q, for warnings about the user's files. */
+void session_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* With MVM_TRACE=1 in the environment: "mvm: +123ms what" on stderr, for
  * finding where start-up time goes (bench/boot.sh --trace). */
 void session_trace(const struct session *s, const char *what);
@@ -100,12 +116,32 @@ bool session_tracing(void);
 
 /* prepare.c: everything decided before anything is created. */
 int session_prepare(struct session *s, struct mvm_error **err);
+/* prepare.c: the QEMU binary mvm runs, NULL when none is installed. */
+const char *session_qemu_path(void);
+/* prepare.c: the guest's kernel modules (names, load order) for a machine
+ * (microvm, else q35), with a NIC, with disks, with the scratch disk's
+ * overlay; returns how many it put in mods. */
+#define SESSION_MAX_MODULES 8
+size_t session_modules(bool microvm, bool net, bool disks, bool scratch,
+                       const char *mods[SESSION_MAX_MODULES]);
 /* prepare.c: one more share; refused past MAX_SHARES. */
 int session_add_share(struct session *s, const char *host, const char *guest, bool ro,
                       struct mvm_error **err);
 /* program.c: looks CMD up on the user's PATH, as the user, and shares
  * where it is installed (read-only) when the guest would not see it. */
 int session_resolve_program(struct session *s, struct mvm_error **err);
+/* result.c: --result and --console-log, written at teardown. */
+void session_push_outputs(struct session *s);
+/* ps.c: claims the session's name and writes /run/mvm/.ps/<id>.json, or
+ * (once named) updates it. */
+int session_publish(struct session *s, struct mvm_error **err);
+/* audit.c: a snapshot of each read-write share, before anything boots
+ * (unless --audit off). */
+int session_audit_snapshot(struct session *s, struct mvm_error **err);
+/* audit.c: after teardown, the audit of each share (findings on stderr,
+ * fixes); returns the exit status: code, or with --audit strict and code
+ * 0, 123 when something was found (125 when an audit failed). */
+int session_audit(struct session *s, int code);
 /* vm.c: session directory, initramfs, virtiofsd, QEMU, QMP. */
 int session_start_vm(struct session *s, struct mvm_error **err);
 /* loop.c: relays until the status is known; returns mvm's exit status. */

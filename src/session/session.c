@@ -73,9 +73,13 @@ static void release(struct session *s)
     mvm_kernel_clear(&s->kernel);
     mvm_virtiofsd_clear(&s->vfsd);
     mvm_jail_filter_free(s->filter);
+    mvm_jail_filter_free(s->dns_filter);
+    mvm_jail_filter_free(s->port_filter);
     for (size_t i = 0; i < s->nenv; i++)
         free(s->env[i]);
     free(s->env);
+    mvm_disk_close(&s->scratch);
+    free(s->name);
     for (size_t i = 0; i < s->ndisks; i++) {
         mvm_disk_close(&s->disks[i]);
         free(s->disk_paths[i]);
@@ -97,8 +101,10 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->t0 = now_ns();
     s->qemu = (struct mvm_child)MVM_CHILD_INIT;
     s->dns_relay = (struct mvm_child)MVM_CHILD_INIT;
+    s->port_relay = (struct mvm_child)MVM_CHILD_INIT;
     s->net = (struct mvm_net)MVM_NET_INIT;
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;
+    s->scratch.fd = -1;
     return s;
 }
 
@@ -108,15 +114,20 @@ int mvm_session_run(const struct mvm_run_opts *o)
     cleanup_error struct mvm_error *err = NULL;
     int code;
     if (setup_signals(s, &err) < 0 || session_prepare(s, &err) < 0 ||
-        session_start_vm(s, &err) < 0 || session_terminal_setup(s, &err) < 0)
+        session_audit_snapshot(s, &err) < 0 || session_start_vm(s, &err) < 0 ||
+        session_terminal_setup(s, &err) < 0)
         code = err->exit_code;
     else
         code = session_loop(s, &err);
 
+    s->exit_code = code;
+    s->end_reason = err ? err->msg : NULL;
     /* Teardown: reverse order of creation, every path. */
     session_trace(s, "teardown");
     mvm_undo_run(&s->undo);
     reap_orphans(1000);
+    /* Nothing the guest could write through is left: what did it leave? */
+    code = session_audit(s, code);
     session_trace(s, "done");
     if (err)
         mvm_error_print(err);

@@ -13,4 +13,13 @@
  * 124/125/128+N).  Errors are printed before it returns. */
 int mvm_session_run(const struct mvm_run_opts *opts);
 
+/* ps.c: `mvm ps` and `mvm stop`, given their arguments (argv[0] is the
+ * command's name); each returns mvm's exit status. */
+int mvm_ps_main(int argc, char **argv);
+int mvm_stop_main(int argc, char **argv);
+/* Removes the summaries of sessions that are gone (mvm cleanup). */
+void mvm_ps_prune(void);
+/* A --name: 1 to 64 of [A-Za-z0-9._-], starting alphanumeric. */
+int mvm_session_name_check(const char *name, struct mvm_error **err);
+
 #endif

@@ -15,8 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dnsrelay.h"
 #include "initramfs.h"
 #include "json-cleanup.h"
+#include "portrelay.h"
 #include "qemu.h"
 #include "session-int.h"
 #include "util.h"
@@ -98,6 +100,8 @@ static void disk_serial(size_t i, char serial[16])
     snprintf(serial, 16, "mvm%zu", i);
 }
 
+#define SCRATCH_SERIAL "scratch"
+
 static char *session_description(const struct session *s)
 {
     bool root = s->o->root;
@@ -122,10 +126,11 @@ static char *session_description(const struct session *s)
         json_array_append_new(disks,
                               json_pack("{s:s, s:s}", "serial", serial, "path", s->disk_paths[i]));
     }
-    json_t *desc =
-        json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "version", 1, "hostname",
-                  "mvm", "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag, "user", user, "shares",
-                  shares, "net", net_description(s), "links", links, "path", bins, "disks", disks);
+    json_t *desc = json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "version",
+                             1, "hostname", "mvm", "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag,
+                             "user", user, "shares", shares, "net", net_description(s), "links",
+                             links, "path", bins, "disks", disks, "scratch",
+                             s->scratch.fd >= 0 ? json_string(SCRATCH_SERIAL) : json_null());
     char *text = json_dumps(desc, JSON_COMPACT);
     json_decref(desc);
     return text;
@@ -196,49 +201,113 @@ static void undo_relay(void *arg)
     mvm_child_kill(arg);
 }
 
-/* The DNS relay parses what the guest sends: a jailed helper (mvm itself,
- * bound into the jail) holding only its two sockets, never the root
- * supervisor. */
-static int start_relay(struct session *s, uid_t uid, struct mvm_error **err)
+/* A network helper: mvm itself (bound into the jail as /mvm) running one
+ * of its __ commands with only the descriptors in keep. */
+struct net_helper {
+    const char *name;
+    char *const *argv; /* argv[0] is "/mvm" */
+    const int *keep;
+    int nkeep;
+    unsigned long nofile;
+    int netns_fd; /* -1: a new, empty one */
+    uid_t uid;
+    const void *seccomp;
+};
+
+static int start_net_helper(struct session *s, const struct net_helper *h, struct mvm_child *child,
+                            struct mvm_error **err)
 {
     char exe[PATH_MAX];
     if (realpath("/proc/self/exe", exe) == NULL)
-        return mvm_error_set(err, errno, "finding mvm's own binary for the DNS relay");
-    char gfd[16], ufd[16];
-    snprintf(gfd, sizeof gfd, "%d", s->net.relay_guest);
-    snprintf(ufd, sizeof ufd, "%d", s->net.relay_up);
-    char *const argv[] = {"/mvm", "__dns-relay", gfd, ufd, NULL};
+        return mvm_error_set(err, errno, "finding mvm's own binary for %s", h->name);
     char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
-    int keep[] = {s->net.relay_guest, s->net.relay_up};
     const struct mvm_jail_bind binds[] = {{exe, "/mvm"}};
     struct mvm_jail j = {
-        .name = "the DNS relay",
+        .name = h->name,
         .path = "/mvm",
-        .argv = argv,
+        .argv = h->argv,
         .envp = envp,
         .stdin_fd = -1,
         .stdout_fd = -1,
         .stderr_fd = -1,
-        .keep = keep,
-        .nkeep = 2,
-        .nofile = 64,
+        .keep = h->keep,
+        .nkeep = h->nkeep,
+        .nofile = h->nofile,
         .layers = MVM_JAIL_ALL & ~(unsigned)MVM_JAIL_CGROUP,
         .binds = binds,
         .nbinds = 1,
         .proc = true, /* the sanitizer runtime reads /proc/self/maps */
-        .netns_fd = -1,
-        .uid = uid,
-        .gid = (gid_t)uid,
-        .seccomp = s->filter,
+        .netns_fd = h->netns_fd,
+        .uid = h->uid,
+        .gid = (gid_t)h->uid,
+        .seccomp = h->seccomp,
     };
-    mvm_undo_push(&s->undo, undo_relay, &s->dns_relay, "DNS relay");
-    if (mvm_jail_start(&j, &s->dns_relay, err) < 0)
+    mvm_undo_push(&s->undo, undo_relay, child, h->name);
+    return mvm_jail_start(&j, child, err);
+}
+
+/* The DNS relay parses what the guest sends: a jailed helper holding
+ * only its sockets, never the root supervisor; its filter allows only
+ * the system calls it makes, and no socket(). */
+static int start_relay(struct session *s, uid_t uid, struct mvm_error **err)
+{
+    s->dns_filter = mvm_jail_filter_allowlist(mvm_dns_relay_syscalls, 0, err);
+    if (s->dns_filter == NULL)
+        return -1;
+    /* allow= mode: one more, to report the addresses it answered on. */
+    struct mvm_dns_relay_fds fds = {s->net.relay_guest, s->net.relay_up, s->net.relay_tcp,
+                                    s->net.relay_report};
+    char **argv = mvm_dns_relay_argv("/mvm", &fds, &s->netplan);
+    int keep[] = {fds.guest, fds.upstream, fds.tcp, fds.report};
+    struct net_helper h = {.name = "the DNS relay",
+                           .argv = argv,
+                           .keep = keep,
+                           .nkeep = fds.report >= 0 ? 4 : 3,
+                           .nofile = 64,
+                           .netns_fd = -1,
+                           .uid = uid,
+                           .seccomp = s->dns_filter};
+    int rc = start_net_helper(s, &h, &s->dns_relay, err);
+    mvm_strv_free(argv);
+    if (rc < 0)
         return -1;
     /* Ours are no longer needed: the relay has them. */
-    close(s->net.relay_guest);
-    close(s->net.relay_up);
-    s->net.relay_guest = s->net.relay_up = -1;
+    int *theirs[] = {&s->net.relay_guest, &s->net.relay_up, &s->net.relay_tcp,
+                     &s->net.relay_report};
+    for (size_t i = 0; i < ARRAY_SIZE(theirs); i++) {
+        if (*theirs[i] >= 0)
+            close(*theirs[i]);
+        *theirs[i] = -1;
+    }
     return 0;
+}
+
+/* --publish: a jailed helper in the session's namespace, holding the
+ * listeners mvm opened in the host's; what it connects leads only to the
+ * guest.  Its filter allows only the system calls it makes, socket() for
+ * IPv4 stream and datagram sockets alone. */
+static int start_port_relay(struct session *s, uid_t uid, struct mvm_error **err)
+{
+    if (s->net.npublish == 0)
+        return 0;
+    s->port_filter = mvm_jail_filter_allowlist(
+        mvm_port_relay_syscalls, MVM_JAIL_SOCK_INET_STREAM | MVM_JAIL_SOCK_INET_DGRAM, err);
+    if (s->port_filter == NULL)
+        return -1;
+    char **argv = mvm_port_relay_argv("/mvm", &s->netplan, s->net.publish_fds);
+    struct net_helper h = {.name = "the port relay (--publish)",
+                           .argv = argv,
+                           .keep = s->net.publish_fds,
+                           .nkeep = (int)s->net.npublish,
+                           .nofile = 4 * MVM_PORT_RELAY_MAX_CONN + 2 * MVM_PORT_RELAY_MAX_FLOWS,
+                           .netns_fd = s->net.netns_fd,
+                           .uid = uid,
+                           .seccomp = s->port_filter};
+    int rc = start_net_helper(s, &h, &s->port_relay, err);
+    mvm_strv_free(argv);
+    if (rc == 0)
+        mvm_net_publish_close(&s->net); /* the relay has them */
+    return rc;
 }
 
 static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **err)
@@ -246,10 +315,13 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
     if (s->o->net == MVM_NETOPT_NONE)
         return 0;
     bool open_mode = s->o->net == MVM_NETOPT_OPEN;
+    enum mvm_net_mode mode = open_mode                       ? MVM_NET_OPEN
+                             : s->o->net == MVM_NETOPT_ALLOW ? MVM_NET_ALLOW
+                                                             : MVM_NET_ISOLATED;
     struct mvm_net_plan *p = &s->netplan;
-    if (mvm_net_plan_init(p, open_mode ? MVM_NET_OPEN : MVM_NET_ISOLATED,
-                          s->jail_uid - MVM_JAIL_UID_BASE, s->id, err) < 0)
+    if (mvm_net_plan_init(p, mode, s->jail_uid - MVM_JAIL_UID_BASE, s->id, err) < 0)
         return -1;
+    p->policy = &s->netpolicy;
     for (size_t i = 0; i < s->o->ndns; i++)
         inet_pton(AF_INET, s->o->dns[i], &p->upstream[p->nupstream++]);
     snprintf(s->mac, sizeof s->mac, "%02x:%02x:%02x:%02x:%02x:%02x", p->mac[0], p->mac[1],
@@ -278,7 +350,10 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
                           "host's services");
     if (mvm_net_create(p, &s->net, err) < 0)
         return mvm_error_wrap(err, "setting up the network");
-    return start_relay(s, relay_uid, err);
+    /* The port relay takes the id before the DNS relay's. */
+    if (start_relay(s, relay_uid, err) < 0 || start_port_relay(s, relay_uid - 1, err) < 0)
+        return -1;
+    return 0;
 }
 
 /* QEMU's own uid, its cgroup (guest RAM + translation cache + QEMU's
@@ -302,25 +377,35 @@ static int prepare_jail(struct session *s, struct mvm_error **err)
 static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_error **err)
 {
     struct mvm_qemu_fs fs[MAX_SHARES];
-    struct mvm_qemu_disk disks[MAX_DISKS];
-    char serials[MAX_DISKS][16];
+    /* The volumes, then the scratch disk. */
+    struct mvm_qemu_disk disks[MAX_DISKS + 1];
+    char serials[MAX_DISKS + 1][16];
+    const struct mvm_disk *images[MAX_DISKS + 1];
+    size_t ndisks = 0;
+    for (size_t i = 0; i < s->ndisks; i++) {
+        disk_serial(i, serials[ndisks]);
+        images[ndisks++] = &s->disks[i];
+    }
+    if (s->scratch.fd >= 0) {
+        snprintf(serials[ndisks], sizeof serials[ndisks], "%s", SCRATCH_SERIAL);
+        images[ndisks++] = &s->scratch;
+    }
     /* Every descriptor QEMU gets, as many as there are. */
     size_t nkeep = 0;
-    cleanup_free int *keep = xmalloc((4 + s->nshares + 2 * s->ndisks) * sizeof *keep);
-    int ro_fds[MAX_DISKS];
-    for (size_t i = 0; i < s->ndisks; i++) {
-        disk_serial(i, serials[i]);
+    cleanup_free int *keep = xmalloc((4 + s->nshares + 2 * ndisks) * sizeof *keep);
+    int ro_fds[MAX_DISKS + 1];
+    for (size_t i = 0; i < ndisks; i++) {
         /* The same open image, read-only: how QEMU probes it. */
         char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", s->disks[i].fd);
+        snprintf(self, sizeof self, "/proc/self/fd/%d", images[i]->fd);
         ro_fds[i] = open(self, O_RDONLY | O_CLOEXEC);
         if (ro_fds[i] < 0) {
             for (size_t j = 0; j < i; j++)
                 close(ro_fds[j]);
-            return mvm_error_set(err, errno, "reopening %s", s->disks[i].path);
+            return mvm_error_set(err, errno, "reopening %s", images[i]->path);
         }
-        disks[i] = (struct mvm_qemu_disk){s->disks[i].fd, ro_fds[i], serials[i]};
-        keep[nkeep++] = s->disks[i].fd;
+        disks[i] = (struct mvm_qemu_disk){images[i]->fd, ro_fds[i], serials[i]};
+        keep[nkeep++] = images[i]->fd;
         keep[nkeep++] = ro_fds[i];
     }
     keep[nkeep++] = qmp;
@@ -357,13 +442,13 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .tap_fd = s->net.tap_fd,
         .mac = s->mac,
         .disks = disks,
-        .ndisks = s->ndisks,
+        .ndisks = ndisks,
     };
     char **argv = mvm_qemu_argv(&spec);
     int logp[2];
     if (pipe2(logp, O_CLOEXEC) < 0) {
         mvm_strv_free(argv);
-        for (size_t i = 0; i < s->ndisks; i++)
+        for (size_t i = 0; i < ndisks; i++)
             close(ro_fds[i]);
         return mvm_error_set(err, errno, "pipe");
     }
@@ -401,7 +486,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
     mvm_undo_push(&s->undo, undo_qemu, s, "QEMU");
     int rc = mvm_jail_start(&j, &s->qemu, err);
     close(logp[1]);
-    for (size_t i = 0; i < s->ndisks; i++)
+    for (size_t i = 0; i < ndisks; i++)
         close(ro_fds[i]);
     mvm_strv_free(argv);
     /* QEMU holds the vhost-user sockets and the tap now; our copies would
@@ -512,10 +597,12 @@ int session_start_vm(struct session *s, struct mvm_error **err)
 {
     mvm_sessiondir_cleanup(MVM_RUN_DIR, NULL); /* what crashed sessions left */
     mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
+    mvm_scratch_cleanup(MVM_SCRATCH_DIR, NULL);
     if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)
         return -1;
     mvm_undo_push(&s->undo, undo_dir, s->dir, "session directory");
-    if (write_state(s, err) < 0)
+    session_push_outputs(s); /* runs before the directory goes */
+    if (write_state(s, err) < 0 || session_publish(s, err) < 0)
         return -1;
     cleanup_free char *log = xasprintf("%s/console.log", s->dir);
     s->console_log = open(log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -535,11 +622,15 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     if (start_network(s, helper_ids(s) + MVM_SHARE_IDS - 1, err) < 0)
         return -1;
     session_trace(s, "network ready");
+    if (s->o->disk_mib > 0 &&
+        mvm_scratch_create(MVM_SCRATCH_DIR, s->id, s->o->disk_mib, &s->scratch, err) < 0)
+        return -1;
+    session_trace(s, "scratch disk made");
     /* After the network: the session description carries its addresses. */
     if (make_initrd(s, err) < 0 || spawn_qemu(s, qmp, ctl, con, err) < 0)
         return -1;
     session_trace(s, "QEMU started");
-    if (write_state(s, err) < 0)
+    if (write_state(s, err) < 0 || session_publish(s, err) < 0)
         return -1;
     if (wait_for_greeting(s, err) < 0)
         return -1;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dns.h"
+#include "net.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,6 +53,13 @@ static void fuzz_query(const uint8_t *data, size_t size)
         check_reply(out, n, q.id);
         if (((q.flags >> 11) & 0xf) == 0 && !mvm_dns_response_matches(out, n, &q))
             __builtin_trap();
+        /* Over TCP: the same query with an OPT record, still well-formed,
+         * still the same question. */
+        struct mvm_dns_query back;
+        if (mvm_dns_with_edns(data, size, MVM_DNS_MAX_MSG, out, sizeof out, &n) == 0 &&
+            (n < size || n > size + 11 || mvm_dns_parse_query(out, n, &back, NULL) < 0 ||
+             strcmp(back.name, q.name) != 0 || back.qtype != q.qtype || back.id != q.id))
+            __builtin_trap();
     }
     mvm_error_free(err);
 
@@ -68,6 +76,37 @@ static bool obviously_lan(const struct mvm_dns_addr *a)
         return a->addr[0] == 10 || a->addr[0] == 127 || a->addr[0] >= 224 ||
                (a->addr[0] == 192 && a->addr[1] == 168) || (a->addr[0] == 169 && a->addr[1] == 254);
     return (a->addr[0] & 0xfe) == 0xfc || a->addr[0] == 0xff;
+}
+
+/* allow= mode: the relay reports the addresses of the asked name's CNAME
+ * chain; each is one of the answer section's A records, with a TTL the
+ * wire allows, and the name itself matched against a rule list the way
+ * the relay does. */
+static void fuzz_chain(const uint8_t *data, size_t size, const struct mvm_dns_query *asked)
+{
+    struct mvm_dns_addr chain[MVM_NET_REPORT_MAX], all[64];
+    int n = mvm_dns_chain_answers(data, size, asked->name, chain, ARRAY_SIZE(chain));
+    if (n > (int)ARRAY_SIZE(chain))
+        __builtin_trap();
+    int na = mvm_dns_answers(data, size, all, ARRAY_SIZE(all));
+    for (int i = 0; i < n; i++) {
+        if (chain[i].family != 4 || chain[i].ttl > 0x7fffffff)
+            __builtin_trap();
+        bool found = na < 0 || na == (int)ARRAY_SIZE(all);
+        for (int k = 0; k < na && !found; k++)
+            found = all[k].family == 4 && memcmp(all[k].addr, chain[i].addr, 4) == 0;
+        if (!found)
+            __builtin_trap();
+    }
+    static const struct mvm_dns_allow rules[] = {{"example.com", true, 1}, {"a.b", false, 2}};
+    int rule = mvm_dns_allow_match(asked->name, rules, ARRAY_SIZE(rules));
+    size_t len = strlen(asked->name);
+    if (rule == 1 && (len <= 12 || strcmp(asked->name + len - 12, ".example.com") != 0))
+        __builtin_trap();
+    if (rule == 2 && strcmp(asked->name, "a.b") != 0)
+        __builtin_trap();
+    if (rule != -1 && rule != 1 && rule != 2)
+        __builtin_trap();
 }
 
 static void fuzz_response(const uint8_t *data, size_t size)
@@ -96,6 +135,7 @@ static void fuzz_response(const uint8_t *data, size_t size)
             if (obviously_lan(&addrs[i]))
                 __builtin_trap();
     }
+    fuzz_chain(data, size, &asked);
     asked.id ^= 1;
     if (mvm_dns_check_response(data, size, &asked, &lan) != MVM_DNS_DROP)
         __builtin_trap();

@@ -6,67 +6,39 @@
 # --net none has only lo; --net open reaches the LAN; nothing is left.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/net-topology.sh"
-in_host_mvm() { (cd "$PROJECT" && ip netns exec "$NS_HOST" "$REAL_MVM" run "$@") > "$WORK/out" 2> "$WORK/err"; RC=$?; OUT=$(cat "$WORK/out"); ERR=$(cat "$WORK/err"); }
 
-cat > "$PROJECT/probe.py" << 'PY'
-import socket, sys, time, urllib.request
-def tcp(host, port):
-    t = time.monotonic()
-    try:
-        s = socket.create_connection((host, port), timeout=5)
-        s.close()
-        r = "ok"
-    except OSError as e:
-        r = type(e).__name__ if not e.errno else socket.errno.errorcode.get(e.errno, str(e.errno))
-    return r, time.monotonic() - t
-def udp_dns(server):
-    t = time.monotonic()
-    q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03web\x04test\x00\x00\x01\x00\x01"
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(3)
-    try:
-        s.connect((server, 53)); s.send(q); s.recv(512); r = "ok"
-    except OSError as e:
-        r = type(e).__name__ if not e.errno else socket.errno.errorcode.get(e.errno, str(e.errno))
-    return r, time.monotonic() - t
-for arg in sys.argv[1:]:
-    kind, target = arg.split("=", 1)
-    if kind == "http":
-        print(arg, urllib.request.urlopen(target, timeout=5).read().decode().strip())
-    elif kind == "name":
-        try:
-            print(arg, socket.gethostbyname(target))
-        except OSError as e:
-            print(arg, "unresolved")
-    elif kind == "tcp":
-        h, p = target.rsplit(":", 1); r, dt = tcp(h, int(p)); print(arg, r, "fast" if dt < 1 else "slow %.1fs" % dt)
-    elif kind == "dns":
-        r, dt = udp_dns(target); print(arg, r, "fast" if dt < 1 else "slow %.1fs" % dt)
-PY
-chmod 644 "$PROJECT/probe.py"
+# The guest's python3, whatever the invoking user's PATH holds (a pyenv
+# shim there leads to an installation the guest does not have).
+PY=/usr/bin/python3
 
-in_host_mvm -q --dns 198.51.100.53 -- python3 probe.py http=http://198.51.100.80/ name=web.test \
+in_host_mvm -q --dns 198.51.100.53 -- "$PY" probe.py http=http://198.51.100.80/ name=web.test \
     http=http://web.test/ tcp=198.51.100.80:80 tcp=192.168.77.10:80 tcp=198.51.100.80:80 \
     tcp=203.0.113.2:8000 tcp=203.0.113.2:8080 tcp=203.0.113.1:80 tcp=192.168.77.1:80 \
-    tcp=169.254.169.254:80 tcp=10.0.2.2:22 dns=198.51.100.53 tcp=198.51.100.80:80
+    tcp=169.254.169.254:80 tcp=10.0.2.2:22 dns=198.51.100.53 tcp=198.51.100.80:80 \
+    tcpdns=10.0.2.2 tcpdns=198.51.100.53
 assert_eq 0 "$RC" "the isolated session ran ($ERR)"
-line() { echo "$OUT" | grep -F -- "$1" | head -1; }
-assert_eq "http=http://198.51.100.80/ wan-page" "$(line http=http://198.51.100.80/)" "the WAN by address"
-assert_eq "name=web.test 198.51.100.80" "$(line name=web.test)" "a name resolves through mvm's relay"
-assert_eq "http=http://web.test/ wan-page" "$(line http=http://web.test/)" "the WAN by name"
-assert_eq "tcp=198.51.100.80:80 ok fast" "$(line tcp=198.51.100.80:80)" "positive control: a WAN connection"
+outline() { echo "$OUT" | grep -F -- "$1" | head -1; }
+assert_eq "http=http://198.51.100.80/ wan-page" "$(outline http=http://198.51.100.80/)" "the WAN by address"
+assert_eq "name=web.test 198.51.100.80" "$(outline name=web.test)" "a name resolves through mvm's relay"
+assert_eq "http=http://web.test/ wan-page" "$(outline http=http://web.test/)" "the WAN by name"
+assert_eq "tcp=198.51.100.80:80 ok fast" "$(outline tcp=198.51.100.80:80)" "positive control: a WAN connection"
 for t in 192.168.77.10:80 203.0.113.2:8000 203.0.113.2:8080 203.0.113.1:80 192.168.77.1:80 169.254.169.254:80 10.0.2.2:22; do
-    got=$(line "tcp=$t")
+    got=$(outline "tcp=$t")
     case "$got" in
     "tcp=$t ECONNREFUSED fast" | "tcp=$t EHOSTUNREACH fast") ok "tcp $t refused fast ($got)" ;;
     *) fail "tcp $t: expected a fast refusal, got [$got]" ;;
     esac
 done
-case "$(line dns=198.51.100.53)" in
-*"ECONNREFUSED fast"* | *"EHOSTUNREACH fast"*) ok "DNS straight to a WAN resolver is refused fast ($(line dns=198.51.100.53))" ;;
-*) fail "DNS to the WAN resolver: [$(line dns=198.51.100.53)]" ;;
+case "$(outline dns=198.51.100.53)" in
+*"ECONNREFUSED fast"* | *"EHOSTUNREACH fast"*) ok "DNS straight to a WAN resolver is refused fast ($(outline dns=198.51.100.53))" ;;
+*) fail "DNS to the WAN resolver: [$(outline dns=198.51.100.53)]" ;;
 esac
 assert_contains "$(cat "$WORK/dnsmasq.log")" "web.test" "the relay forwarded the guest's query upstream"
+assert_eq "tcpdns=10.0.2.2 ok 1" "$(outline tcpdns=10.0.2.2)" "the relay answers over TCP too"
+case "$(outline tcpdns=198.51.100.53)" in
+*ECONNREFUSED | *EHOSTUNREACH) ok "DNS over TCP straight to a WAN resolver is refused ($(outline tcpdns=198.51.100.53))" ;;
+*) fail "DNS over TCP to the WAN resolver: [$(outline tcpdns=198.51.100.53)]" ;;
+esac
 
 # The DNS relay of a running session: jailed -- a helper id, no
 # capabilities, no_new_privs, seccomp, a network namespace of its own.
@@ -74,13 +46,10 @@ assert_contains "$(cat "$WORK/dnsmasq.log")" "web.test" "the relay forwarded the
     > "$WORK/bg.out" 2> "$WORK/bg.err" &
 bg=$!
 defer "kill -KILL $bg 2> /dev/null"
-for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && break; kill -0 "$bg" 2> /dev/null || break; sleep 0.1; done
 relay=$(pgrep -P "$bg" -f __dns-relay)
 if [ -n "$relay" ]; then
-    st() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$relay/status"; }
-    in_helper_range "$(host_ids "$relay")" && ok "the relay runs as a helper id ($(st Uid))" || fail "the relay runs as $(host_ids "$relay")"
-    assert_eq "0000000000000000 0000000000000000 1 2" "$(st CapEff) $(st CapBnd) $(st NoNewPrivs) $(st Seccomp)" \
-        "the relay has no capabilities, no_new_privs and a seccomp filter"
+    assert_jailed_helper "$relay" "the DNS relay"
     [ "$(readlink "/proc/$relay/ns/net")" != "$(ip netns exec "$NS_HOST" readlink /proc/self/ns/net)" ] &&
         ok "the relay is in a network namespace of its own" || fail "the relay is in the host's network namespace"
 else
@@ -102,22 +71,18 @@ table inet mvmtest {
 }
 NFT
 defer "ip netns exec $NS_HOST nft delete table inet mvmtest 2> /dev/null"
-(cd "$PROJECT" && exec ip netns exec "$NS_HOST" "$REAL_MVM" run -q --dns 198.51.100.53 -- \
-    sh -c 'python3 -m http.server --bind 0.0.0.0 8000 > /dev/null 2>&1 & echo up; exec sleep 60') \
-    > "$WORK/a.out" 2> "$WORK/a.err" &
-a=$!
-defer "kill -KILL $a 2> /dev/null"
-for _ in $(seq 600); do grep -q up "$WORK/a.out" 2> /dev/null && break; sleep 0.1; done
-grep -q up "$WORK/a.out" || die "the first session did not start: $(cat "$WORK/a.err")"
+bg_mvm a -q --dns 198.51.100.53 -- \
+    sh -c 'python3 -m http.server --bind 0.0.0.0 8000 > /dev/null 2>&1 & echo up; exec sleep 60'
+a=$BG
 host_end=$(ip netns exec "$NS_HOST" ip -4 -o addr show | awk '$2 ~ /^mvm-/ {split($4, x, "/"); print x[1]}' | head -1)
 ns_end=$(awk -v h="$host_end" 'BEGIN {split(h, o, "."); printf "%s.%s.%s.%d", o[1], o[2], o[3], o[4] + 1}')
-in_host_mvm -q --dns 198.51.100.53 -- python3 probe.py tcp=198.51.100.80:80 "tcp=$ns_end:8000" "tcp=$host_end:8000" \
+in_host_mvm -q --dns 198.51.100.53 -- "$PY" probe.py tcp=198.51.100.80:80 "tcp=$ns_end:8000" "tcp=$host_end:8000" \
     name=printer name=nas.local name=web.test
-assert_eq "tcp=198.51.100.80:80 ok fast" "$(line tcp=198.51.100.80:80)" "second session: positive control"
+assert_eq "tcp=198.51.100.80:80 ok fast" "$(outline tcp=198.51.100.80:80)" "second session: positive control"
 for t in "$ns_end:8000" "$host_end:8000"; do
-    case "$(line "tcp=$t")" in
+    case "$(outline "tcp=$t")" in
     *"ECONNREFUSED fast" | *"EHOSTUNREACH fast") ok "the second session cannot reach the first ($t)" ;;
-    *) fail "second session to the first ($t): [$(line "tcp=$t")]" ;;
+    *) fail "second session to the first ($t): [$(outline "tcp=$t")]" ;;
     esac
 done
 kill -TERM "$a"
@@ -134,7 +99,7 @@ assert_eq 1 "$stray" "positive control: the counter sees a stray datagram"
 
 # A route the host gains during the session (a VPN, a new LAN) is refused
 # from then on: the WAN web server's prefix becomes a non-default route.
-(cd "$PROJECT" && exec ip netns exec "$NS_HOST" "$REAL_MVM" run -q --dns 198.51.100.53 -- python3 -c '
+(cd "$PROJECT" && exec ip netns exec "$NS_HOST" "$REAL_MVM" run -q --dns 198.51.100.53 -- "$PY" -c '
 import socket, time
 for i in range(60):
     try:
@@ -145,7 +110,7 @@ for i in range(60):
 ') > "$WORK/r.out" 2> "$WORK/r.err" &
 r=$!
 defer "kill -KILL $r 2> /dev/null"
-for _ in $(seq 600); do grep -q ok "$WORK/r.out" 2> /dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q ok "$WORK/r.out" 2> /dev/null && break; kill -0 "$r" 2> /dev/null || break; sleep 0.1; done
 grep -q ok "$WORK/r.out" || die "the route session never connected: $(cat "$WORK/r.err")"
 ip -n "$NS_HOST" route add 198.51.100.0/24 via 203.0.113.1
 defer "ip -n $NS_HOST route del 198.51.100.0/24 2> /dev/null"
@@ -157,13 +122,14 @@ case "$seq_seen" in
 esac
 ip -n "$NS_HOST" route del 198.51.100.0/24
 
-# mvm itself runs no helper program (no ip, nft, sysctl...): every execve
-# of a session is mvm's, QEMU's or virtiofsd's.
+# mvm itself runs no helper program for the network (no ip, nft,
+# sysctl...): every execve of a session is mvm's, QEMU's or virtiofsd's,
+# or mkfs.ext4 making the scratch disk's file system.
 (cd "$PROJECT" && ip netns exec "$NS_HOST" strace -f -qq --seccomp-bpf -e trace=execve -e signal=none \
     -o "$WORK/execve" "$REAL_MVM" run -q --dns 198.51.100.53 -- true) > /dev/null 2>&1
 progs=$(grep -o 'execve("[^"]*"' "$WORK/execve" | sed 's/execve("//; s/"$//' | sort -u | tr '\n' ' ')
-bad=$(echo "$progs" | tr ' ' '\n' | grep -v -e '^$' -e '^/mvm$' -e "^$REAL_MVM\$" -e '/qemu-system-x86_64$' -e '/virtiofsd$' || true)
-[ -n "$progs" ] && [ -z "$bad" ] && ok "a session executes only mvm, QEMU and virtiofsd ($progs)" ||
+bad=$(echo "$progs" | tr ' ' '\n' | grep -v -e '^$' -e '^/mvm$' -e "^$REAL_MVM\$" -e '/qemu-system-x86_64$' -e '/virtiofsd$' -e '/mkfs.ext4$' || true)
+[ -n "$progs" ] && [ -z "$bad" ] && ok "a session executes only mvm, QEMU, virtiofsd and mkfs.ext4 ($progs)" ||
     fail "a session executed: $progs"
 
 # --net none: only lo.
@@ -171,7 +137,7 @@ in_host_mvm -q --net none -- ls /sys/class/net
 assert_eq "0 lo" "$RC $OUT" "--net none leaves only lo"
 
 # --net open: NAT only, the LAN too, and mvm says so.
-in_host_mvm --net open --dns 198.51.100.53 -- python3 probe.py http=http://192.168.77.10/
+in_host_mvm --net open --dns 198.51.100.53 -- "$PY" probe.py http=http://192.168.77.10/
 assert_eq "0 http=http://192.168.77.10/ lan-page" "$RC $OUT" "--net open reaches the LAN"
 assert_contains "$ERR" "NO FILTERING" "--net open says so"
 assert_not_contains "$ERR" "another firewall" "no firewall warning where none drops forwarded traffic"

@@ -38,10 +38,15 @@ if [ -e "$PROJECT/suid" ]; then
 fi
 [ -e "$PROJECT/dev" ] && [ -c "$PROJECT/dev" ] && fail "guest created a device node on the host" || ok "no device node on the host"
 
-# /usr is read-only, even for guest root remounting it read-write.
-as_user --root -- sh -c 'touch /usr/mvm-probe 2>&1; mount -o remount,rw /usr 2>&1; touch /usr/mvm-probe 2>&1; echo done'
-assert_contains "$OUT" "Read-only file system" "/usr is read-only in the guest"
-[ -e /usr/mvm-probe ] && { rm -f /usr/mvm-probe; fail "guest root wrote into the host's /usr"; } || ok "guest root cannot write the host's /usr"
+# The host's /usr is read-only: the guest writes only to its overlay, and
+# guest root mounting the host's /usr itself read-write gets EROFS.
+as_user --root -- sh -c 'touch /usr/mvm-probe && echo overlay-ok; mkdir /mnt/u && mount -t virtiofs usr /mnt/u; mount -o remount,rw /mnt/u; touch /mnt/u/mvm-probe2 2>&1; echo done'
+assert_contains "$OUT" "overlay-ok" "guest root may write /usr (its own overlay)"
+assert_contains "$OUT" "Read-only file system" "the host's /usr, mounted directly, is read-only"
+[ -e /usr/mvm-probe ] || [ -e /usr/mvm-probe2 ] && { rm -f /usr/mvm-probe /usr/mvm-probe2; fail "guest root wrote into the host's /usr"; } || ok "guest root cannot write the host's /usr"
+as_user --root --disk none -- sh -c 'touch /usr/mvm-probe 2>&1; mount -o remount,rw /usr 2>&1; touch /usr/mvm-probe 2>&1; echo done'
+assert_contains "$OUT" "Read-only file system" "--disk none: /usr is read-only in the guest"
+[ -e /usr/mvm-probe ] && { rm -f /usr/mvm-probe; fail "guest root wrote into the host's /usr"; } || ok "--disk none: guest root cannot write the host's /usr"
 
 # Host secrets are not in the guest.
 secret_dir=$(mktemp -d /root/mvm-it-secret.XXXXXX)
@@ -86,6 +91,22 @@ run_mvm -q --share "$WORK/extra:/mnt/extra:ro" -- sh -c 'cat /mnt/extra/x; echo 
 assert_contains "$OUT" "extra" "--share makes the directory visible"
 assert_contains "$OUT" "refused" "a :ro share cannot be written"
 [ -e "$WORK/extra/y" ] && fail "a read-only share was written" || ok "the host directory is unchanged"
+# A read-write --share of a home (or one holding .ssh...) is refused like
+# the automatic share, unless --force-share; read-only it is the user's call.
+mkdir -p "$TEST_HOME/.ssh"
+defer "rmdir '$TEST_HOME/.ssh' 2> /dev/null"
+as_user -q --share "$TEST_HOME:/mnt/h:ro" -- sh -c 'ls -d /mnt/h/.ssh'
+assert_eq 0 "$RC" "a read-only --share of the home works"
+as_user -q --share "$TEST_HOME:/mnt/h" -- true
+assert_eq 125 "$RC" "a read-write --share of the home is refused"
+assert_contains "$ERR" "refusing to share it read-write: it is a home directory" "the refusal says why"
+assert_contains "$ERR" "--force-share" "the refusal names --force-share"
+mkdir -p "$WORK/keys/.aws"
+as_user -q --share "$WORK/keys" -- true
+assert_contains "$ERR" "it contains .aws" "a read-write --share holding .aws is refused"
+as_user -q --force-share --share "$TEST_HOME:/mnt/h" -- sh -c 'touch /mnt/h/forced && echo written'
+assert_eq "0 written" "$RC $OUT" "--force-share lets it through"
+rm -f "$TEST_HOME/forced"
 run_mvm -q --share "$WORK/nope" -- true
 assert_eq 125 "$RC" "a --share path that does not exist is an error"
 assert_contains "$ERR" "$WORK/nope" "the error names the path"

@@ -142,7 +142,7 @@ static void test_duration(void **state)
  * writable copy that lives as long as the test. */
 struct cmdline {
     int argc;
-    char *argv[32];
+    char *argv[64];
 };
 
 static void cmdline_free(struct cmdline *c)
@@ -249,7 +249,12 @@ static void test_run_every_option(void **state)
     PARSE_OK(fx, "--cpus", "8", "--memory", "2G", "--kernel", "/boot/vmlinuz-x", "--modules",
              "/lib/modules/x", "--accel", "tcg", "--machine", "q35", "--no-cwd", "--net", "none",
              "--root", "--timeout", "90s", "--console", "-q", "-t", "--no-resolve", "--volume",
-             "claude:~", "--volume", "cache:/var/cache/x:1G", "true");
+             "claude:~", "--volume", "cache:/var/cache/x:1G", "--disk", "2G", "--name", "agent",
+             "--result", "r.json", "--console-log", "c.log", "true");
+    assert_int_equal(fx->o.disk_mib, 2048);
+    assert_string_equal(fx->o.name, "agent");
+    assert_string_equal(fx->o.result_file, "r.json");
+    assert_string_equal(fx->o.console_log_file, "c.log");
     assert_int_equal(fx->o.cpus, 8);
     assert_true(fx->o.no_resolve);
     assert_int_equal(fx->o.nvolumes, 2);
@@ -318,6 +323,8 @@ static void test_run_help(void **state)
         "--no-cwd",           "--net MODE",     "--dns ADDR",         "--root",
         "--timeout DURATION", "--console",      "-t, --tty",          "-T, --no-tty",
         "-q, --quiet",        "-h, --help",     "--no-resolve",       "--volume NAME:GUEST[:SIZE]",
+        "--disk SIZE",        "--name NAME",    "--result FILE",      "--console-log FILE",
+        "--audit MODE",
     };
     for (size_t i = 0; i < ARRAY_SIZE(documented); i++)
         if (strstr(mvm_run_usage, documented[i]) == NULL)
@@ -400,6 +407,12 @@ static void test_run_volume_bad(void **state)
     PARSE_BAD(fx, "bad volume size 'big'", "--volume", "v:~:big");
     mvm_run_opts_clear(&fx->o);
     PARSE_BAD(fx, "volume v is named twice", "--volume", "v:~", "--volume", "v:/x");
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--disk", "none");
+    assert_int_equal(fx->o.disk_mib, 0);
+    mvm_run_opts_clear(&fx->o);
+    assert_int_equal(fx->o.disk_mib, MVM_DEFAULT_DISK_MIB);
+    PARSE_BAD(fx, "disk size '1M' is out of range", "--disk", "1M");
 }
 
 static void test_run_command_stops_options(void **state)
@@ -502,6 +515,70 @@ static void test_run_bad_values(void **state)
     assert_int_equal(fx->o.cpus, 64);
     PARSE_OK(fx, "--cpus", "1");
     assert_int_equal(fx->o.cpus, 1);
+}
+
+/* --publish, --allow-host, --allow-lan: kept as given, in order (net/
+ * parses them), from the command line and from a config file. */
+static void test_run_net_holes(void **state)
+{
+    struct fx *fx = *state;
+
+    PARSE_OK(fx, "--publish", "8080:80", "--publish=127.0.0.1:5353:53/udp", "--allow-host", "3128",
+             "--allow-lan", "192.168.1.5:80", "--allow-lan", "192.168.1.6:80", "true");
+    assert_int_equal(fx->o.npublish, 2);
+    assert_string_equal(fx->o.publish[0], "8080:80");
+    assert_string_equal(fx->o.publish[1], "127.0.0.1:5353:53/udp");
+    assert_int_equal(fx->o.nallow_host, 1);
+    assert_string_equal(fx->o.allow_host[0], "3128");
+    assert_int_equal(fx->o.nallow_lan, 2);
+    assert_string_equal(fx->o.allow_lan[1], "192.168.1.6:80");
+    ASSERT_CMD(fx, "true");
+    assert_int_equal(mvm_cli_apply_config("publish = 9000:90\nallow-host = 8000\n"
+                                          "allow-lan = 10.0.0.2:22\n",
+                                          "/etc/mvm/config", &fx->o, NULL),
+                     0);
+    assert_int_equal(fx->o.npublish, 3);
+    assert_string_equal(fx->o.publish[2], "9000:90");
+    assert_string_equal(fx->o.allow_host[1], "8000");
+    assert_string_equal(fx->o.allow_lan[2], "10.0.0.2:22");
+    mvm_run_opts_clear(&fx->o);
+    assert_int_equal(fx->o.npublish, 0);
+    assert_null(fx->o.publish);
+    PARSE_BAD(fx, "missing value for '--publish'", "--publish");
+    PARSE_OK(fx, "--net", "allow=api.example.com,*.example.org:8443");
+    assert_int_equal(fx->o.net, MVM_NETOPT_ALLOW);
+    assert_string_equal(fx->o.net_allow, "api.example.com,*.example.org:8443");
+    PARSE_OK(fx, "--net=allow=x.example", "--net", "isolated");
+    assert_int_equal(fx->o.net, MVM_NETOPT_ISOLATED); /* the last --net wins */
+    PARSE_BAD(fx, "use one of isolated, none, open, allow=RULE[,RULE...]", "--net", "allowed");
+    static const char *const documented[] = {
+        "--publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp]",
+        "--allow-host PORT",
+        "--allow-lan HOST:PORT",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(documented); i++)
+        if (strstr(mvm_run_usage, documented[i]) == NULL)
+            fail_msg("usage does not mention %s", documented[i]);
+}
+
+/* --audit: warn unless told, from the command line or the two config
+ * files (a security setting: nothing else may set it). */
+static void test_run_audit(void **state)
+{
+    struct fx *fx = *state;
+    PARSE_OK(fx, "true");
+    assert_int_equal(fx->o.audit, MVM_AUDIT_WARN);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--audit", "strict", "true");
+    assert_int_equal(fx->o.audit, MVM_AUDIT_STRICT);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--audit=off", "true");
+    assert_int_equal(fx->o.audit, MVM_AUDIT_OFF);
+    assert_int_equal(mvm_cli_apply_config("audit = strict\n", "/etc/mvm/config", &fx->o, NULL), 0);
+    assert_int_equal(fx->o.audit, MVM_AUDIT_STRICT);
+    mvm_run_opts_clear(&fx->o);
+    assert_int_equal(fx->o.audit, MVM_AUDIT_WARN);
+    PARSE_BAD(fx, "bad audit mode 'loud': use one of off, warn, strict", "--audit", "loud");
 }
 
 /* ---- config files ----------------------------------------------------- */
@@ -610,6 +687,7 @@ int main(void)
         FX_TEST(test_run_every_option),
         FX_TEST(test_run_long_forms),
         FX_TEST(test_run_help),
+        FX_TEST(test_run_audit),
         FX_TEST(test_run_env),
         FX_TEST(test_run_share),
         FX_TEST(test_run_volume_bad),
@@ -618,6 +696,7 @@ int main(void)
         FX_TEST(test_run_unknown_options),
         FX_TEST(test_run_missing_value),
         FX_TEST(test_run_bad_values),
+        FX_TEST(test_run_net_holes),
         FX_TEST(test_config_keys),
         FX_TEST(test_config_errors),
         FX_TEST(test_cli_overrides_config),

@@ -25,6 +25,7 @@
 #include "dns.h"
 #include "dnsrelay.h"
 #include "error.h"
+#include "net.h"
 #include "util.h"
 
 /* ---- building messages ---------------------------------------------------- */
@@ -751,6 +752,124 @@ static void test_answers(void **state)
     assert_int_equal(out[0].ttl, 0);
 }
 
+/* ---- allow= mode: names and CNAME chains ------------------------------------------------ */
+
+static void rr_head(struct msg *m, const char *owner, unsigned type, uint32_t ttl)
+{
+    put_name(m, owner);
+    put16(m, type);
+    put16(m, MVM_DNS_CLASS_IN);
+    put32(m, ttl);
+}
+
+static void rr_a_of(struct msg *m, const char *owner, const char *ip, uint32_t ttl)
+{
+    uint8_t a[4];
+    assert_int_equal(inet_pton(AF_INET, ip, a), 1);
+    rr_head(m, owner, MVM_DNS_TYPE_A, ttl);
+    put16(m, 4);
+    put(m, a, 4);
+}
+
+static void rr_cname(struct msg *m, const char *owner, const char *target, uint32_t ttl)
+{
+    rr_head(m, owner, 5, ttl);
+    size_t at = m->n;
+    put16(m, 0);
+    put_name(m, target);
+    size_t len = m->n - at - 2;
+    m->b[at] = (uint8_t)(len >> 8);
+    m->b[at + 1] = (uint8_t)len;
+}
+
+static void test_allow_match(void **state)
+{
+    const struct mvm_dns_allow list[] = {
+        {"api.example.com", false, 3},
+        {"cdn.example", true, 7},
+    };
+    assert_int_equal(mvm_dns_allow_match("api.example.com", list, 2), 3);
+    assert_int_equal(mvm_dns_allow_match("x.api.example.com", list, 2), -1);
+    assert_int_equal(mvm_dns_allow_match("example.com", list, 2), -1);
+    assert_int_equal(mvm_dns_allow_match("a.cdn.example", list, 2), 7);
+    assert_int_equal(mvm_dns_allow_match("a.b.cdn.example", list, 2), 7);
+    /* The wildcard means the names below it, not itself or look-alikes. */
+    assert_int_equal(mvm_dns_allow_match("cdn.example", list, 2), -1);
+    assert_int_equal(mvm_dns_allow_match("evilcdn.example", list, 2), -1);
+    assert_int_equal(mvm_dns_allow_match("cdn.example.evil", list, 2), -1);
+    assert_int_equal(mvm_dns_allow_match("api.example.com", list, 0), -1);
+}
+
+static void test_chain_answers(void **state)
+{
+    struct msg m;
+    struct mvm_dns_addr a[8];
+    char ip[INET_ADDRSTRLEN];
+
+    /* api -> edge -> cdn: the chain's addresses with the smallest TTL on
+     * their way; an address of another name is not the chain's. */
+    response(&m, 1, "api.example.com", MVM_DNS_TYPE_A, 5);
+    rr_cname(&m, "api.example.com", "edge.example.net", 600);
+    rr_a_of(&m, "other.example.org", "203.0.113.99", 900);
+    rr_cname(&m, "edge.example.net", "cdn.example.net", 120);
+    rr_a_of(&m, "cdn.example.net", "203.0.113.10", 300);
+    rr_a_of(&m, "cdn.example.net", "203.0.113.11", 30);
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "api.example.com", a, 8), 2);
+    assert_string_equal(inet_ntop(AF_INET, a[0].addr, ip, sizeof ip), "203.0.113.10");
+    assert_int_equal(a[0].ttl, 120);
+    assert_string_equal(inet_ntop(AF_INET, a[1].addr, ip, sizeof ip), "203.0.113.11");
+    assert_int_equal(a[1].ttl, 30);
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "api.example.com", a, 1), 1);
+    /* Asked for another name, the same message gives that name's own. */
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "other.example.org", a, 8), 1);
+    assert_int_equal(a[0].ttl, 900);
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "nobody.example", a, 8), 0);
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n - 1, "api.example.com", a, 8), -1);
+
+    /* A CNAME whose target is compressed (a pointer into the question),
+     * and records in an order that is not the chain's. */
+    response(&m, 2, "api.example.com", MVM_DNS_TYPE_A, 2);
+    rr_a_of(&m, "cdn.example.com", "198.51.100.81", 60);
+    put16(&m, 0xc00c);
+    put16(&m, 5);
+    put16(&m, MVM_DNS_CLASS_IN);
+    put32(&m, 0);
+    put16(&m, 6);
+    put(&m,
+        "\x03"
+        "cdn"
+        "\xc0\x10",
+        6); /* "cdn" + the question's "example.com" */
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "api.example.com", a, 8), 1);
+    assert_string_equal(inet_ntop(AF_INET, a[0].addr, ip, sizeof ip), "198.51.100.81");
+    assert_int_equal(a[0].ttl, 0);
+
+    /* A loop ends the chain; the addresses on it still count. */
+    response(&m, 3, "a.example", MVM_DNS_TYPE_A, 3);
+    rr_cname(&m, "a.example", "b.example", 60);
+    rr_cname(&m, "b.example", "a.example", 60);
+    rr_a_of(&m, "b.example", "203.0.113.5", 60);
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "a.example", a, 8), 1);
+
+    /* Malformed: CNAME rdata with bytes after the name, an A record of
+     * the wrong size. */
+    response(&m, 4, "a.example", MVM_DNS_TYPE_A, 1);
+    rr_head(&m, "a.example", 5, 60);
+    put16(&m, 12);
+    put(&m,
+        "\x01"
+        "b"
+        "\x07"
+        "example"
+        "\x00"
+        "zz",
+        12);
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "a.example", a, 8), -1);
+    response(&m, 5, "a.example", MVM_DNS_TYPE_A, 1);
+    rr(&m, MVM_DNS_TYPE_A, "\x01\x02\x03", 3, 60);
+    assert_int_equal(mvm_dns_chain_answers(m.b, m.n, "a.example", a, 8), -1);
+}
+
 /* ---- the relay over loopback ----------------------------------------------------------- */
 
 struct net {
@@ -760,6 +879,9 @@ struct net {
     int client;    /* the guest's resolver, connected to guest_srv */
     pid_t relay;
     unsigned seen; /* datagrams that reached the fake upstream */
+    int report;    /* allow= mode: mvm's end of the report socket */
+    int tcp_srv;   /* the relay's TCP listener */
+    uint16_t tcp_port;
 };
 
 static int udp_bound(struct sockaddr_in *addr)
@@ -781,27 +903,63 @@ static int udp_connected(const struct sockaddr_in *to)
     return fd;
 }
 
-static int net_setup(void **state)
+static int relay_setup(void **state, bool allow_mode)
 {
     struct net *t = xcalloc(1, sizeof *t);
     struct sockaddr_in guest_addr, fake_addr;
+    int sv[2] = {-1, -1};
 
     t->guest_srv = udp_bound(&guest_addr);
     t->fake = udp_bound(&fake_addr);
     t->upstream = udp_connected(&fake_addr);
     t->client = udp_connected(&guest_addr);
+    if (allow_mode)
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    t->report = sv[0];
+    struct sockaddr_in ta = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t ta_len = sizeof ta;
+    t->tcp_srv = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(bind(t->tcp_srv, (struct sockaddr *)&ta, sizeof ta), 0);
+    assert_int_equal(listen(t->tcp_srv, 16), 0);
+    assert_int_equal(getsockname(t->tcp_srv, (struct sockaddr *)&ta, &ta_len), 0);
+    t->tcp_port = ntohs(ta.sin_port);
     t->relay = fork();
     assert_true(t->relay >= 0);
     if (t->relay == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         struct mvm_dns_lan lan;
         mvm_dns_lan_default(&lan);
-        struct mvm_dns_relay_config cfg = {.lan = &lan, .timeout_ms = 1500, .quiet = true};
+        static const struct mvm_dns_allow allow[] = {
+            {"api.example.com", false, 2},
+            {"cdn.example", true, 5},
+        };
+        struct mvm_dns_relay_config cfg = {.lan = &lan,
+                                           .timeout_ms = 1500,
+                                           .quiet = true,
+                                           .allow_mode = allow_mode,
+                                           .report_fd = sv[1],
+                                           .allow = allow,
+                                           .nallow = 2,
+                                           .report_ms = 300,
+                                           .tcp = true,
+                                           .tcp_fd = t->tcp_srv};
         _exit(mvm_dns_relay_run(t->guest_srv, t->upstream, &cfg, NULL) == 0 ? 0 : 1);
     }
     close(t->upstream);
+    if (allow_mode)
+        close(sv[1]);
     *state = t;
     return 0;
+}
+
+static int net_setup(void **state)
+{
+    return relay_setup(state, false);
+}
+
+static int net_setup_allow(void **state)
+{
+    return relay_setup(state, true);
 }
 
 static int net_teardown(void **state)
@@ -814,6 +972,9 @@ static int net_teardown(void **state)
     close(t->guest_srv);
     close(t->fake);
     close(t->client);
+    if (t->report >= 0)
+        close(t->report);
+    close(t->tcp_srv);
     free(t);
     return 0;
 }
@@ -978,6 +1139,241 @@ static void test_relay_bounded(void **state)
     guest_gets(t, 0xfff1, 0, "203.0.113.10");
 }
 
+/* mvm's side of an answer's report: the records, checked, then the ack. */
+static size_t supervisor_gets(struct net *t, struct mvm_net_report *out, size_t cap)
+{
+    size_t n = 0;
+    while (n < cap) {
+        struct pollfd p = {.fd = t->report, .events = POLLIN};
+        if (poll(&p, 1, 2000) != 1)
+            fail_msg("no report from the relay");
+        assert_int_equal(recv(t->report, &out[n], sizeof out[n], 0), (ssize_t)sizeof out[n]);
+        if (out[n++].flags & MVM_NET_REPORT_LAST)
+            break;
+    }
+    return n;
+}
+
+static void supervisor_acks(struct net *t, uint32_t seq, bool ok)
+{
+    struct mvm_net_report_ack a = {seq, ok};
+    assert_int_equal(send(t->report, &a, sizeof a, 0), (ssize_t)sizeof a);
+}
+
+static void test_relay_allow(void **state)
+{
+    struct net *t = *state;
+    struct sockaddr_in relay;
+    struct mvm_net_report rec[4];
+    struct msg m;
+
+    /* An allowed name: forwarded; its CNAME chain's address reported
+     * with the rule's index and the TTL; the guest gets the answer only
+     * after the ack. */
+    ask(t, 0x1001, "api.example.com");
+    struct mvm_dns_query q = upstream_gets(t, "api.example.com", &relay);
+    response(&m, q.id, q.name, MVM_DNS_TYPE_A, 2);
+    rr_cname(&m, "api.example.com", "edge.cdn.example", 77);
+    rr_a_of(&m, "edge.cdn.example", "203.0.113.20", 300);
+    assert_int_equal(sendto(t->fake, m.b, m.n, 0, (struct sockaddr *)&relay, sizeof relay),
+                     (ssize_t)m.n);
+    assert_int_equal(supervisor_gets(t, rec, 4), 1);
+    assert_int_equal(rec[0].rule, 2);
+    assert_int_equal(rec[0].ttl, 77);
+    assert_memory_equal(rec[0].addr, "\xcb\x00\x71\x14", 4);
+    nothing_more(t->client); /* not before the ack */
+    supervisor_acks(t, rec[0].seq, true);
+    guest_gets(t, 0x1001, 0, "203.0.113.20");
+
+    /* A name no rule allows: REFUSED here, and upstream hears nothing of
+     * it -- nor of the wildcard's own name. */
+    ask(t, 0x2002, "exfil.attacker.example");
+    guest_gets(t, 0x2002, MVM_DNS_RCODE_REFUSED, NULL);
+    ask(t, 0x2003, "cdn.example");
+    guest_gets(t, 0x2003, MVM_DNS_RCODE_REFUSED, NULL);
+    nothing_more(t->fake);
+
+    /* Below the wildcard: allowed; mvm refusing the addresses, or not
+     * answering, makes SERVFAIL. */
+    ask(t, 0x3003, "x.cdn.example");
+    q = upstream_gets(t, "x.cdn.example", &relay);
+    upstream_answers(t, &q, "203.0.113.21", &relay);
+    assert_int_equal(supervisor_gets(t, rec, 4), 1);
+    assert_int_equal(rec[0].rule, 5);
+    supervisor_acks(t, rec[0].seq, false);
+    guest_gets(t, 0x3003, MVM_DNS_RCODE_SERVFAIL, NULL);
+    ask(t, 0x4004, "y.cdn.example");
+    q = upstream_gets(t, "y.cdn.example", &relay);
+    upstream_answers(t, &q, "203.0.113.22", &relay);
+    assert_int_equal(supervisor_gets(t, rec, 4), 1);
+    supervisor_acks(t, rec[0].seq - 1, true); /* a stale ack does not count */
+    guest_gets(t, 0x4004, MVM_DNS_RCODE_SERVFAIL, NULL);
+
+    /* An answer without addresses (an AAAA one) needs no ack. */
+    struct msg aq;
+    query(&aq, 0x5005, "api.example.com", MVM_DNS_TYPE_AAAA);
+    assert_int_equal(send(t->client, aq.b, aq.n, 0), (ssize_t)aq.n);
+    q = upstream_gets(t, "api.example.com", &relay);
+    response(&m, q.id, q.name, MVM_DNS_TYPE_AAAA, 0);
+    assert_int_equal(sendto(t->fake, m.b, m.n, 0, (struct sockaddr *)&relay, sizeof relay),
+                     (ssize_t)m.n);
+    guest_gets(t, 0x5005, 0, NULL);
+    struct pollfd p = {.fd = t->report, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 100), 0);
+}
+
+/* ---- the relay over TCP ---------------------------------------------------- */
+
+static int tcp_client(struct net *t)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(t->tcp_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* Appends m, framed by its length, to buf. */
+static void frame(struct msg *buf, const struct msg *m)
+{
+    put16(buf, (unsigned)m->n);
+    put(buf, m->b, m->n);
+}
+
+/* One framed message from fd within 2 s into m; false at EOF. */
+static bool tcp_read_msg(int fd, struct msg *m)
+{
+    uint8_t len[2];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 2000) != 1)
+        fail_msg("no TCP reply");
+    ssize_t n = read_full(fd, len, 2);
+    if (n == 0)
+        return false;
+    assert_int_equal(n, 2);
+    m->n = (size_t)(len[0] << 8 | len[1]);
+    assert_true(m->n <= sizeof m->b);
+    assert_int_equal(read_full(fd, m->b, m->n), (ssize_t)m->n);
+    return true;
+}
+
+static void test_relay_tcp(void **state)
+{
+    struct net *t = *state;
+    struct sockaddr_in relay;
+    struct msg q1, q2, out = {.n = 0}, m;
+    struct mvm_dns_addr a[2];
+
+    /* Two queries in one write: both answered in turn; upstream is asked
+     * over UDP with room for a large answer. */
+    int c = tcp_client(t);
+    query(&q1, 0x0101, "big.example.com", MVM_DNS_TYPE_A);
+    query(&q2, 0x0202, "printer", MVM_DNS_TYPE_A);
+    frame(&out, &q1);
+    frame(&out, &q2);
+    assert_int_equal(write(c, out.b, out.n), (ssize_t)out.n);
+    struct msg up;
+    assert_true(recv_within(t->fake, &up, &relay, 2000) > 0);
+    t->seen++;
+    struct mvm_dns_query q = parse_ok(&up);
+    assert_string_equal(q.name, "big.example.com");
+    assert_int_equal(up.b[11], 1); /* the OPT record the relay added */
+    upstream_answers(t, &q, "203.0.113.30", &relay);
+    assert_true(tcp_read_msg(c, &m));
+    assert_int_equal(m.b[0] << 8 | m.b[1], 0x0101);
+    assert_int_equal(rcode_of(m.b), 0);
+    assert_int_equal(mvm_dns_answers(m.b, m.n, a, 2), 1);
+    assert_true(tcp_read_msg(c, &m)); /* the single-label name: refused here */
+    assert_int_equal(m.b[0] << 8 | m.b[1], 0x0202);
+    assert_int_equal(rcode_of(m.b), MVM_DNS_RCODE_REFUSED);
+
+    /* Still truncated from upstream: over TCP that is SERVFAIL. */
+    query(&q1, 0x0303, "huge.example.com", MVM_DNS_TYPE_A);
+    out.n = 0;
+    frame(&out, &q1);
+    assert_int_equal(write(c, out.b, out.n), (ssize_t)out.n);
+    q = upstream_gets(t, "huge.example.com", &relay);
+    response(&m, q.id, q.name, MVM_DNS_TYPE_A, 0);
+    m.b[2] |= 0x02; /* TC */
+    assert_int_equal(sendto(t->fake, m.b, m.n, 0, (struct sockaddr *)&relay, sizeof relay),
+                     (ssize_t)m.n);
+    assert_true(tcp_read_msg(c, &m));
+    assert_int_equal(rcode_of(m.b), MVM_DNS_RCODE_SERVFAIL);
+
+    /* A zero length or one past the relay's limit ends the connection. */
+    assert_int_equal(write(c, "\x00\x00", 2), 2);
+    assert_false(tcp_read_msg(c, &m));
+    close(c);
+    c = tcp_client(t);
+    assert_int_equal(write(c, "\x10\x01", 2), 2);
+    assert_false(tcp_read_msg(c, &m));
+    close(c);
+
+    /* A client gone before its answer: the answer goes nowhere, and the
+     * relay serves the next one. */
+    c = tcp_client(t);
+    query(&q1, 0x0404, "gone.example.com", MVM_DNS_TYPE_A);
+    out.n = 0;
+    frame(&out, &q1);
+    assert_int_equal(write(c, out.b, out.n), (ssize_t)out.n);
+    q = upstream_gets(t, "gone.example.com", &relay);
+    close(c);
+    upstream_answers(t, &q, "203.0.113.31", &relay);
+    c = tcp_client(t);
+    query(&q1, 0x0505, "next.example.com", MVM_DNS_TYPE_A);
+    out.n = 0;
+    frame(&out, &q1);
+    assert_int_equal(write(c, out.b, out.n), (ssize_t)out.n);
+    q = upstream_gets(t, "next.example.com", &relay);
+    upstream_answers(t, &q, "203.0.113.32", &relay);
+    assert_true(tcp_read_msg(c, &m));
+    assert_int_equal(m.b[0] << 8 | m.b[1], 0x0505);
+    close(c);
+}
+
+static void test_with_edns(void **state)
+{
+    struct msg m;
+    uint8_t out[MVM_DNS_MAX_MSG];
+    size_t n;
+    struct mvm_dns_query q;
+
+    /* None: one is added, offering the size asked for. */
+    query(&m, 1, "a.example", MVM_DNS_TYPE_A);
+    assert_int_equal(mvm_dns_with_edns(m.b, m.n, 4096, out, sizeof out, &n), 0);
+    assert_int_equal(n, m.n + 11);
+    assert_int_equal(out[11], 1); /* ARCOUNT */
+    assert_int_equal(mvm_dns_parse_query(out, n, &q, NULL), 0);
+    assert_memory_equal(out + m.n, "\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00", 11);
+    assert_int_equal(mvm_dns_with_edns(m.b, m.n, 4096, out, m.n + 10, &n), -1);
+
+    /* A smaller one: raised; a larger one: kept. */
+    set_count(&m, 3, 1);
+    rr_head(&m, "", 41, 0);
+    m.b[m.n - 6] = 0x02; /* CLASS = 512 */
+    m.b[m.n - 5] = 0x00;
+    put16(&m, 0);
+    assert_int_equal(mvm_dns_with_edns(m.b, m.n, 4096, out, sizeof out, &n), 0);
+    assert_int_equal(n, m.n);
+    assert_int_equal(out[m.n - 8] << 8 | out[m.n - 7], 4096);
+    assert_int_equal(mvm_dns_with_edns(m.b, m.n, 256, out, sizeof out, &n), 0);
+    assert_int_equal(out[m.n - 8] << 8 | out[m.n - 7], 512);
+
+    /* Two OPT records, or one owned by another name: malformed. */
+    struct msg two = m;
+    set_count(&two, 3, 2);
+    rr_head(&two, "", 41, 0);
+    put16(&two, 0);
+    assert_int_equal(mvm_dns_with_edns(two.b, two.n, 4096, out, sizeof out, &n), -1);
+    query(&m, 1, "a.example", MVM_DNS_TYPE_A);
+    set_count(&m, 3, 1);
+    rr_head(&m, "x", 41, 0);
+    put16(&m, 0);
+    assert_int_equal(mvm_dns_with_edns(m.b, m.n, 4096, out, sizeof out, &n), -1);
+    assert_int_equal(mvm_dns_with_edns(m.b, 5, 4096, out, sizeof out, &n), -1);
+}
+
 static void test_relay_main_usage(void **state)
 {
     char *bad[][3] = {
@@ -994,6 +1390,16 @@ static void test_relay_main_usage(void **state)
     snprintf(fd, sizeof fd, "%d", devnull);
     char *notsock[] = {"__dns-relay", fd, fd, NULL};
     int rc3 = mvm_dns_relay_main(3, notsock);
+    char *badlan[] = {"__dns-relay", "3", "4", "--lan", "nas", NULL};
+    int rc4 = mvm_dns_relay_main(5, badlan);
+    /* Names to allow with nowhere to report them; an unknown flag; a
+     * flag without its value. */
+    char *noreport[] = {"__dns-relay", "3", "4", "--allow", "0:api.example.com", NULL};
+    int rc5 = mvm_dns_relay_main(5, noreport);
+    char *unknown[] = {"__dns-relay", "3", "4", "--open", "1", NULL};
+    int rc6 = mvm_dns_relay_main(5, unknown);
+    char *novalue[] = {"__dns-relay", "3", "4", "--report", NULL};
+    int rc7 = mvm_dns_relay_main(4, novalue);
     dup2(saved, STDERR_FILENO);
     close(saved);
     close(devnull);
@@ -1001,6 +1407,44 @@ static void test_relay_main_usage(void **state)
     assert_int_equal(rc1, 1);
     assert_int_equal(rc2, 1);
     assert_int_equal(rc3, 1);
+    assert_int_equal(rc4, 1);
+    assert_int_equal(rc5, 1);
+    assert_int_equal(rc6, 1);
+    assert_int_equal(rc7, 1);
+}
+
+static void test_relay_argv(void **state)
+{
+    static struct mvm_net_plan p;
+    static struct mvm_net_policy pol;
+    mvm_net_plan_init(&p, MVM_NET_ISOLATED, 0, "abc", NULL);
+    char **argv = mvm_dns_relay_argv("/mvm", &(struct mvm_dns_relay_fds){3, 4, -1, -1}, &p);
+    assert_string_equal(argv[0], "/mvm");
+    assert_string_equal(argv[1], "__dns-relay");
+    assert_string_equal(argv[2], "3");
+    assert_string_equal(argv[3], "4");
+    assert_null(argv[4]);
+    mvm_strv_free(argv);
+    p.policy = &pol;
+    mvm_net_policy_allow_lan(&pol, "192.168.77.10:80", NULL);
+    mvm_net_policy_allow_lan(&pol, "10.1.2.3:3128", NULL);
+    mvm_net_policy_allow(&pol, "api.example.com,198.51.100.7,*.cdn.example:8443", NULL);
+    argv = mvm_dns_relay_argv("/mvm", &(struct mvm_dns_relay_fds){3, 4, -1, -1}, &p);
+    const char *lan[] = {"--lan", "192.168.77.10", "--lan", "10.1.2.3", NULL};
+    for (size_t i = 0; i < ARRAY_SIZE(lan); i++)
+        assert_true(lan[i] ? argv[4 + i] && strcmp(argv[4 + i], lan[i]) == 0 : argv[4 + i] == NULL);
+    mvm_strv_free(argv);
+    /* allow= mode: the report fd and the name rules with their indices
+     * (rule 1, an address, is the namespace's business alone). */
+    argv = mvm_dns_relay_argv("/mvm", &(struct mvm_dns_relay_fds){3, 4, 6, 5}, &p);
+    const char *allow[] = {
+        "--tcp",    "6", "--lan",   "192.168.77.10",     "--lan",   "10.1.2.3",
+        "--report", "5", "--allow", "0:api.example.com", "--allow", "2:*.cdn.example",
+        NULL};
+    for (size_t i = 0; i < ARRAY_SIZE(allow); i++)
+        assert_true(allow[i] ? argv[4 + i] && strcmp(argv[4 + i], allow[i]) == 0
+                             : argv[4 + i] == NULL);
+    mvm_strv_free(argv);
 }
 
 int main(void)
@@ -1026,7 +1470,13 @@ int main(void)
         cmocka_unit_test(test_answers),
         cmocka_unit_test_setup_teardown(test_relay_answers, net_setup, net_teardown),
         cmocka_unit_test_setup_teardown(test_relay_bounded, net_setup, net_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_allow, net_setup_allow, net_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_tcp, net_setup, net_teardown),
+        cmocka_unit_test(test_with_edns),
         cmocka_unit_test(test_relay_main_usage),
+        cmocka_unit_test(test_relay_argv),
+        cmocka_unit_test(test_allow_match),
+        cmocka_unit_test(test_chain_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
