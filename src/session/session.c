@@ -80,10 +80,10 @@ static void release(struct session *s)
     free(s->env);
     mvm_disk_close(&s->scratch);
     free(s->name);
-    for (size_t i = 0; i < s->ndisks; i++) {
+    for (size_t i = 0; i < s->ndisks; i++)
         mvm_disk_close(&s->disks[i]);
+    for (size_t i = 0; i < MAX_DISKS; i++) /* a refused volume's path too */
         free(s->disk_paths[i]);
-    }
     mvm_strv_free(s->links);
     mvm_strv_free(s->bins);
     char *strs[] = {s->cwd,         s->share_dir, s->guest_home, s->guest_cwd, s->vmlinux,

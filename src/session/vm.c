@@ -97,7 +97,7 @@ static json_t *net_description(const struct session *s)
 /* How the guest tells the disks apart: virtio-blk serials. */
 static void disk_serial(size_t i, char serial[16])
 {
-    snprintf(serial, 16, "mvm%zu", i);
+    snprintf(serial, 16, "mvm%u", (unsigned)(i % MAX_DISKS));
 }
 
 #define SCRATCH_SERIAL "scratch"
