@@ -452,7 +452,9 @@ static void veth(const char *name, bool add)
     if (add) {
         char peer[16];
         snprintf(peer, sizeof peer, "%s-p", name);
-        rtnl_link_set_name(rtnl_link_veth_get_peer(l), peer);
+        struct rtnl_link *p = rtnl_link_veth_get_peer(l); /* a reference of its own */
+        rtnl_link_set_name(p, peer);
+        rtnl_link_put(p);
         assert_int_equal(rtnl_link_add(sk, l, NLM_F_CREATE | NLM_F_EXCL), 0);
         rtnl_link_veth_release(l);
     } else {
