@@ -32,7 +32,7 @@ net=$(median < "$WORK/net")
 added=$(awk -v a="$none" -v b="$net" 'BEGIN {printf "%.0f", (b - a) * 1000}')
 echo "mvm run -- true: --net none ${none}s, --net isolated ${net}s (medians of $RUNS): networking adds ${added} ms; goal 100 ms: $(awk -v x="$added" 'BEGIN {printf "%.2f", x / 100}')x of goal"
 
-head -c 200M /dev/zero > "$WORK/www-$NS_WAN-80/big"
+head -c 200M /dev/zero > "$WORK/www-$NS_WAN-198.51.100.80-80/big"
 cat > "$PROJECT/dl.py" << 'PY'
 import socket, sys, time, urllib.request
 if sys.argv[1] == "dl":
