@@ -56,6 +56,8 @@ static int cleanup_host(struct mvm_error **err)
     if (mvm_net_remove_host_table(err) < 0 ||
         mvm_net_forwarding_restore(MVM_RUN_DIR "/ip_forward.orig", err) < 0)
         return -1;
+    if (remove_tree(MVM_PS_DIR) < 0) /* no session: no summary either */
+        return mvm_error_set(err, errno, "removing %s", MVM_PS_DIR);
     printf("removed the host table inet mvm; IPv4 forwarding is as it was before mvm\n");
     return 0;
 }

@@ -23,8 +23,6 @@
 #include "syscalls.h"
 #include "util.h"
 
-/* A dot name: the sweeps of /run/mvm skip it (it is no session). */
-#define PS_DIR       MVM_RUN_DIR "/.ps"
 #define NAME_MAX_LEN 64
 
 /* A string field of a summary, "" when missing. */
@@ -36,14 +34,14 @@ static const char *field(json_t *info, const char *key)
 
 static char *info_path(const char *id)
 {
-    return xasprintf(PS_DIR "/%s.json", id);
+    return xasprintf(MVM_PS_DIR "/%s.json", id);
 }
 
 /* A summary whose mvm still runs; NULL (and, as root, the file removed)
  * otherwise. */
 static json_t *load_live(const char *file)
 {
-    cleanup_free char *path = xasprintf(PS_DIR "/%s", file);
+    cleanup_free char *path = xasprintf(MVM_PS_DIR "/%s", file);
     size_t len = 0;
     cleanup_free char *text = read_file(path, 256 * 1024, &len);
     json_t *info = text ? json_loadb(text, len, 0, NULL) : NULL;
@@ -63,7 +61,7 @@ static json_t *load_live(const char *file)
 static json_t *load_all(void)
 {
     json_t *all = json_array();
-    DIR *d = opendir(PS_DIR);
+    DIR *d = opendir(MVM_PS_DIR);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
@@ -173,11 +171,12 @@ int session_publish(struct session *s, struct mvm_error **err)
         return 0;
     }
     /* /run/mvm: others may reach ps/ in it, not list the sessions. */
-    if (chmod(MVM_RUN_DIR, 0711) < 0 || (mkdir(PS_DIR, 0755) < 0 && errno != EEXIST))
-        return mvm_error_set(err, errno, "creating %s", PS_DIR);
-    cleanup_close int lock = open(PS_DIR "/.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (chmod(MVM_RUN_DIR, 0711) < 0 || (mkdir(MVM_PS_DIR, 0755) < 0 && errno != EEXIST))
+        return mvm_error_set(err, errno, "creating %s", MVM_PS_DIR);
+    cleanup_close int lock =
+        open(MVM_PS_DIR "/.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lock < 0 || flock(lock, LOCK_EX) < 0)
-        return mvm_error_set(err, errno, "locking %s", PS_DIR);
+        return mvm_error_set(err, errno, "locking %s", MVM_PS_DIR);
     cleanup_json json_t *all = load_all();
     char name[NAME_MAX_LEN + 1];
     if (s->o->name) {

@@ -11,7 +11,9 @@
 #include "error.h"
 #include "jail.h"
 
-#define MVM_RUN_DIR   "/run/mvm"
+#define MVM_RUN_DIR "/run/mvm"
+/* Session summaries (ps.c): a dot name, which the sweeps skip. */
+#define MVM_PS_DIR    MVM_RUN_DIR "/.ps"
 #define MVM_CACHE_DIR "/var/cache/mvm"
 #define MVM_ID_LEN    12
 
