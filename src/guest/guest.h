@@ -133,5 +133,7 @@ void guest_run(int port, const struct guest_session *s);
 
 /* log.c: sends an ERROR frame (best effort). */
 void guest_send_error(int port, int status, const char *msg);
+/* Writes all of buf to the control port, waiting for the host. */
+int guest_port_send(int port, const void *buf, size_t len);
 
 #endif

@@ -122,7 +122,7 @@ int main(void)
     uint8_t ready[MVM_PROTO_HEADER + 4];
     mvm_proto_header(ready, MVM_MSG_READY, 0, 4);
     mvm_put_u32(ready + MVM_PROTO_HEADER, MVM_PROTO_VERSION);
-    if (write(port, ready, sizeof ready) != (ssize_t)sizeof ready)
+    if (guest_port_send(port, ready, sizeof ready) < 0)
         guest_log("telling the host we are up: %s", strerror(errno));
     guest_trace("ready sent");
 

@@ -1,5 +1,6 @@
 /* The console log, traces and the ERROR frame: leaf code, used by init.c
  * and relay.c and calling neither. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -61,13 +62,36 @@ void guest_send_error(int port, int status, const char *msg)
     uint8_t frame[MVM_PROTO_HEADER + 4];
     mvm_proto_header(frame, MVM_MSG_ERROR, MVM_PROTO_MAIN_STREAM, (uint32_t)(4 + len));
     mvm_put_u32(frame + MVM_PROTO_HEADER, (uint32_t)status);
-    /* The port is non-blocking; this runs before any data flows, so the
-     * small frame fits.  Switch to blocking to be sure it is sent whole. */
+    guest_port_send(port, frame, sizeof frame);
+    guest_port_send(port, msg, len);
+}
+
+/* The port is non-blocking, and until QEMU's "host connected" message
+ * has been handled a write fails with EAGAIN even though the port is
+ * already named: a lost READY left the host waiting out its boot
+ * timeout.  Frames sent before the relay runs block instead; the host's
+ * boot timeout bounds the wait. */
+int guest_port_send(int port, const void *buf, size_t len)
+{
     int flags = fcntl(port, F_GETFL);
     fcntl(port, F_SETFL, flags & ~O_NONBLOCK);
-    (void)!write(port, frame, sizeof frame);
-    (void)!write(port, msg, len);
+    const char *p = buf;
+    int rc = 0;
+    while (len > 0) {
+        ssize_t n = write(port, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = -1;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    int saved = errno;
     fcntl(port, F_SETFL, flags);
+    errno = saved;
+    return rc;
 }
 
 int guest_fail(char *why, size_t whylen, int err, const char *fmt, ...)

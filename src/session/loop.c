@@ -253,11 +253,14 @@ static int check_deadlines(struct session *s, struct mvm_error **err)
         return mvm_error_set_code(err, 128 + SIGTERM,
                                   "stopped: the command did not exit after SIGTERM; the VM was "
                                   "destroyed");
-    if (!s->relay.ready && now >= s->t0 + BOOT_TIMEOUT_MS * 1000000ULL)
+    if (!s->relay.ready && now >= s->t0 + BOOT_TIMEOUT_MS * 1000000ULL) {
+        drain_console(s);
+        cleanup_free char *con = last_line(&s->console_tail);
         return mvm_error_set(err, 0,
-                             "the VM did not start mvm-init within %d s; rerun with "
-                             "--console to see why",
-                             BOOT_TIMEOUT_MS / 1000);
+                             "the VM did not start mvm-init within %d s (console: %s); rerun "
+                             "with --console to see why",
+                             BOOT_TIMEOUT_MS / 1000, con[0] ? con : "empty");
+    }
     return 0;
 }
 
