@@ -102,9 +102,15 @@ const char *mvm_net_proto_name(int proto);
  * (plan.c's LAN list). */
 bool mvm_net_in_lan(uint32_t addr, unsigned len);
 
+/* The namespace's way out (net-int.h's struct mvm_net_uplink): today
+ * only the host's own routes, through a veth and NAT.  A tunnel (the
+ * WireGuard issue) is a second kind beside it. */
+enum mvm_net_uplink_kind { MVM_NET_UPLINK_HOST };
+
 /* Everything decided before anything is created.  Pure. */
 struct mvm_net_plan {
     enum mvm_net_mode mode;
+    enum mvm_net_uplink_kind uplink;
     char host_if[16];          /* "mvm-" + the session id's start */
     uint32_t host_ip, ns_ip;   /* the veth's /30, network order */
     uint32_t tap_ip, guest_ip; /* the guest's /24 */
@@ -170,17 +176,21 @@ struct mvm_net_report_ack {
     uint32_t ok; /* 1: the addresses are allowed now; 0: they are not */
 };
 
+struct mvm_net_uplink;
 struct mvm_net {
-    int netns_fd;    /* the session namespace, or -1 */
-    int tap_fd;      /* the guest's tap, for QEMU, or -1 */
-    int relay_guest; /* UDP, bound to tap_ip:53 inside the namespace */
-    int relay_tcp;   /* TCP, listening at tap_ip:53 inside the namespace */
-    int relay_up;    /* UDP, connected to the upstream, in the host's */
-    int watch_fd;    /* the host's route and address events, or -1 */
-    void *watch;     /* its libnl socket */
+    int netns_fd;                        /* the session namespace, or -1 */
+    int tap_fd;                          /* the guest's tap, for QEMU, or -1 */
+    int relay_guest;                     /* UDP, bound to tap_ip:53 inside the namespace */
+    int relay_tcp;                       /* TCP, listening at tap_ip:53 inside the namespace */
+    int relay_up;                        /* UDP, connected to the upstream, in the host's */
+    int watch_fd;                        /* the host's route and address events, or -1 */
+    void *watch;                         /* its libnl socket */
+    const struct mvm_net_uplink *uplink; /* what made the way out (net-int.h) */
+    /* the host uplink's: its veth end, and what removes this session's
+     * --allow-host holes (or NULL) */
     bool veth_made;
     char host_if[16];
-    char *holes_del; /* removes this session's --allow-host holes, or NULL */
+    char *holes_del;
     /* --publish listeners in the host's namespace, as the plan lists them,
      * until the port relay has them */
     int publish_fds[MVM_NET_MAX_PUBLISH];

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "net.h"
+#include "net-int.h"
 #include "util.h"
 
 /* The veths' /30s: 10.254.0.0/16, one per session slot. */
@@ -220,6 +220,7 @@ char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
     struct buf b = {0};
     char tap[16];
     mvm_ip4_str(p->tap_ip, tap);
+    const char *up = mvm_net_uplink_of(p->uplink)->ifname;
     buf_printf(&b, "table inet mvm {\n");
     buf_printf(&b, "  set blocked4 { type ipv4_addr; flags interval; auto-merge; elements = { ");
     add_elements(&b, p);
@@ -257,12 +258,13 @@ char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
                        "    ip daddr . tcp dport @allowdns4 accept\n");
         reject(&b, "");
     } else {
-        buf_printf(&b, "    oifname \"up0\" accept\n");
+        buf_printf(&b, "    oifname \"%s\" accept\n", up);
     }
     buf_printf(&b, "  }\n");
     buf_printf(&b,
                "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
-               "    oifname \"up0\" masquerade\n  }\n}\n");
+               "    oifname \"%s\" masquerade\n  }\n}\n",
+               up);
     buf_append(&b, "", 1);
     return b.data;
 }

@@ -1,0 +1,15 @@
+/* The uplinks mvm knows, by kind.  A new way out (a WireGuard tunnel) is
+ * one more struct mvm_net_uplink and one more entry here; link.c calls
+ * whichever the plan names. */
+#include <stddef.h>
+
+#include "net-int.h"
+
+const struct mvm_net_uplink *mvm_net_uplink_of(enum mvm_net_uplink_kind kind)
+{
+    switch (kind) {
+    case MVM_NET_UPLINK_HOST:
+        return &mvm_net_uplink_host;
+    }
+    return &mvm_net_uplink_host;
+}
