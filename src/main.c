@@ -25,24 +25,39 @@ static bool is_help(const char *arg)
     return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
-static int cmd_run(int argc, char **argv)
+static int show_config(const struct mvm_run_opts *o)
+{
+    cleanup_free char *text = mvm_cli_config_text(o);
+    fputs(text, stdout);
+    return 0;
+}
+
+/* Config files first, the command line on top; then `what` with the
+ * result (--help shows `usage` instead). */
+static int with_run_opts(int argc, char **argv, const char *usage,
+                         int (*what)(const struct mvm_run_opts *o))
 {
     struct mvm_run_opts o;
     mvm_run_opts_init(&o);
     cleanup_error struct mvm_error *err = NULL;
     int rc = 0;
-    /* Config files first, the command line on top. */
     if (mvm_config_load_defaults(&o, &err) < 0 || mvm_cli_parse_run(argc, argv, &o, &err) < 0) {
         mvm_error_print(err);
         rc = 125;
     } else if (o.help) {
-        fputs(mvm_run_usage, stdout);
+        fputs(usage, stdout);
     } else {
-        rc = mvm_session_run(&o);
+        rc = what(&o);
     }
     mvm_run_opts_clear(&o);
     return rc;
 }
+
+static const char config_usage[] =
+    "Usage: mvm config [RUN OPTIONS]\n"
+    "Print the settings `mvm run` would use (with these options), each with where\n"
+    "it came from: /etc/mvm/config, ~/.config/mvm/config, the command line or the\n"
+    "default.  The output is itself a config file.\n";
 
 /* Only when no session is left: they share the table and forwarding. */
 static int cleanup_host(struct mvm_error **err)
@@ -215,13 +230,15 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "__port-relay") == 0)
         return mvm_port_relay_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 1, argv + 1);
+        return with_run_opts(argc - 1, argv + 1, mvm_run_usage, mvm_session_run);
     if (strcmp(cmd, "ps") == 0)
         return mvm_ps_main(argc - 1, argv + 1);
     if (strcmp(cmd, "stop") == 0)
         return mvm_stop_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cleanup") == 0)
         return cmd_cleanup(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return with_run_opts(argc - 1, argv + 1, config_usage, show_config);
     if (strcmp(cmd, "doctor") == 0)
         return mvm_doctor_main(argc - 1, argv + 1);
     if (strcmp(cmd, "volume") == 0)

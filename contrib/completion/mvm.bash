@@ -4,7 +4,7 @@
 # takes one, session names for `mvm stop` (from `mvm ps --json`, which
 # lists your own sessions), and the command after `mvm run [OPTIONS]`.
 
-_mvm_commands="run ps stop cleanup volume doctor help version --help --version"
+_mvm_commands="run ps stop cleanup volume doctor config help version --help --version"
 # mvm run's options; tests/check-completion.sh keeps these in step with
 # `mvm run --help`.
 _mvm_run_with_arg="--cpus --memory --kernel --modules --accel --machine --env --share --name
@@ -83,7 +83,7 @@ _mvm() {
         return
     fi
     case ${COMP_WORDS[1]} in
-    run) _mvm_run ;;
+    run | config) _mvm_run ;;
     ps) _mvm_reply "--json -a --all --help" "$cur" ;;
     stop)
         [[ $prev == --timeout ]] && return

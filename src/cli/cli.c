@@ -27,6 +27,8 @@ const char mvm_usage[] =
     "  volume ls, volume rm NAME            list or remove your persistent volumes\n"
     "  doctor [--json]                      check whether mvm run can work here, and\n"
     "                                       what to install or change if not\n"
+    "  config [RUN OPTIONS]                 print the settings mvm run would use, and\n"
+    "                                       where each came from\n"
     "\n"
     "  mvm --help, mvm COMMAND --help       show help\n"
     "  mvm --version                        show the version\n";
@@ -123,6 +125,12 @@ static void free_strs(char **v, size_t n)
 
 void mvm_run_opts_clear(struct mvm_run_opts *o)
 {
+    for (size_t i = 0; i < o->norigins; i++) {
+        free(o->origins[i].key);
+        free(o->origins[i].value);
+        free(o->origins[i].origin);
+    }
+    free(o->origins);
     free_strs(o->publish, o->npublish);
     free_strs(o->allow_host, o->nallow_host);
     free_strs(o->allow_lan, o->nallow_lan);
@@ -267,15 +275,43 @@ static int parse_cpus(const char *v, unsigned *cpus, struct mvm_error **err)
     return 0;
 }
 
+#define CLI_ORIGIN "command line"
+
 static void replace_str(char **dst, const char *v)
 {
     free(*dst);
     *dst = xstrdup(v);
 }
 
+const struct mvm_config_key mvm_config_keys[] = {
+    {"cpus", false, "2"},
+    {"memory", false, "1G"},
+    {"disk", false, "8G"},
+    {"timeout", false, "(none)"},
+    {"kernel", false, "(/boot's image of the running kernel, else its newest with modules)"},
+    {"modules", false, "(the kernel's own under /lib/modules)"},
+    {"accel", false, "auto"},
+    {"machine", false, "auto"},
+    {"net", false, "isolated"},
+    {"dns", true, "(the host's resolvers)"},
+    {"publish", true, "(none)"},
+    {"allow-host", true, "(none)"},
+    {"allow-lan", true, "(none)"},
+    {"audit", false, "warn"},
+    {"console", false, "false"},
+    {"quiet", false, "false"},
+    {NULL, false, NULL},
+};
+
+static void note_origin(struct mvm_run_opts *o, const char *key, const char *v, const char *origin)
+{
+    o->origins = xrealloc(o->origins, (o->norigins + 1) * sizeof *o->origins);
+    o->origins[o->norigins++] = (struct mvm_opt_origin){xstrdup(key), xstrdup(v), xstrdup(origin)};
+}
+
 /* Options that both config files and the command line may set. */
-static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bool *known,
-                      struct mvm_error **err)
+static int set_value(const char *key, const char *v, struct mvm_run_opts *o, bool *known,
+                     struct mvm_error **err)
 {
     static const char *const accels[] = {"auto", "kvm", "tcg", NULL};
     static const char *const machines[] = {"auto", "microvm", "q35", NULL};
@@ -363,6 +399,16 @@ static int set_option(const char *key, const char *v, struct mvm_run_opts *o, bo
     if (strcmp(key, "quiet") == 0)
         return parse_bool(key, v, &o->quiet, err);
     *known = false;
+    return 0;
+}
+
+static int set_option(const char *key, const char *v, const char *origin, struct mvm_run_opts *o,
+                      bool *known, struct mvm_error **err)
+{
+    if (set_value(key, v, o, known, err) < 0)
+        return -1;
+    if (*known)
+        note_origin(o, key, v, origin);
     return 0;
 }
 
@@ -526,18 +572,17 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_ALLOW_HOST:
     case OPT_ALLOW_LAN:
     case OPT_AUDIT:
-        return set_option(option_key(c), arg, o, &known, err);
+        return set_option(option_key(c), arg, CLI_ORIGIN, o, &known, err);
     case OPT_ENV:
         return add_env(o, arg, err);
     case OPT_SHARE:
         return add_share(o, arg, err);
     case OPT_CONSOLE:
-        o->console = true;
-        return 0;
+        return set_option("console", "true", CLI_ORIGIN, o, &known, err);
     case OPT_NET:
-        return set_option("net", arg, o, &known, err);
+        return set_option("net", arg, CLI_ORIGIN, o, &known, err);
     case OPT_DNS:
-        return set_option("dns", arg, o, &known, err);
+        return set_option("dns", arg, CLI_ORIGIN, o, &known, err);
     case OPT_NO_CWD:
         o->no_cwd = true;
         return 0;
@@ -568,8 +613,7 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
         o->tty = MVM_TTY_NEVER;
         return 0;
     case 'q':
-        o->quiet = true;
-        return 0;
+        return set_option("quiet", "true", CLI_ORIGIN, o, &known, err);
     case 'h':
         o->help = true;
         return 0;
@@ -638,14 +682,42 @@ int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_op
         *eq = '\0';
         char *key = trim(l), *value = trim(eq + 1);
         bool known;
-        if (set_option(key, value, o, &known, err) < 0)
-            return mvm_error_wrap(err, "%s:%d", origin, lineno);
-        if (!known)
-            return mvm_error_set(err, 0,
-                                 "%s:%d: unknown key '%s' (known: cpus, memory, kernel, modules, "
-                                 "accel, machine, timeout, console, quiet, net, dns, disk, "
-                                 "publish, allow-host, allow-lan, audit)",
-                                 origin, lineno, key);
+        cleanup_free char *where = xasprintf("%s:%d", origin, lineno);
+        if (set_option(key, value, where, o, &known, err) < 0)
+            return mvm_error_wrap(err, "%s", where);
+        if (!known) {
+            struct buf names = {0};
+            for (const struct mvm_config_key *k = mvm_config_keys; k->key; k++)
+                buf_printf(&names, "%s%s", k == mvm_config_keys ? "" : ", ", k->key);
+            buf_append(&names, "", 1);
+            mvm_error_set(err, 0, "%s: unknown key '%s' (known: %s)", where, key, names.data);
+            buf_free(&names);
+            return -1;
+        }
     }
     return 0;
+}
+
+char *mvm_cli_config_text(const struct mvm_run_opts *o)
+{
+    struct buf b = {0};
+    for (const struct mvm_config_key *k = mvm_config_keys; k->key; k++) {
+        const struct mvm_opt_origin *last = NULL;
+        for (size_t i = 0; i < o->norigins; i++) {
+            const struct mvm_opt_origin *v = &o->origins[i];
+            if (strcmp(v->key, k->key) != 0)
+                continue;
+            if (k->list)
+                buf_printf(&b, "%s = %s  # %s\n", k->key, v->value, v->origin);
+            last = v;
+        }
+        if (last && !k->list)
+            buf_printf(&b, "%s = %s  # %s\n", k->key, last->value, last->origin);
+        else if (last == NULL && k->dflt[0] == '(')
+            buf_printf(&b, "# %s: %s  # default\n", k->key, k->dflt);
+        else if (last == NULL)
+            buf_printf(&b, "%s = %s  # default\n", k->key, k->dflt);
+    }
+    buf_append(&b, "", 1);
+    return b.data;
 }

@@ -38,6 +38,11 @@ enum mvm_net_opt { MVM_NETOPT_ISOLATED, MVM_NETOPT_NONE, MVM_NETOPT_OPEN, MVM_NE
 
 #define MVM_MAX_DNS 3
 
+/* One value a config key was given: "FILE:LINE" or "command line". */
+struct mvm_opt_origin {
+    char *key, *value, *origin;
+};
+
 struct mvm_run_opts {
     unsigned cpus;
     uint64_t memory_mib;
@@ -67,6 +72,10 @@ struct mvm_run_opts {
     /* --audit (default warn): from the command line and the system's and
      * user's config only, like the network's holes. */
     enum mvm_audit_mode audit;
+    /* Where each config key's value came from, in the order applied
+     * (`mvm config` shows them). */
+    struct mvm_opt_origin *origins;
+    size_t norigins;
     char **argv; /* the command; borrowed from main's argv; NULL: login shell */
     int argc;
 };
@@ -83,16 +92,31 @@ void mvm_run_opts_clear(struct mvm_run_opts *o);
  * point at --help. */
 int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_error **err);
 
+/* The config keys (mvm_config_keys, NULL-terminated): each is also a long
+ * option of `mvm run`.  A list key adds a value each time it is given; for
+ * the others the last one wins.  dflt is the default as a value, or in
+ * parentheses what happens when the key is not set. */
+struct mvm_config_key {
+    const char *key;
+    bool list;
+    const char *dflt;
+};
+extern const struct mvm_config_key mvm_config_keys[];
+
 /* Applies one config file's text ("key = value" lines, '#' comments) on
- * top of o.  Keys: cpus, memory, kernel, modules, accel, machine, timeout,
- * console, quiet, net, dns, disk, publish, allow-host, allow-lan, audit.
- * `origin` names the file in errors ("FILE:LINE: ..."). */
+ * top of o; the keys are mvm_config_keys.  `origin` names the file in
+ * errors ("FILE:LINE: ...") and in o->origins. */
 int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_opts *o,
                          struct mvm_error **err);
 
 /* config.c: applies /etc/mvm/config and the invoking user's
  * ~/.config/mvm/config (missing files are fine). */
 int mvm_config_load_defaults(struct mvm_run_opts *o, struct mvm_error **err);
+
+/* `mvm config`: the effective settings, one "key = value  # origin" line
+ * per value (a config file itself), "# key: ... (default)" for a key left
+ * unset.  Pure; the caller frees. */
+char *mvm_cli_config_text(const struct mvm_run_opts *o);
 
 /* "512M", "2G", "1048576K", bare number = MiB.  Result in MiB. */
 int mvm_parse_size_mib(const char *s, uint64_t *mib, struct mvm_error **err);

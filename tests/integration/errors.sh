@@ -74,6 +74,26 @@ assert_eq 125 "$RC" "a --kernel symlink to a root-only file: exit 125"
 assert_contains "$ERR" "Permission denied" "the refusal says the user cannot read it"
 assert_not_contains "$OUT" "booted" "no guest ran"
 
+# mvm config: where each setting comes from, for the user who typed sudo:
+# /etc/mvm/config, then their own file, then the command line.
+cfgdir="$TEST_HOME/.config/mvm"
+[ -e "$cfgdir" ] && die "$cfgdir exists already: this test needs to write it"
+defer "rm -rf '$TEST_HOME/.config/mvm'"
+runuser -u "$TEST_USER" -- mkdir -p "$cfgdir"
+printf 'memory = 3G\n# a comment\npublish = 9000:90\n' | runuser -u "$TEST_USER" -- tee "$cfgdir/config" > /dev/null
+SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID "$MVM" config --cpus 3 --publish 8000:80 > "$WORK/out" 2> "$WORK/err"
+assert_eq 0 "$?" "mvm config: exit 0"
+cfg=$(cat "$WORK/out")
+assert_contains "$cfg" "memory = 3G  # $cfgdir/config:1" "mvm config: the user's file sets memory, and is named with its line"
+assert_contains "$cfg" "cpus = 3  # command line" "mvm config: the command line wins"
+assert_contains "$cfg" "publish = 9000:90  # $cfgdir/config:3" "mvm config: a list key keeps the file's value"
+assert_contains "$cfg" "publish = 8000:80  # command line" "mvm config: ... and adds the command line's"
+assert_contains "$cfg" "audit = warn  # default" "mvm config: an unset key shows its default"
+echo "memory = lots" | runuser -u "$TEST_USER" -- tee -a "$cfgdir/config" > /dev/null
+SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID "$MVM" config > "$WORK/out" 2> "$WORK/err"
+assert_eq 125 "$?" "mvm config with a malformed user file: exit 125"
+assert_contains "$(cat "$WORK/err")" "$cfgdir/config:4" "mvm config: the error names the user's file and line"
+
 "$MVM" frobnicate > "$WORK/out" 2> "$WORK/err"
 assert_eq 125 "$?" "unknown command: exit 125"
 assert_contains "$(cat "$WORK/err")" "unknown command 'frobnicate'" "unknown command is named"

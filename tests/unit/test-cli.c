@@ -674,6 +674,32 @@ static void test_cli_overrides_config(void **state)
     ASSERT_CMD(fx, "uname");
 }
 
+/* mvm config: every key once (a list key once per value), each value
+ * with where it came from. */
+static void test_config_text(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(apply(fx, "memory = 4G\npublish = 9000:90\ncpus = 6\n"), 0);
+    PARSE_OK(fx, "--cpus", "3", "--publish", "8000:80", "-q", "uname");
+    cleanup_free char *text = mvm_cli_config_text(&fx->o);
+    assert_true(str_has_prefix(text, "cpus = 3  # command line\n")); /* the table's order */
+    assert_null(strstr(text, "cpus = 6"));                           /* overridden: not effective */
+    assert_non_null(strstr(text, "\nmemory = 4G  # /etc/mvm/config:1\n"));
+    assert_non_null(strstr(text, "publish = 9000:90  # /etc/mvm/config:2\n"
+                                 "publish = 8000:80  # command line\n"));
+    assert_non_null(strstr(text, "\nquiet = true  # command line\n"));
+    assert_non_null(strstr(text, "\naudit = warn  # default\n"));
+    assert_non_null(strstr(text, "\n# allow-host: (none)  # default\n"));
+    size_t lines = 0;
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    size_t keys = 0;
+    for (const struct mvm_config_key *k = mvm_config_keys; k->key; k++)
+        keys++;
+    assert_int_equal(lines, keys + 1); /* publish twice */
+}
+
 #define FX_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -700,6 +726,7 @@ int main(void)
         FX_TEST(test_config_keys),
         FX_TEST(test_config_errors),
         FX_TEST(test_cli_overrides_config),
+        FX_TEST(test_config_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
