@@ -404,3 +404,33 @@ char *mvm_audit_describe(const struct mvm_audit_finding *f)
     sanitize_text(line);
     return line;
 }
+
+const char *mvm_audit_kind_name(enum mvm_audit_kind kind)
+{
+    static const char *const names[MVM_AUDIT_NKINDS] = {
+        [MVM_AUDIT_LINK_OUT] = "link-out",     [MVM_AUDIT_HOOK] = "hook",
+        [MVM_AUDIT_GIT_CONFIG] = "git-config", [MVM_AUDIT_GIT_LINK] = "git-link",
+        [MVM_AUDIT_TOOL] = "tool-config",      [MVM_AUDIT_NPM_SCRIPT] = "npm-script",
+        [MVM_AUDIT_EXEC] = "executable",       [MVM_AUDIT_SETUID] = "setuid",
+        [MVM_AUDIT_DEVICE] = "device",         [MVM_AUDIT_NOT_OWNED] = "not-owned",
+        [MVM_AUDIT_UNREADABLE] = "unreadable",
+    };
+    return (unsigned)kind < MVM_AUDIT_NKINDS ? names[kind] : "unknown";
+}
+
+const char *mvm_audit_action_name(enum mvm_audit_action action)
+{
+    switch (action) {
+    case MVM_AUDIT_REPORTED:
+        return "reported";
+    case MVM_AUDIT_RESTORED:
+        return "restored";
+    case MVM_AUDIT_REMOVED:
+        return "removed";
+    case MVM_AUDIT_CLEARED:
+        return "cleared";
+    case MVM_AUDIT_FAILED:
+        return "failed";
+    }
+    return "unknown";
+}

@@ -180,5 +180,9 @@ int mvm_audit_sweep(const char *dir, uid_t uid, gid_t gid, int64_t since_ns,
 /* One line for f, sanitized: ".git/hooks/pre-commit: new git hook
  * (removed)". */
 char *mvm_audit_describe(const struct mvm_audit_finding *f);
+/* Stable names for --result: "link-out", "hook", ...; "reported",
+ * "restored", ... */
+const char *mvm_audit_kind_name(enum mvm_audit_kind kind);
+const char *mvm_audit_action_name(enum mvm_audit_action action);
 
 #endif

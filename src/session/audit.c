@@ -5,6 +5,7 @@
  * mode, the exit status.  With --audit off there is no snapshot, but the
  * setuid/setgid bits and device nodes the guest made still go (a sweep by
  * ctime): another local user must never get a way to become this one. */
+#include <jansson.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +76,42 @@ static void show(const struct session *s, const char *dir, const struct mvm_audi
             dir);
 }
 
+/* Guest-made names are bytes: JSON wants UTF-8, so anything that is not
+ * becomes '?'. */
+static json_t *text_of(const char *v)
+{
+    json_t *j = json_string(v);
+    if (j)
+        return j;
+    cleanup_free char *copy = xstrdup(v);
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+            *p = '?';
+    return json_string(copy);
+}
+
+/* For --result: each finding as an object. */
+static void record(struct session *s, const char *dir, const struct mvm_audit_report *r)
+{
+    if (s->o->result_file == NULL)
+        return;
+    if (s->audit_findings == NULL)
+        s->audit_findings = json_array();
+    for (size_t i = 0; i < r->n; i++) {
+        const struct mvm_audit_finding *f = &r->findings[i];
+        cleanup_free char *line = mvm_audit_describe(f);
+        json_t *o =
+            json_pack("{s:o, s:o, s:s, s:s, s:b, s:o}", "share", text_of(dir), "path",
+                      text_of(f->path), "kind", mvm_audit_kind_name(f->kind), "action",
+                      mvm_audit_action_name(f->action), "new", f->added, "text", text_of(line));
+        if (o && f->detail)
+            json_object_set_new(o, "detail", text_of(f->detail));
+        if (o)
+            json_array_append_new(s->audit_findings, o);
+    }
+    s->audit_more += r->dropped;
+}
+
 int session_audit(struct session *s, int code)
 {
     bool strict = s->o->audit == MVM_AUDIT_STRICT;
@@ -95,6 +132,7 @@ int session_audit(struct session *s, int code)
             if (r.n + r.dropped > 0) {
                 found = true;
                 show(s, s->shares[i].host, &r);
+                record(s, s->shares[i].host, &r);
             }
             mvm_audit_report_clear(&r);
         }

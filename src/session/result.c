@@ -1,7 +1,8 @@
 /* What a session leaves for CI when asked: --result FILE (a JSON record
  * of how it ended) and --console-log FILE (the guest kernel's console),
- * written with the invoking user's rights, as the last step before the
- * session directory goes. */
+ * written with the invoking user's rights: the console log as the last
+ * step before the session directory goes, the record after the audit,
+ * whose findings and final status it holds. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -49,32 +50,39 @@ static json_int_t ms_between(uint64_t a, uint64_t b)
     return a && b > a ? (json_int_t)((b - a) / 1000000) : 0;
 }
 
-static void save_outputs(void *arg)
+/* An undo step: the console log lives in the session directory. */
+static void save_console_log(void *arg)
 {
     struct session *s = arg;
-    if (s->o->console_log_file) {
-        cleanup_free char *path = xasprintf("%s/console.log", s->dir);
-        size_t len = 0;
-        cleanup_free char *log = read_file(path, CONSOLE_LOG_MAX + 65536, &len);
-        save(s, "console log", s->o->console_log_file, log ? log : "", log ? len : 0);
-    }
-    if (s->o->result_file) {
-        uint64_t end = s->t_done ? s->t_done : now_ns();
-        cleanup_json json_t *r = json_pack(
-            "{s:i, s:s, s:s, s:s?, s:s, s:I, s:I, s:I}", "exit_status", s->exit_code, "reason",
-            s->end_reason ? s->end_reason : "the command exited", "id", s->id, "name", s->name,
-            "accel", s->kvm ? "kvm" : "tcg", "boot_ms", ms_between(s->t0, s->t_ready), "command_ms",
-            ms_between(s->t_ready, end), "total_ms", ms_between(s->t0, now_ns()));
-        cleanup_free char *text = r ? json_dumps(r, JSON_INDENT(2)) : NULL;
-        if (text) {
-            cleanup_free char *line = xasprintf("%s\n", text);
-            save(s, "result", s->o->result_file, line, strlen(line));
-        }
+    cleanup_free char *path = xasprintf("%s/console.log", s->dir);
+    size_t len = 0;
+    cleanup_free char *log = read_file(path, CONSOLE_LOG_MAX + 65536, &len);
+    save(s, "console log", s->o->console_log_file, log ? log : "", log ? len : 0);
+}
+
+void session_write_result(struct session *s, int code)
+{
+    if (!s->result_due)
+        return;
+    uint64_t end = s->t_done ? s->t_done : now_ns();
+    json_t *findings = s->audit_findings ? json_incref(s->audit_findings) : json_array();
+    static const char *const modes[] = {"off", "warn", "strict"};
+    cleanup_json json_t *r = json_pack(
+        "{s:i, s:s, s:s, s:s?, s:s, s:I, s:I, s:I, s:{s:s, s:o, s:I}}", "exit_status", code,
+        "reason", s->end_reason ? s->end_reason : "the command exited", "id", s->id, "name",
+        s->name, "accel", s->kvm ? "kvm" : "tcg", "boot_ms", ms_between(s->t0, s->t_ready),
+        "command_ms", ms_between(s->t_ready, end), "total_ms", ms_between(s->t0, now_ns()), "audit",
+        "mode", modes[s->o->audit], "findings", findings, "more", (json_int_t)s->audit_more);
+    cleanup_free char *text = r ? json_dumps(r, JSON_INDENT(2)) : NULL;
+    if (text) {
+        cleanup_free char *line = xasprintf("%s\n", text);
+        save(s, "result", s->o->result_file, line, strlen(line));
     }
 }
 
 void session_push_outputs(struct session *s)
 {
-    if (s->o->result_file || s->o->console_log_file)
-        mvm_undo_push(&s->undo, save_outputs, s, "--result and --console-log");
+    s->result_due = s->o->result_file != NULL;
+    if (s->o->console_log_file)
+        mvm_undo_push(&s->undo, save_console_log, s, "--console-log");
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <termios.h>
 
+#include <jansson.h>
+
 #include "audit.h"
 #include "cgroup.h"
 #include "cli.h"
@@ -102,6 +104,9 @@ struct session {
     struct mvm_undo undo;
     struct mvm_audit_snap *audit[MAX_SHARES]; /* share i's, before boot (audit.c) */
     int64_t audit_since;                      /* then (CLOCK_REALTIME ns), for --audit off */
+    json_t *audit_findings;                   /* for --result: what the audit found */
+    size_t audit_more;                        /* ... and how many more it did not list */
+    bool result_due;                          /* --result is written after the audit */
 };
 
 /* notice.c: "mvm: ..." on stderr unless -q. */
@@ -142,6 +147,8 @@ int session_audit_snapshot(struct session *s, struct mvm_error **err);
  * fixes); returns the exit status: code, or with --audit strict and code
  * 0, 123 when something was found (125 when an audit failed). */
 int session_audit(struct session *s, int code);
+/* result.c: --result FILE, once the audit has given the final status. */
+void session_write_result(struct session *s, int code);
 /* vm.c: session directory, initramfs, virtiofsd, QEMU, QMP. */
 int session_start_vm(struct session *s, struct mvm_error **err);
 /* loop.c: relays until the status is known; returns mvm's exit status. */

@@ -70,6 +70,7 @@ static void release(struct session *s)
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         close_fd(fds[i]);
     mvm_user_clear(&s->user);
+    json_decref(s->audit_findings);
     mvm_kernel_clear(&s->kernel);
     mvm_virtiofsd_clear(&s->vfsd);
     mvm_jail_filter_free(s->filter);
@@ -128,6 +129,7 @@ int mvm_session_run(const struct mvm_run_opts *o)
     reap_orphans(1000);
     /* Nothing the guest could write through is left: what did it leave? */
     code = session_audit(s, code);
+    session_write_result(s, code);
     session_trace(s, "done");
     if (err)
         mvm_error_print(err);

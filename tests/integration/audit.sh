@@ -60,8 +60,22 @@ assert_not_contains "$ERR" "README.md" "an ordinary edit is not reported"
 # strict: the same, undone; the project as before but for README.md.
 fresh_project
 before=$(manifest)
-as_user --audit strict -- sh -c "$PLANT"
+result="$TEST_HOME/mvm-audit-result.json"
+defer "rm -f '$result'"
+as_user --audit strict --result "$result" -- sh -c "$PLANT"
 assert_eq 123 "$RC" "strict exits 123 when it found something and the command succeeded"
+# --result carries the findings and the final status, for CI.
+got=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+a = r["audit"]
+f = {(x["path"], x["kind"], x["action"]) for x in a["findings"]}
+print(r["exit_status"], a["mode"], a["more"],
+      (".git/hooks/pre-commit", "hook", "removed") in f,
+      ("passwd-link", "link-out", "removed") in f,
+      all(x["share"] == sys.argv[2] and x["text"] for x in a["findings"]))
+' "$result" "$PROJECT" 2>&1)
+assert_eq "123 strict 0 True True True" "$got" "--result lists the audit's findings by path, kind and action, with the final status"
 assert_contains "$ERR" ".git/hooks/pre-commit: new git hook (removed)" "strict removes the hook"
 assert_contains "$ERR" "core.fsmonitor = touch /tmp/pwned (restored)" "strict restores .git/config"
 assert_contains "$ERR" "passwd-link: new symlink leading out of the share: /etc/passwd (removed)" "strict removes the symlink"

@@ -15,9 +15,9 @@ assert_eq 7 "$RC" "the command's status is mvm's"
 fields=$(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(r["exit_status"], r["reason"], r["accel"] in ("kvm", "tcg"), r["boot_ms"] > 0, r["command_ms"] >= 0, bool(r["id"]), bool(r["name"]))
+print(r["exit_status"], r["reason"], r["accel"] in ("kvm", "tcg"), r["boot_ms"] > 0, r["command_ms"] >= 0, bool(r["id"]), bool(r["name"]), r["audit"])
 ' "$PROJECT/result.json" 2>&1)
-assert_eq "7 the command exited True True True True True" "$fields" "--result holds status, reason, accelerator, durations, id and name"
+assert_eq "7 the command exited True True True True True {'mode': 'warn', 'findings': [], 'more': 0}" "$fields" "--result holds status, reason, accelerator, durations, id, name and an empty audit"
 assert_eq "$TEST_USER" "$(stat -c %U "$PROJECT/result.json")" "--result is written as the user"
 [ -s "$PROJECT/console.log" ] && ok "--console-log keeps the guest's console" || fail "--console-log is empty or missing"
 
