@@ -55,7 +55,11 @@ struct mvm_share {
     char *host;  /* absolute, symlinks resolved */
     char *guest; /* absolute path in the guest */
     bool ro;
-    bool system;   /* the host's /usr: served with the host's ids, read-only */
+    bool system; /* the host's /usr: served with the host's ids, read-only */
+    /* Serve the file systems mounted below host too (the system tree
+     * always; a user's share only when asked: a mount there may be
+     * something the user never meant to hand over). */
+    bool submounts;
     char *tag;     /* virtiofs tag */
     int qemu_fd;   /* connected vhost-user socket for QEMU, or -1 */
     int log_fd;    /* read end of virtiofsd's stderr, or -1 */

@@ -177,16 +177,16 @@ char **mvm_virtiofsd_argv(const struct mvm_virtiofsd *v, const char *dir, bool r
 
 /* A detached copy of dir's mount tree in which the files' owners appear
  * as what the maps turn them into: the server then runs as those ids
- * while the files on disk keep theirs.  Submounts that cannot be
- * idmapped (EINVAL) leave the top mount alone, without its submounts. */
-static int idmapped_tree(const char *dir, bool ro, const char *uid_map, const char *gid_map,
-                         int *tree_fd, struct mvm_error **err)
+ * while the files on disk keep theirs.  With submounts, those that cannot
+ * be idmapped (EINVAL) leave the top mount alone, without its submounts. */
+static int idmapped_tree(const char *dir, bool ro, bool submounts, const char *uid_map,
+                         const char *gid_map, int *tree_fd, struct mvm_error **err)
 {
     cleanup_close int ns = mvm_jail_userns_fd(uid_map, gid_map, err);
     if (ns < 0)
         return -1;
     int e = 0;
-    for (int recursive = 1; recursive >= 0; recursive--) {
+    for (int recursive = submounts; recursive >= 0; recursive--) {
         cleanup_close int fd = mvm_open_tree_clone(dir, recursive);
         if (fd < 0)
             return mvm_error_set(err, errno, "cloning the mount of %s", dir);
@@ -209,7 +209,7 @@ int mvm_share_idmap_probe(const char *dir, struct mvm_error **err)
     char map[64];
     snprintf(map, sizeof map, "0 %u %u\n", MVM_HELPER_ID_BASE, MVM_SHARE_SYSTEM_IDS);
     int fd = -1;
-    if (idmapped_tree(dir, true, map, map, &fd, err) < 0)
+    if (idmapped_tree(dir, true, true, map, map, &fd, err) < 0)
         return -1;
     close(fd); /* detached and never attached: nothing else to undo */
     return 0;
@@ -224,7 +224,7 @@ int mvm_share_idmap_probe(const char *dir, struct mvm_error **err)
 
 struct share_mounts {
     const char *dir;
-    bool ro;
+    bool ro, submounts;
     int tree_fd;             /* idmapped tree to attach, or -1 for a bind of dir */
     char umap[64], gmap[64]; /* the server's user namespace maps */
 };
@@ -248,7 +248,7 @@ static int setup_mounts(void *arg, const char **what)
         return mvm_move_mount_to(m->tree_fd, SERVE_DIR);
     }
     *what = "binding the share";
-    if (mount(m->dir, SERVE_DIR, NULL, MS_BIND | MS_REC, NULL) < 0)
+    if (mount(m->dir, SERVE_DIR, NULL, MS_BIND | (m->submounts ? MS_REC : 0), NULL) < 0)
         return -1;
     if (!m->ro)
         return 0;
@@ -294,8 +294,8 @@ static int plan_ids(struct mvm_share *sh, const struct mvm_share_owner *owner, u
     char mu[64], mg[64];
     snprintf(mu, sizeof mu, "%u %u 1\n", (unsigned)owner->uid, (unsigned)server_id);
     snprintf(mg, sizeof mg, "%u %u 1\n", (unsigned)owner->gid, (unsigned)server_id);
-    if (idmapped_tree(sh->host, sh->ro, sh->system ? m->umap : mu, sh->system ? m->gmap : mg,
-                      &m->tree_fd, err) == 0)
+    if (idmapped_tree(sh->host, sh->ro, sh->submounts, sh->system ? m->umap : mu,
+                      sh->system ? m->gmap : mg, &m->tree_fd, err) == 0)
         return 0;
     if (!sh->system)
         return mvm_error_wrap(err,
@@ -345,7 +345,8 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
         .nofile = 16384,
         .layers = MVM_JAIL_IPCNS | MVM_JAIL_RLIMITS,
     };
-    struct share_mounts m = {.dir = sh->host, .ro = sh->ro, .tree_fd = -1};
+    struct share_mounts m = {
+        .dir = sh->host, .ro = sh->ro, .submounts = sh->submounts, .tree_fd = -1};
     int rc = plan_ids(sh, owner, server_id, &s, &m, err);
     if (rc == 0)
         rc = mvm_jail_start(&s, &sh->proc, err);

@@ -50,9 +50,10 @@ const char mvm_run_usage[] =
     "  --machine TYPE       auto, microvm or q35 (default auto: microvm)\n"
     "  --env NAME[=VALUE]   set NAME in the guest; NAME alone copies your value (under sudo,\n"
     "                       keep it with sudo --preserve-env=NAME); repeatable\n"
-    "  --share HOST[:GUEST][:ro]\n"
+    "  --share HOST[:GUEST][:ro][,submounts]\n"
     "                       also share directory HOST at GUEST (default: same path);\n"
-    "                       read-write unless :ro; repeatable\n"
+    "                       read-write unless :ro; file systems mounted below HOST only\n"
+    "                       with submounts (e.g. :ro,submounts); repeatable\n"
     "  --no-cwd             do not share the current directory (start in the home directory)\n"
     "  --force-share        allow a read-write --share of a home, a system directory, or one\n"
     "                       holding .ssh, .gnupg, .aws... (refused otherwise)\n"
@@ -429,16 +430,38 @@ static int add_env(struct mvm_run_opts *o, const char *arg, struct mvm_error **e
     return 0;
 }
 
-/* HOST[:GUEST][:ro] -- a trailing ":ro"/":rw" is the mode. */
+/* A trailing ":OPT[,OPT]" of --share: ro, rw, submounts.  False (and
+ * nothing set) when the segment is something else, a path's part. */
+static bool share_flags(const char *seg, bool *ro, bool *submounts)
+{
+    bool r = false, sm = false;
+    cleanup_free char *copy = xstrdup(seg);
+    char *save = NULL;
+    for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (strcmp(w, "ro") == 0)
+            r = true;
+        else if (strcmp(w, "submounts") == 0)
+            sm = true;
+        else if (strcmp(w, "rw") != 0)
+            return false;
+    }
+    *ro = r;
+    *submounts = sm;
+    return seg[0] != '\0';
+}
+
+/* HOST[:GUEST][:OPTS] -- a trailing ":ro", ":rw", ":submounts" or a
+ * comma list of them is the mode. */
 static int add_share(struct mvm_run_opts *o, const char *arg, struct mvm_error **err)
 {
     cleanup_free char *s = xstrdup(arg);
-    bool ro = false;
+    bool ro = false, submounts = false;
     char *last = strrchr(s, ':');
-    if (last && (strcmp(last, ":ro") == 0 || strcmp(last, ":rw") == 0)) {
-        ro = strcmp(last, ":ro") == 0;
+    if (last && share_flags(last + 1, &ro, &submounts))
         *last = '\0';
-    }
+    else if (last && last != strchr(s, ':') && strchr(last, '/') == NULL)
+        return mvm_error_set(
+            err, 0, "bad --share '%s': unknown option '%s' (use ro, rw, submounts)", arg, last + 1);
     char *colon = strchr(s, ':');
     char *guest = NULL;
     if (colon) {
@@ -447,11 +470,13 @@ static int add_share(struct mvm_run_opts *o, const char *arg, struct mvm_error *
     }
     if (s[0] == '\0' || (guest && guest[0] != '/'))
         return mvm_error_set(
-            err, 0, "bad --share '%s': use HOST[:GUEST][:ro] with an absolute GUEST path", arg);
+            err, 0,
+            "bad --share '%s': use HOST[:GUEST][:ro][,submounts] with an absolute GUEST path", arg);
     o->shares = xrealloc(o->shares, (o->nshares + 1) * sizeof *o->shares);
     o->shares[o->nshares].host = xstrdup(s);
     o->shares[o->nshares].guest = guest ? xstrdup(guest) : NULL;
     o->shares[o->nshares].ro = ro;
+    o->shares[o->nshares].submounts = submounts;
     o->nshares++;
     return 0;
 }

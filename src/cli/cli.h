@@ -22,6 +22,7 @@ struct mvm_share_opt {
     char *host;  /* as given; made absolute later */
     char *guest; /* NULL: same path as on the host */
     bool ro;
+    bool submounts; /* serve what is mounted below host too */
 };
 
 struct mvm_volume_opt {

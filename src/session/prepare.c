@@ -98,6 +98,7 @@ static int plan_shares(struct session *s, struct mvm_error **err)
     s->cwd = xstrdup(buf);
     /* The guest's root is the host's /usr, read-only, always share 0. */
     mvm_share_init(&s->shares[s->nshares], "/usr", "/usr", true, "usr");
+    s->shares[s->nshares].submounts = true;
     s->shares[s->nshares++].system = true;
     if (!s->o->no_cwd) {
         size_t n;
@@ -125,6 +126,7 @@ static int plan_shares(struct session *s, struct mvm_error **err)
         }
         if (session_add_share(s, host, o->guest ? o->guest : host, o->ro, err) < 0)
             return -1;
+        s->shares[s->nshares - 1].submounts = o->submounts;
     }
     if (session_resolve_program(s, err) < 0)
         return -1;

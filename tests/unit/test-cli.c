@@ -380,6 +380,18 @@ static void test_run_share(void **state)
     assert_string_equal(fx->o.shares[4].guest, "/y");
     assert_false(fx->o.shares[4].ro);
 
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--share", "/m:/mm:ro,submounts", "--share", "/n:submounts", "--share", "/o:ro");
+    assert_int_equal(fx->o.nshares, 3);
+    assert_string_equal(fx->o.shares[0].guest, "/mm");
+    assert_true(fx->o.shares[0].ro && fx->o.shares[0].submounts);
+    assert_null(fx->o.shares[1].guest);
+    assert_true(!fx->o.shares[1].ro && fx->o.shares[1].submounts);
+    assert_true(fx->o.shares[2].ro && !fx->o.shares[2].submounts);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_BAD(fx, "bad --share '/p:/q:ro,bogus': unknown option 'ro,bogus'", "--share",
+              "/p:/q:ro,bogus");
+
     static const char *const bad[] = {"/data:mnt", "/data:mnt:ro", "/data:", ":/guest", ":ro", ""};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         mvm_run_opts_clear(&fx->o);
