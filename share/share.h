@@ -60,6 +60,9 @@ struct mvm_share {
      * always; a user's share only when asked: a mount there may be
      * something the user never meant to hand over). */
     bool submounts;
+    /* Served read-only; the guest puts a writable overlay on it whose
+     * changes stay in the guest (on its scratch disk). */
+    bool overlay;
     char *tag;     /* virtiofs tag */
     int qemu_fd;   /* connected vhost-user socket for QEMU, or -1 */
     int log_fd;    /* read end of virtiofsd's stderr, or -1 */

@@ -50,10 +50,11 @@ const char mvm_run_usage[] =
     "  --machine TYPE       auto, microvm or q35 (default auto: microvm)\n"
     "  --env NAME[=VALUE]   set NAME in the guest; NAME alone copies your value (under sudo,\n"
     "                       keep it with sudo --preserve-env=NAME); repeatable\n"
-    "  --share HOST[:GUEST][:ro][,submounts]\n"
+    "  --share HOST[:GUEST][:ro|:overlay][,submounts]\n"
     "                       also share directory HOST at GUEST (default: same path);\n"
-    "                       read-write unless :ro; file systems mounted below HOST only\n"
-    "                       with submounts (e.g. :ro,submounts); repeatable\n"
+    "                       read-write unless :ro; :overlay: writable in the guest, the\n"
+    "                       host's files untouched and the changes gone at exit; file\n"
+    "                       systems mounted below HOST only with submounts; repeatable\n"
     "  --no-cwd             do not share the current directory (start in the home directory)\n"
     "  --force-share        allow a read-write --share of a home, a system directory, or one\n"
     "                       holding .ssh, .gnupg, .aws... (refused otherwise)\n"
@@ -430,11 +431,11 @@ static int add_env(struct mvm_run_opts *o, const char *arg, struct mvm_error **e
     return 0;
 }
 
-/* A trailing ":OPT[,OPT]" of --share: ro, rw, submounts.  False (and
- * nothing set) when the segment is something else, a path's part. */
-static bool share_flags(const char *seg, bool *ro, bool *submounts)
+/* A trailing ":OPT[,OPT]" of --share: ro, rw, overlay, submounts.  False
+ * (and nothing set) when the segment is something else, a path's part. */
+static bool share_flags(const char *seg, struct mvm_share_opt *sh)
 {
-    bool r = false, sm = false;
+    bool r = false, sm = false, ov = false;
     cleanup_free char *copy = xstrdup(seg);
     char *save = NULL;
     for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
@@ -442,11 +443,14 @@ static bool share_flags(const char *seg, bool *ro, bool *submounts)
             r = true;
         else if (strcmp(w, "submounts") == 0)
             sm = true;
+        else if (strcmp(w, "overlay") == 0)
+            ov = true;
         else if (strcmp(w, "rw") != 0)
             return false;
     }
-    *ro = r;
-    *submounts = sm;
+    sh->ro = r;
+    sh->submounts = sm;
+    sh->overlay = ov;
     return seg[0] != '\0';
 }
 
@@ -455,13 +459,16 @@ static bool share_flags(const char *seg, bool *ro, bool *submounts)
 static int add_share(struct mvm_run_opts *o, const char *arg, struct mvm_error **err)
 {
     cleanup_free char *s = xstrdup(arg);
-    bool ro = false, submounts = false;
+    struct mvm_share_opt sh = {0};
     char *last = strrchr(s, ':');
-    if (last && share_flags(last + 1, &ro, &submounts))
+    if (last && share_flags(last + 1, &sh))
         *last = '\0';
     else if (last && last != strchr(s, ':') && strchr(last, '/') == NULL)
         return mvm_error_set(
-            err, 0, "bad --share '%s': unknown option '%s' (use ro, rw, submounts)", arg, last + 1);
+            err, 0, "bad --share '%s': unknown option '%s' (use ro, rw, overlay, submounts)", arg,
+            last + 1);
+    if (sh.ro && sh.overlay)
+        return mvm_error_set(err, 0, "bad --share '%s': ro or overlay, not both", arg);
     char *colon = strchr(s, ':');
     char *guest = NULL;
     if (colon) {
@@ -471,13 +478,13 @@ static int add_share(struct mvm_run_opts *o, const char *arg, struct mvm_error *
     if (s[0] == '\0' || (guest && guest[0] != '/'))
         return mvm_error_set(
             err, 0,
-            "bad --share '%s': use HOST[:GUEST][:ro][,submounts] with an absolute GUEST path", arg);
+            "bad --share '%s': use HOST[:GUEST][:ro|:overlay][,submounts] with an absolute GUEST "
+            "path",
+            arg);
+    sh.host = xstrdup(s);
+    sh.guest = guest ? xstrdup(guest) : NULL;
     o->shares = xrealloc(o->shares, (o->nshares + 1) * sizeof *o->shares);
-    o->shares[o->nshares].host = xstrdup(s);
-    o->shares[o->nshares].guest = guest ? xstrdup(guest) : NULL;
-    o->shares[o->nshares].ro = ro;
-    o->shares[o->nshares].submounts = submounts;
-    o->nshares++;
+    o->shares[o->nshares++] = sh;
     return 0;
 }
 

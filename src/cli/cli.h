@@ -23,6 +23,7 @@ struct mvm_share_opt {
     char *guest; /* NULL: same path as on the host */
     bool ro;
     bool submounts; /* serve what is mounted below host too */
+    bool overlay;   /* writable in the guest, its changes thrown away */
 };
 
 struct mvm_volume_opt {

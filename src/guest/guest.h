@@ -23,6 +23,7 @@ struct guest_share {
     char *tag;
     char *path; /* absolute guest path */
     bool ro;
+    bool overlay; /* the host serves it read-only; writable through an overlay */
 };
 
 /* The guest's one network interface, from the session's "net" object.
@@ -63,7 +64,10 @@ struct guest_session {
     struct guest_disk *disks;
     size_t ndisks;
     char *scratch; /* serial of the scratch disk, or NULL: tmpfs, read-only /usr */
-    char **bins;   /* first on the command's PATH */
+    /* The host's system accounts (ids 1-999), appended to /etc/passwd and
+     * /etc/group when guest root may run dpkg; or NULL */
+    char *sys_passwd, *sys_group;
+    char **bins; /* first on the command's PATH */
     size_t nbins;
     struct guest_net net;
 };

@@ -139,6 +139,25 @@ static int write_resolv_conf(const struct guest_net *net)
     return write_text(R "/etc/resolv.conf", 0644, "%s", text);
 }
 
+/* Appends the host's system accounts to an account file, but for the
+ * names this guest defines itself. */
+static int append_accounts(const char *path, const char *lines, const char *const *own, size_t nown)
+{
+    FILE *f = fopen(path, "ae");
+    if (f == NULL)
+        return -1;
+    for (const char *l = lines; *l;) {
+        size_t len = strcspn(l, "\n"), name = strcspn(l, ":\n");
+        bool skip = name == len;
+        for (size_t i = 0; i < nown && !skip; i++)
+            skip = own[i] && strlen(own[i]) == name && strncmp(l, own[i], name) == 0;
+        if (!skip)
+            fprintf(f, "%.*s\n", (int)len, l);
+        l += len + (l[len] == '\n');
+    }
+    return ferror(f) ? (fclose(f), -1) : fclose(f);
+}
+
 static int make_etc(const struct guest_session *s, char *why, size_t whylen)
 {
     if (mkdir(R "/etc", 0755) < 0 || copy_tree(GUEST_HOST_ETC_DIR, R "/etc") < 0)
@@ -160,6 +179,11 @@ static int make_etc(const struct guest_session *s, char *why, size_t whylen)
     else
         rc |= write_text(R "/etc/group", 0644, "root:x:0:\ntty:x:5:\n%s:x:%u:\nnogroup:x:65534:\n",
                          group, (unsigned)s->gid);
+    if (s->sys_passwd && s->sys_group) {
+        const char *const own[] = {"root", "tty", "nobody", "nogroup", s->user, group};
+        rc |= append_accounts(R "/etc/passwd", s->sys_passwd, own, 6);
+        rc |= append_accounts(R "/etc/group", s->sys_group, own, 6);
+    }
     rc |= write_text(R "/etc/hostname", 0644, "%s\n", s->hostname);
     rc |= write_text(
         R "/etc/hosts", 0644,
@@ -315,6 +339,17 @@ static int make_scratch(const struct guest_session *s, char *why, size_t whylen)
     }
     if (mkdir(R "/var/tmp", 01777) < 0 || chmod(R "/var/tmp", 01777) < 0)
         return guest_fail(why, whylen, errno, "creating /var/tmp");
+    /* What programs expect of a Debian /var (apt's directories among it). */
+    static const char *const skeleton[] = {
+        R "/var/log/apt",
+        R "/var/cache/apt/archives/partial",
+        R "/var/lib/apt/lists/partial",
+        R "/var/spool",
+        R "/etc/apt/apt.conf.d",
+    };
+    for (size_t i = 0; i < sizeof skeleton / sizeof skeleton[0]; i++)
+        if (mkdirs(skeleton[i], 0755, 0, 0) < 0)
+            return guest_fail(why, whylen, errno, "creating %s", skeleton[i] + strlen(R));
     return 0;
 }
 
@@ -353,6 +388,35 @@ static int make_disks(const struct guest_session *s, char *why, size_t whylen)
     return 0;
 }
 
+/* An overlay share: the host's read-only tree below (outside the new
+ * root, like /usr's), the guest's changes above, on the scratch disk or
+ * in a tmpfs; its top keeps the lower top's owner and mode. */
+static int overlay_share(const struct guest_session *s, size_t i, const char *dir, char *why,
+                         size_t whylen)
+{
+    const struct guest_share *sh = &s->shares[i];
+    char lower[64], base[64], upper[80], work[80], opts[512];
+    snprintf(lower, sizeof lower, "/share-lower/%zu", i);
+    snprintf(base, sizeof base, "%s/share-%zu", s->scratch ? SCRATCH : "/share-rw", i);
+    snprintf(upper, sizeof upper, "%s/upper", base);
+    snprintf(work, sizeof work, "%s/work", base);
+    struct stat st;
+    if (mkdirs(lower, 0755, 0, 0) < 0 || mount(sh->tag, lower, "virtiofs", MS_RDONLY, NULL) < 0 ||
+        stat(lower, &st) < 0)
+        return guest_fail(why, whylen, errno, "mounting the share %s", sh->path);
+    if (mkdirs(base, 0755, 0, 0) < 0 ||
+        (s->scratch == NULL && mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, NULL) < 0) ||
+        mkdirs(upper, 0755, 0, 0) < 0 || mkdirs(work, 0755, 0, 0) < 0 ||
+        chown(upper, st.st_uid, st.st_gid) < 0 || chmod(upper, st.st_mode & 07777) < 0)
+        return guest_fail(why, whylen, errno, "making the overlay of %s", sh->path);
+    snprintf(opts, sizeof opts,
+             "lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,index=off,metacopy=off,xino=off",
+             lower, upper, work);
+    if (mount("overlay", dir, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+        return guest_fail(why, whylen, errno, "mounting the overlay of %s", sh->path);
+    return 0;
+}
+
 static int make_shares(const struct guest_session *s, char *why, size_t whylen)
 {
     for (size_t i = 0; i < s->nshares; i++) {
@@ -360,8 +424,12 @@ static int make_shares(const struct guest_session *s, char *why, size_t whylen)
         char dir[4096];
         if (make_path(s, sh->path, false, dir, sizeof dir) < 0)
             return guest_fail(why, whylen, errno, "creating %s", sh->path);
-        if (mount(sh->tag, dir, "virtiofs", sh->ro ? MS_RDONLY : 0, NULL) < 0)
+        if (sh->overlay) {
+            if (overlay_share(s, i, dir, why, whylen) < 0)
+                return -1;
+        } else if (mount(sh->tag, dir, "virtiofs", sh->ro ? MS_RDONLY : 0, NULL) < 0) {
             return guest_fail(why, whylen, errno, "mounting the share %s", sh->path);
+        }
     }
     return 0;
 }

@@ -47,6 +47,7 @@ static int load_shares(json_t *arr, struct guest_session *s, char *why, size_t w
             get_string(sh, "path", &s->shares[i].path, why, whylen) < 0)
             return -1;
         s->shares[i].ro = json_is_true(json_object_get(sh, "ro"));
+        s->shares[i].overlay = json_is_true(json_object_get(sh, "overlay"));
         if (s->shares[i].path[0] != '/') {
             snprintf(why, whylen, "session description: share path is not absolute");
             return -1;
@@ -159,6 +160,14 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
     json_t *group = json_object_get(user, "group");
     if (json_is_string(group))
         s->group = strdup(json_string_value(group));
+    /* The host's system accounts, for dpkg: lines as in passwd(5) and
+     * group(5). */
+    json_t *accounts = json_object_get(root, "accounts");
+    json_t *pw = json_object_get(accounts, "passwd"), *gr = json_object_get(accounts, "group");
+    if (json_is_string(pw) && json_is_string(gr)) {
+        s->sys_passwd = strdup(json_string_value(pw));
+        s->sys_group = strdup(json_string_value(gr));
+    }
     s->uid = uid;
     s->gid = gid;
     if (s->home[0] != '/' || s->cwd[0] != '/') {

@@ -100,6 +100,13 @@ static int plan_shares(struct session *s, struct mvm_error **err)
     mvm_share_init(&s->shares[s->nshares], "/usr", "/usr", true, "usr");
     s->shares[s->nshares].submounts = true;
     s->shares[s->nshares++].system = true;
+    /* Guest root may install packages into its /usr overlay: dpkg needs
+     * its database, the host's, under an overlay of the same kind. */
+    if (s->o->root && s->o->disk_mib > 0 && access("/var/lib/dpkg/status", F_OK) == 0) {
+        mvm_share_init(&s->shares[s->nshares], "/var/lib/dpkg", "/var/lib/dpkg", true, "dpkg");
+        s->shares[s->nshares].overlay = true;
+        s->shares[s->nshares++].system = true;
+    }
     if (!s->o->no_cwd) {
         size_t n;
         char **homes = mvm_user_homes(s->user.home, &n);
@@ -116,7 +123,7 @@ static int plan_shares(struct session *s, struct mvm_error **err)
         cleanup_free char *host = NULL;
         if (resolve_dir("--share", o->host, &host, err) < 0)
             return -1;
-        if (!o->ro && !s->o->force_share) {
+        if (!o->ro && !o->overlay && !s->o->force_share) {
             size_t n;
             char **homes = mvm_user_homes(s->user.home, &n);
             int rc = mvm_share_check_rw(host, homes, n, err);
@@ -124,9 +131,10 @@ static int plan_shares(struct session *s, struct mvm_error **err)
             if (rc < 0)
                 return -1;
         }
-        if (session_add_share(s, host, o->guest ? o->guest : host, o->ro, err) < 0)
+        if (session_add_share(s, host, o->guest ? o->guest : host, o->ro || o->overlay, err) < 0)
             return -1;
         s->shares[s->nshares - 1].submounts = o->submounts;
+        s->shares[s->nshares - 1].overlay = o->overlay;
     }
     if (session_resolve_program(s, err) < 0)
         return -1;
@@ -226,7 +234,7 @@ static int find_qemu(struct session *s, struct mvm_error **err)
     return 0;
 }
 
-size_t session_modules(bool microvm, bool net, bool disks, bool scratch,
+size_t session_modules(bool microvm, bool net, bool disks, bool overlay,
                        const char *mods[SESSION_MAX_MODULES])
 {
     size_t n = 0;
@@ -241,8 +249,8 @@ size_t session_modules(bool microvm, bool net, bool disks, bool scratch,
         mods[n++] = "ext4";
         mods[n++] = "crc32c_generic"; /* ext4's checksums; nothing loads it on demand */
     }
-    if (scratch)
-        mods[n++] = "overlay"; /* the writable /usr */
+    if (overlay)
+        mods[n++] = "overlay"; /* the writable /usr, :overlay shares */
     return n;
 }
 
@@ -285,8 +293,11 @@ static int plan_boot(struct session *s, struct mvm_error **err)
                        s->kernel.release ? s->kernel.release : s->kernel.image);
     s->microvm = s->o->machine != MVM_MACHINE_Q35;
     const char *mods[SESSION_MAX_MODULES];
+    bool overlay = s->o->disk_mib > 0;
+    for (size_t i = 0; i < s->nshares; i++)
+        overlay |= s->shares[i].overlay;
     size_t nmods = session_modules(s->microvm, s->o->net != MVM_NETOPT_NONE,
-                                   s->ndisks > 0 || s->o->disk_mib > 0, s->o->disk_mib > 0, mods);
+                                   s->ndisks > 0 || s->o->disk_mib > 0, overlay, mods);
     struct mvm_initramfs_base spec = {
         .kernel = &s->kernel,
         .modules = mods,

@@ -127,7 +127,7 @@ const char *session_qemu_path(void);
  * (microvm, else q35), with a NIC, with disks, with the scratch disk's
  * overlay; returns how many it put in mods. */
 #define SESSION_MAX_MODULES 8
-size_t session_modules(bool microvm, bool net, bool disks, bool scratch,
+size_t session_modules(bool microvm, bool net, bool disks, bool overlay,
                        const char *mods[SESSION_MAX_MODULES]);
 /* prepare.c: one more share; refused past MAX_SHARES. */
 int session_add_share(struct session *s, const char *host, const char *guest, bool ro,

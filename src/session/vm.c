@@ -102,13 +102,51 @@ static void disk_serial(size_t i, char serial[16])
 
 #define SCRATCH_SERIAL "scratch"
 
+/* The lines of an account file (passwd(5), group(5)) whose id, the
+ * third field, is a system one (1-999): what dpkg's statoverride and
+ * maintainer scripts name.  Account names only: no password is in
+ * either file on a shadowed system, and an "x" is all they hold. */
+static json_t *system_accounts(const char *path)
+{
+    cleanup_free char *text = read_file(path, 1024 * 1024, NULL);
+    struct buf b = {0};
+    for (char *l = text, *next; l && *l; l = next) {
+        next = strchr(l, '\n');
+        if (next)
+            *next++ = '\0';
+        const char *f = l;
+        for (int i = 0; i < 2 && f; i++)
+            f = strchr(f, ':') ? strchr(f, ':') + 1 : NULL;
+        char *end;
+        unsigned long id = f ? strtoul(f, &end, 10) : 0;
+        const char *pw = strchr(l, ':');
+        if (f && end != f && *end == ':' && id >= 1 && id <= 999 && pw &&
+            strncmp(pw, ":x:", 3) == 0)
+            buf_printf(&b, "%s\n", l);
+    }
+    buf_append(&b, "", 1);
+    json_t *j = json_string(b.data);
+    buf_free(&b);
+    return j ? j : json_string("");
+}
+
+static bool has_dpkg_share(const struct session *s)
+{
+    for (size_t i = 0; i < s->nshares; i++)
+        if (s->shares[i].system && strcmp(s->shares[i].guest, "/var/lib/dpkg") == 0)
+            return true;
+    return false;
+}
+
 static char *session_description(const struct session *s)
 {
     bool root = s->o->root;
     json_t *shares = json_array();
     for (size_t i = 1; i < s->nshares; i++) /* 0 is /usr, mounted as the root */
-        json_array_append_new(shares, json_pack("{s:s, s:s, s:b}", "tag", s->shares[i].tag, "path",
-                                                s->shares[i].guest, "ro", s->shares[i].ro));
+        json_array_append_new(shares, json_pack("{s:s, s:s, s:b, s:b}", "tag", s->shares[i].tag,
+                                                "path", s->shares[i].guest, "ro",
+                                                s->shares[i].ro && !s->shares[i].overlay, "overlay",
+                                                s->shares[i].overlay));
     json_t *user = json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "name", root ? "root" : s->user.name,
                              "group", root ? "root" : s->user.group, "uid",
                              root ? 0 : (int)s->user.uid, "gid", root ? 0 : (int)s->user.gid,
@@ -131,6 +169,10 @@ static char *session_description(const struct session *s)
                              "user", user, "shares", shares, "net", net_description(s), "links",
                              links, "path", bins, "disks", disks, "scratch",
                              s->scratch.fd >= 0 ? json_string(SCRATCH_SERIAL) : json_null());
+    if (has_dpkg_share(s))
+        json_object_set_new(desc, "accounts",
+                            json_pack("{s:o, s:o}", "passwd", system_accounts("/etc/passwd"),
+                                      "group", system_accounts("/etc/group")));
     char *text = json_dumps(desc, JSON_COMPACT);
     json_decref(desc);
     return text;

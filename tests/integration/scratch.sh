@@ -60,6 +60,30 @@ assert_eq "$before" "$(fingerprint)" "the host's /usr/local and dist-packages ar
 as_user -q -- sh -c 'command -v mvm-it-probe || echo gone'
 assert_eq "gone" "$OUT" "the next session starts without the install"
 
+# Guest root installs a Debian package -- dpkg -i, then apt-get install of
+# the same local .deb after removing it -- into the session's /usr and its
+# copy of the dpkg database; the host's database and /usr stay as they were.
+if command -v dpkg-deb > /dev/null && [ -e /var/lib/dpkg/status ]; then
+    deb=$WORK/deb
+    mkdir -p "$deb/DEBIAN" "$deb/usr/bin"
+    printf 'Package: mvm-it-deb\nVersion: 1.0\nArchitecture: all\nMaintainer: mvm tests <mvm@example.invalid>\nDescription: mvm test package\n' > "$deb/DEBIAN/control"
+    printf '#!/bin/sh\necho deb package works\n' > "$deb/usr/bin/mvm-it-deb"
+    chmod 755 "$deb/usr/bin/mvm-it-deb"
+    dpkg-deb --root-owner-group -b "$deb" "$PROJECT/mvm-it-deb.deb" > /dev/null || die "dpkg-deb failed"
+    chown "$TEST_USER:" "$PROJECT/mvm-it-deb.deb"
+    dpkg_before=$(sha256sum /var/lib/dpkg/status)
+    as_user -q --root -- sh -c 'cd "$PWD"; dpkg -s coreutils | grep ^Status; dpkg -i mvm-it-deb.deb > /dev/null && mvm-it-deb; dpkg -r mvm-it-deb > /dev/null; [ -e /usr/bin/mvm-it-deb ] || echo removed; apt-get install -y ./mvm-it-deb.deb > /dev/null 2>&1; dpkg -s mvm-it-deb | grep ^Status'
+    assert_eq "Status: install ok installed
+deb package works
+removed
+Status: install ok installed" "$OUT" "guest root sees the host's packages, installs a .deb with dpkg, removes it and installs it with apt-get (stderr: $ERR)"
+    assert_eq "$dpkg_before" "$(sha256sum /var/lib/dpkg/status)" "the host's dpkg database is unchanged"
+    [ -e /usr/bin/mvm-it-deb ] && fail "the package reached the host's /usr" || ok "the package did not reach the host's /usr"
+    dpkg -s mvm-it-deb > /dev/null 2>&1 && fail "the host's dpkg knows the package" || ok "the host's dpkg does not know the package"
+else
+    echo "note: no dpkg here; the package install is not checked"
+fi
+
 # A 512 MiB guest writes 2 GiB into its home: the disk holds it, not RAM.
 as_user -q --memory 512M -- sh -c 'dd if=/dev/zero of=$HOME/big bs=1M count=2048 conv=fsync 2>&1 | tail -1; ls -l $HOME/big | cut -d" " -f5; df -k $HOME | tail -1'
 assert_eq 0 "$RC" "a 512 MiB guest writing 2 GiB to its home succeeds"

@@ -37,6 +37,12 @@ mount -t tmpfs -o size=1m,uid="$TEST_UID",gid="$TEST_GID" mvm-it-submount "$SM/i
 defer "umount '$SM/inner'"
 echo "$SUBM" > "$PROJECT/mnt/file"
 echo "asked-for" > "$SM/inner/file"
+# An :overlay share: writable in the guest, the host's tree untouched.
+OV="$WORK/ov"
+mkdir -p "$OV"
+echo "host version" > "$OV/file"
+chown -R "$TEST_USER:" "$OV"
+ov_before=$(cd "$OV" && find . -printf '%p %m %s %T@\n' | sort)
 
 ro_manifest() {
     (cd "$RO" && find . -printf '%p %y %m %U:%G %s %T@ %C@ %l\n' | sort && find . -type f -exec sha256sum {} + | sort)
@@ -111,8 +117,9 @@ PY
 mkdir -p "$P/rw/dir" && echo x > "$P/rw/file" && echo n > "$P/rw/dir/nested"
 python3 /tmp/writes.py "$P/rw" | sed 's/^/rw: /'
 python3 /tmp/writes.py "$RO" | sed 's/^/ro: /'
+echo "guest version" > "$W/ov/file" && mkdir "$W/ov/new" && echo "overlay: $(cat "$W/ov/file") $(ls "$W/ov" | tr '\n' ' ')"
 EOF
-as_user --root --audit off --share "$RO:ro" --share "$SM:ro,submounts" -- sh "$PROJECT/attack.sh" "$WORK"
+as_user --root --audit off --share "$RO:ro" --share "$SM:ro,submounts" --share "$OV:overlay" -- sh "$PROJECT/attack.sh" "$WORK"
 assert_eq 0 "$RC" "the attack script ran as root in the guest (stderr: $ERR)"
 assert_contains "$OUT" "control: $INSIDE" "positive control: a file inside the share reads"
 assert_not_contains "$OUT$ERR" "$SECRET" "the host file outside the share appears nowhere in the guest's output"
@@ -128,7 +135,7 @@ assert_contains "$race" "decoy" "positive control: the raced directory was read 
 assert_not_contains "$race" "$SECRET" "the rename race never reaches the host file"
 # The guest's parent of the project holds only its mount points; the
 # host's holds the secret (and this test's files).
-assert_eq "openat .. ['project', 'ro', 'sm']" "$(echo "$OUT" | grep '^openat \.\. ')" \
+assert_eq "openat .. ['ov', 'project', 'ro', 'sm']" "$(echo "$OUT" | grep '^openat \.\. ')" \
     "openat(..) from the share's top lists the guest's own directory (its mount points), not the host's"
 assert_contains "$(echo "$OUT" | grep '^openat \.\./secret ')" "No such file" "openat(../secret) from the share's top finds nothing"
 
@@ -149,4 +156,6 @@ case "$OUT" in
 esac
 assert_eq "$ro_before" "$(ro_manifest)" "the read-only tree is byte-identical afterwards ($remount; names, modes, owners, sizes, times, content)"
 [ -e "$WORK/secret" ] && [ "$(cat "$WORK/secret")" = "$SECRET" ] && ok "the host file is untouched" || fail "the host file changed"
+assert_eq "overlay: guest version file new " "$(echo "$OUT" | grep '^overlay: ')" "an :overlay share is writable in the guest"
+assert_eq "$ov_before" "$(cd "$OV" && find . -printf '%p %m %s %T@\n' | sort)" "... and the host's tree under it is unchanged"
 assert_no_leftovers "after the escape attempts"

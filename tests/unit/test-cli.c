@@ -318,12 +318,18 @@ static void test_run_help(void **state)
     ASSERT_CMD(fx, "ls", "--help");
     /* Every option the usage text promises exists. */
     static const char *const documented[] = {
-        "--cpus N",           "--memory SIZE",  "--kernel PATH",      "--modules DIR",
-        "--accel MODE",       "--machine TYPE", "--env NAME[=VALUE]", "--share HOST[:GUEST][:ro]",
-        "--no-cwd",           "--net MODE",     "--dns ADDR",         "--root",
-        "--timeout DURATION", "--console",      "-t, --tty",          "-T, --no-tty",
-        "-q, --quiet",        "-h, --help",     "--no-resolve",       "--volume NAME:GUEST[:SIZE]",
-        "--disk SIZE",        "--name NAME",    "--result FILE",      "--console-log FILE",
+        "--cpus N",           "--memory SIZE",
+        "--kernel PATH",      "--modules DIR",
+        "--accel MODE",       "--machine TYPE",
+        "--env NAME[=VALUE]", "--share HOST[:GUEST][:ro|:overlay]",
+        "--no-cwd",           "--net MODE",
+        "--dns ADDR",         "--root",
+        "--timeout DURATION", "--console",
+        "-t, --tty",          "-T, --no-tty",
+        "-q, --quiet",        "-h, --help",
+        "--no-resolve",       "--volume NAME:GUEST[:SIZE]",
+        "--disk SIZE",        "--name NAME",
+        "--result FILE",      "--console-log FILE",
         "--audit MODE",
     };
     for (size_t i = 0; i < ARRAY_SIZE(documented); i++)
