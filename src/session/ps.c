@@ -87,9 +87,18 @@ static json_t *load_all(void)
     return all;
 }
 
+static bool session_live(const char *id)
+{
+    cleanup_free char *file = xasprintf("%s.json", id);
+    json_t *info = load_live(file);
+    json_decref(info);
+    return info != NULL;
+}
+
 void mvm_ps_prune(void)
 {
     json_decref(load_all()); /* as root, loading removes the stale ones */
+    exec_server_sweep(session_live);
 }
 
 static bool name_taken(json_t *all, const char *name)
@@ -380,6 +389,18 @@ static json_t *find_session(json_t *all, const char *key, struct mvm_error **err
     else
         mvm_error_set(err, 0, "no running session '%s' (see mvm ps)", key);
     return NULL;
+}
+
+json_t *session_ps_find(const char *key, struct mvm_error **err)
+{
+    cleanup_json json_t *all = load_all();
+    json_t *info = find_session(all, key, err);
+    return info ? json_incref(info) : NULL;
+}
+
+uid_t session_ps_caller(bool *everyone)
+{
+    return caller(everyone);
 }
 
 int mvm_stop_main(int argc, char **argv)

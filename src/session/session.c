@@ -105,6 +105,7 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->net = (struct mvm_net)MVM_NET_INIT;
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;
     s->scratch.fd = -1;
+    exec_server_init(&s->execs);
     return s;
 }
 
@@ -115,7 +116,7 @@ int mvm_session_run(const struct mvm_run_opts *o)
     int code;
     if (setup_signals(s, &err) < 0 || session_prepare(s, &err) < 0 ||
         session_audit_snapshot(s, &err) < 0 || session_start_vm(s, &err) < 0 ||
-        session_terminal_setup(s, &err) < 0)
+        session_terminal_setup(s, &err) < 0 || session_exec_listen(s, &err) < 0)
         code = err->exit_code;
     else
         code = session_loop(s, &err);

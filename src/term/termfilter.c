@@ -46,6 +46,10 @@ const char mvm_escape_help[] = "\r\nmvm escapes (after Enter):\r\n"
                                "  ~.  kill the VM\r\n"
                                "  ~?  this help\r\n"
                                "  ~~  send a single ~\r\n";
+const char mvm_escape_help_exec[] = "\r\nmvm escapes (after Enter):\r\n"
+                                    "  ~.  kill this command (the session keeps running)\r\n"
+                                    "  ~?  this help\r\n"
+                                    "  ~~  send a single ~\r\n";
 
 void mvm_outfilter_init(struct mvm_outfilter *f)
 {

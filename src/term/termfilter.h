@@ -100,5 +100,6 @@ enum mvm_escape_action mvm_escape_feed(struct mvm_escape *e, const void *in, siz
                                        struct buf *out, size_t *used);
 
 extern const char mvm_escape_help[];
+extern const char mvm_escape_help_exec[]; /* for mvm exec: ~. ends only its command */
 
 #endif
