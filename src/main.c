@@ -224,6 +224,8 @@ int main(int argc, char **argv)
         return mvm_stop_main(argc - 1, argv + 1);
     if (strcmp(cmd, "exec") == 0)
         return mvm_exec_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "attach") == 0)
+        return mvm_attach_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cleanup") == 0)
         return cmd_cleanup(argc - 1, argv + 1);
     if (strcmp(cmd, "doctor") == 0)

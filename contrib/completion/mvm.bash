@@ -1,11 +1,11 @@
 # bash completion for mvm; cmake --install puts it in
 # share/bash-completion/completions/mvm.  Completes the commands, their
 # options and the values that have a fixed set, files where an option
-# takes one, session names for `mvm stop` and `mvm exec` (from `mvm ps
+# takes one, session names for `mvm stop`, `mvm exec` and `mvm attach` (from `mvm ps
 # --json`, which lists your own sessions), and the command after `mvm run
 # [OPTIONS]` and `mvm exec [OPTIONS] SESSION [OPTIONS]`.
 
-_mvm_commands="run ps stop exec cleanup volume doctor help version --help --version"
+_mvm_commands="run ps stop exec attach cleanup volume doctor help version --help --version"
 # mvm exec's options (kept in step with `mvm exec --help` too).
 _mvm_exec_opts="--env --root -t --tty -T --no-tty -h --help"
 # mvm run's options; tests/check-completion.sh keeps these in step with
@@ -13,8 +13,8 @@ _mvm_exec_opts="--env --root -t --tty -T --no-tty -h --help"
 _mvm_run_with_arg="--cpus --memory --kernel --modules --accel --machine --env --share --name
     --disk --volume --net --dns --publish --allow-host --allow-lan --audit --timeout
     --console-log --result"
-_mvm_run_flags="--no-cwd --force-share --no-resolve --root --console -t --tty -T --no-tty -q
-    --quiet -h --help"
+_mvm_run_flags="--no-cwd --force-share --no-resolve --root --console -t --tty -T --no-tty
+    --detach -q --quiet -h --help"
 
 _mvm_reply() { # words to offer, the word being completed
     mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
@@ -148,6 +148,13 @@ _mvm() {
         fi
         ;;
     exec) _mvm_exec ;;
+    attach)
+        if [[ $cur == -* ]]; then
+            _mvm_reply "--help" "$cur"
+        elif ((COMP_CWORD == 2)); then
+            _mvm_reply "$(_mvm_sessions)" "$cur"
+        fi
+        ;;
     cleanup) _mvm_reply "--cache --all --help" "$cur" ;;
     volume) ((COMP_CWORD == 2)) && _mvm_reply "ls rm --help" "$cur" ;;
     doctor)

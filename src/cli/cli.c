@@ -25,6 +25,7 @@ const char mvm_usage[] =
     "  stop [--force] [--timeout D] ID|NAME stop a session: SIGTERM to its command, then\n"
     "                                       the VM is destroyed after D (default 10s)\n"
     "  exec [OPTIONS] ID|NAME [--] [CMD]    run another command in a running session\n"
+    "  attach ID|NAME                       connect to a session started with run --detach\n"
     "  volume ls, volume rm NAME            list or remove your persistent volumes\n"
     "  doctor [--json]                      check whether mvm run can work here, and\n"
     "                                       what to install or change if not\n"
@@ -89,6 +90,8 @@ const char mvm_run_usage[] =
     "  --result FILE        write a JSON record of how the session ended to FILE\n"
     "  -t, --tty            give CMD a terminal even when stdin/stdout are not terminals\n"
     "  -T, --no-tty         never give CMD a terminal (separate stdout and stderr)\n"
+    "  --detach             print the session's name and return; CMD runs on, and\n"
+    "                       mvm attach NAME connects your terminal to it (~d detaches)\n"
     "  -q, --quiet          no notices from mvm (errors are still printed)\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -468,6 +471,7 @@ enum {
     OPT_VOLUME,
     OPT_ROOT,
     OPT_AUDIT,
+    OPT_DETACH,
 };
 
 static const struct option run_options[] = {
@@ -496,6 +500,7 @@ static const struct option run_options[] = {
     {"volume", required_argument, NULL, OPT_VOLUME},
     {"root", no_argument, NULL, OPT_ROOT},
     {"audit", required_argument, NULL, OPT_AUDIT},
+    {"detach", no_argument, NULL, OPT_DETACH},
     {"tty", no_argument, NULL, 't'},
     {"no-tty", no_argument, NULL, 'T'},
     {"quiet", no_argument, NULL, 'q'},
@@ -561,6 +566,9 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
         return add_volume(o, arg, err);
     case OPT_ROOT:
         o->root = true;
+        return 0;
+    case OPT_DETACH:
+        o->detach = true;
         return 0;
     case 't':
         o->tty = MVM_TTY_ALWAYS;

@@ -50,6 +50,7 @@ struct mvm_run_opts {
     enum mvm_tty tty;
     uint64_t timeout_ms; /* 0: none */
     bool console, no_cwd, no_resolve, force_share, root, quiet, help;
+    bool detach; /* --detach: print the name, run on for mvm attach */
     struct mvm_env_opt *env;
     size_t nenv;
     struct mvm_share_opt *shares;
@@ -121,6 +122,10 @@ void mvm_exec_opts_clear(struct mvm_exec_opts *o);
 /* Parses `mvm exec` arguments (argv[0] is "exec"): options, the session,
  * then the command (after an optional "--"). */
 int mvm_cli_parse_exec(int argc, char **argv, struct mvm_exec_opts *o, struct mvm_error **err);
+/* Parses `mvm attach` arguments (argv[0] is "attach"): --help, or the
+ * session; *session is borrowed from argv, NULL with --help. */
+int mvm_cli_parse_attach(int argc, char **argv, const char **session, struct mvm_error **err);
+extern const char mvm_attach_usage[];
 
 extern const char mvm_exec_usage[];
 extern const char mvm_run_usage[];

@@ -109,3 +109,33 @@ int mvm_cli_parse_exec(int argc, char **argv, struct mvm_exec_opts *o, struct mv
     o->argv = o->argc > 0 ? argv + optind : NULL;
     return 0;
 }
+
+const char mvm_attach_usage[] =
+    "Usage: mvm attach ID|NAME\n"
+    "\n"
+    "Connects your terminal to the command of a session started with mvm run\n"
+    "--detach; one client at a time.  After Enter, ~d detaches (the command runs\n"
+    "on), ~. kills the command (which ends the session), ~? shows the escapes.\n"
+    "mvm attach exits 0 when you detach, else with the command's status.  Only\n"
+    "the session's user (or root) may attach; sudo is not needed.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help   show this help\n";
+
+int mvm_cli_parse_attach(int argc, char **argv, const char **session, struct mvm_error **err)
+{
+    *session = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            *session = NULL;
+            return 0;
+        }
+        if (*session != NULL || argv[i][0] == '-')
+            return mvm_error_set(
+                err, 0, "mvm attach: unexpected argument '%s' (see mvm attach --help)", argv[i]);
+        *session = argv[i];
+    }
+    if (*session == NULL)
+        return mvm_error_set(err, 0, "mvm attach: which session? give its ID or NAME (see mvm ps)");
+    return 0;
+}

@@ -46,6 +46,9 @@ enum mvm_proto_type {
     MVM_MSG_SIGNAL = 6,     /* signal number u32 */
     MVM_MSG_SHUTDOWN = 7,   /* end the command and power off (empty) */
     MVM_MSG_CREDIT_OUT = 8, /* u32: more window for stdout+stderr */
+    /* mvm attach -> the session's supervisor only, never to the guest:
+     * connect this client to the main command (empty) */
+    MVM_MSG_ATTACH = 9,
 
     /* guest -> host */
     MVM_MSG_READY = 32,     /* u32 protocol version: init is up */

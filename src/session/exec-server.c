@@ -24,7 +24,8 @@
 
 static uint16_t stream_of(size_t slot)
 {
-    return (uint16_t)(MVM_PROTO_MAIN_STREAM + 1 + slot);
+    return slot == MVM_EXEC_ATTACH ? MVM_PROTO_MAIN_STREAM
+                                   : (uint16_t)(MVM_PROTO_MAIN_STREAM + 1 + slot);
 }
 
 void exec_server_init(struct exec_server *x)
@@ -32,7 +33,7 @@ void exec_server_init(struct exec_server *x)
     memset(x, 0, sizeof *x);
     x->fd = -1;
     x->pi = -1;
-    for (size_t i = 0; i < MVM_EXEC_MAX; i++)
+    for (size_t i = 0; i <= MVM_EXEC_MAX; i++)
         x->c[i].fd = x->c[i].pi = -1;
 }
 
@@ -72,8 +73,10 @@ static void free_slot(struct exec_client *c)
     *c = (struct exec_client){.fd = -1, .pi = -1};
 }
 
-/* The client is gone (or misbehaved): its command is killed, and what it
- * still prints is taken and credited until the guest reports its end. */
+/* The client is gone (or misbehaved): an exec'd command is killed, the
+ * main one goes on detached; what either still prints is taken and
+ * credited until the guest reports its end.  The window is made whole
+ * again, which is what the next attached client takes it to be. */
 static void drop_client(struct exec_server *x, size_t slot)
 {
     struct exec_client *c = &x->c[slot];
@@ -84,9 +87,13 @@ static void drop_client(struct exec_server *x, size_t slot)
         free_slot(c);
         return;
     }
-    to_guest_u32(x, slot, MVM_MSG_SIGNAL, SIGKILL);
-    to_guest_u32(x, slot, MVM_MSG_CREDIT_OUT, MVM_PROTO_WINDOW);
-    c->credit += MVM_PROTO_WINDOW;
+    if (slot != MVM_EXEC_ATTACH)
+        to_guest_u32(x, slot, MVM_MSG_SIGNAL, SIGKILL);
+    if (c->credit < MVM_PROTO_WINDOW)
+        to_guest_u32(x, slot, MVM_MSG_CREDIT_OUT, MVM_PROTO_WINDOW - c->credit);
+    c->credit = MVM_PROTO_WINDOW;
+    free(c->dec);
+    c->dec = NULL;
     buf_free(&c->pending);
     buf_free(&c->out);
     c->out_off = 0;
@@ -96,8 +103,10 @@ static void drop_client(struct exec_server *x, size_t slot)
 static int from_guest(void *arg, const struct mvm_proto_frame *f, struct mvm_error **err)
 {
     struct exec_server *x = arg;
-    size_t slot = (size_t)f->stream - MVM_PROTO_MAIN_STREAM - 1;
-    if (f->stream <= MVM_PROTO_MAIN_STREAM || slot >= MVM_EXEC_MAX || !x->c[slot].live)
+    size_t slot = f->stream == MVM_PROTO_MAIN_STREAM
+                      ? MVM_EXEC_ATTACH
+                      : (size_t)f->stream - MVM_PROTO_MAIN_STREAM - 1;
+    if (f->stream < MVM_PROTO_MAIN_STREAM || slot > MVM_EXEC_MAX || !x->c[slot].live)
         return 0; /* a stream that ended or never was: late or made up, dropped */
     struct exec_client *c = &x->c[slot];
     switch (f->type) {
@@ -185,6 +194,68 @@ static bool from_client(struct exec_server *x, size_t slot, const struct mvm_pro
     return true;
 }
 
+/* The client gets ERROR and is closed once it has it. */
+static void fail_client(struct exec_client *c, const char *msg)
+{
+    uint8_t p[4 + 256];
+    size_t len = strnlen(msg, 256);
+    mvm_put_u32(p, 125);
+    memcpy(p + 4, msg, len);
+    to_client(c, MVM_MSG_ERROR, p, (uint32_t)(4 + len));
+    c->started = true;
+    c->live = false;
+}
+
+/* ATTACH, the first frame of a client in slot: it takes over the main
+ * command's stream, when that is free; returns the slot it is in now. */
+static size_t attach(struct exec_server *x, size_t slot)
+{
+    struct exec_client *c = &x->c[slot], *a = &x->c[MVM_EXEC_ATTACH];
+    if (!x->detached) {
+        fail_client(c, "this session's command has its terminal (it was not started with mvm "
+                       "run --detach); mvm exec runs another command in it");
+        return slot;
+    }
+    if (a->fd >= 0 || !a->live) {
+        fail_client(c, a->live ? "a client is attached to this session already (one at a time)"
+                               : "this session's command has ended");
+        return slot;
+    }
+    a->fd = c->fd;
+    a->dec = c->dec;
+    a->pi = -1; /* not polled this round */
+    c->fd = -1;
+    c->dec = NULL;
+    free_slot(c);
+    /* Programs that draw the whole screen draw it again. */
+    to_guest_u32(x, MVM_EXEC_ATTACH, MVM_MSG_SIGNAL, SIGWINCH);
+    return MVM_EXEC_ATTACH;
+}
+
+/* The frames the client's decoder holds. */
+static void take_frames(struct exec_server *x, size_t slot)
+{
+    struct exec_client *c = &x->c[slot];
+    struct mvm_proto_frame f;
+    const char *why = NULL;
+    enum mvm_proto_status st;
+    while ((st = mvm_proto_next(c->dec, &f, &why)) == MVM_PROTO_FRAME) {
+        bool first = !c->started && c->pending.len == 0;
+        if (f.type == MVM_MSG_ATTACH && first && slot != MVM_EXEC_ATTACH) {
+            size_t now = attach(x, slot);
+            if (now != slot)
+                take_frames(x, now); /* the rest of what it sent */
+            return;
+        }
+        if (!from_client(x, slot, &f)) {
+            st = MVM_PROTO_BAD;
+            break;
+        }
+    }
+    if (st == MVM_PROTO_BAD)
+        drop_client(x, slot);
+}
+
 static void read_client(struct exec_server *x, size_t slot)
 {
     struct exec_client *c = &x->c[slot];
@@ -198,16 +269,7 @@ static void read_client(struct exec_server *x, size_t slot)
         return;
     }
     mvm_proto_feed(c->dec, buf, (size_t)n);
-    struct mvm_proto_frame f;
-    const char *why = NULL;
-    enum mvm_proto_status st;
-    while ((st = mvm_proto_next(c->dec, &f, &why)) == MVM_PROTO_FRAME)
-        if (!from_client(x, slot, &f)) {
-            st = MVM_PROTO_BAD;
-            break;
-        }
-    if (st == MVM_PROTO_BAD)
-        drop_client(x, slot);
+    take_frames(x, slot);
 }
 
 static void write_client(struct exec_server *x, size_t slot)
@@ -260,13 +322,20 @@ static void accept_client(struct exec_server *x)
     refuse(fd, msg);
 }
 
-int exec_server_listen(struct exec_server *x, const char *id, uid_t uid, gid_t gid,
+int exec_server_listen(struct exec_server *x, const char *id, uid_t uid, gid_t gid, bool detached,
                        struct mvm_relay *relay, struct mvm_error **err)
 {
     x->uid = uid;
     x->relay = relay;
     relay->other = from_guest;
     relay->other_arg = x;
+    x->detached = detached;
+    relay->route_main = detached;
+    if (detached) { /* the main command runs, started by the session */
+        struct exec_client *a = &x->c[MVM_EXEC_ATTACH];
+        a->started = a->live = true;
+        a->credit = MVM_PROTO_WINDOW;
+    }
     /* Others may reach sockets in it, not list them. */
     struct stat st;
     if ((mkdir(MVM_EXEC_DIR, 0711) < 0 && errno != EEXIST) || lstat(MVM_EXEC_DIR, &st) < 0)
@@ -293,7 +362,7 @@ int exec_server_listen(struct exec_server *x, const char *id, uid_t uid, gid_t g
 
 void exec_server_close(struct exec_server *x)
 {
-    for (size_t i = 0; i < MVM_EXEC_MAX; i++) {
+    for (size_t i = 0; i <= MVM_EXEC_MAX; i++) {
         if (x->c[i].fd >= 0)
             close(x->c[i].fd);
         free_slot(&x->c[i]);
@@ -313,7 +382,7 @@ void exec_server_pollfds(struct exec_server *x, struct mvm_pollset *set)
 {
     x->pi = mvm_pollset_add(set, x->fd, POLLIN);
     bool room = x->relay && mvm_relay_queued(x->relay) < TOGUEST_SOFT;
-    for (size_t i = 0; i < MVM_EXEC_MAX; i++) {
+    for (size_t i = 0; i <= MVM_EXEC_MAX; i++) {
         struct exec_client *c = &x->c[i];
         short ev = (short)((room ? POLLIN : 0) | (c->out.len > c->out_off ? POLLOUT : 0));
         c->pi = c->fd >= 0 ? mvm_pollset_add(set, c->fd, ev) : -1;
@@ -322,7 +391,7 @@ void exec_server_pollfds(struct exec_server *x, struct mvm_pollset *set)
 
 void exec_server_handle(struct exec_server *x, const struct mvm_pollset *set)
 {
-    for (size_t i = 0; i < MVM_EXEC_MAX; i++) {
+    for (size_t i = 0; i <= MVM_EXEC_MAX; i++) {
         struct exec_client *c = &x->c[i];
         short rev = c->pi >= 0 && c->fd >= 0 ? set->fds[c->pi].revents : 0;
         if (rev & (POLLIN | POLLHUP | POLLERR))

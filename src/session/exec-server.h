@@ -7,7 +7,9 @@
  * (stream 1); the server checks every frame of both sides, so neither a
  * client nor the guest can make it buffer without bound, act on another
  * stream, or send the guest anything but a command's own messages.
- * Internal to the session. */
+ * A client whose first frame is ATTACH (mvm attach) gets the main
+ * command's stream instead, when the session was started with --detach
+ * and no other client is attached.  Internal to the session. */
 #ifndef MVM_SESSION_EXEC_SERVER_H
 #define MVM_SESSION_EXEC_SERVER_H
 
@@ -41,14 +43,19 @@ struct exec_server {
     char *path;
     uid_t uid; /* the session's user */
     struct mvm_relay *relay;
-    struct exec_client c[MVM_EXEC_MAX];
+    bool detached; /* mvm run --detach: the main command takes mvm attach */
+    /* exec'd commands, then (MVM_EXEC_ATTACH) the attached client */
+    struct exec_client c[MVM_EXEC_MAX + 1];
     int pi;
 };
+#define MVM_EXEC_ATTACH MVM_EXEC_MAX
 
 void exec_server_init(struct exec_server *x);
 /* Listens on MVM_EXEC_DIR/<id>.sock for the session of uid/gid and hooks
- * into relay, whose control socket carries the streams. */
-int exec_server_listen(struct exec_server *x, const char *id, uid_t uid, gid_t gid,
+ * into relay, whose control socket carries the streams.  With detached
+ * (mvm run --detach), the main command's I/O is routed too: to the one
+ * client that sent ATTACH, else taken, credited and dropped. */
+int exec_server_listen(struct exec_server *x, const char *id, uid_t uid, gid_t gid, bool detached,
                        struct mvm_relay *relay, struct mvm_error **err);
 /* Closes every client (their commands die with SIGKILL) and removes the
  * socket.  Idempotent. */

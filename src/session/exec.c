@@ -1,10 +1,13 @@
-/* `mvm exec`: another command in a running session.  The client finds
+/* `mvm exec`: another command in a running session, and `mvm attach`: the
+ * terminal of a detached session's command.  The client finds
  * the session by its summary (ps.c), connects to its socket as the
  * session's user (through sudo it drops root first, so the supervisor's
  * SO_PEERCRED check speaks for the person), and relays its own terminal
  * with the same relay `mvm run` uses: the supervisor routes the frames to
  * a stream of their own (exec-server.c).  No descriptor and no privilege
- * passes to the supervisor: only protocol frames. */
+ * passes to the supervisor: only protocol frames.  mvm attach is the same
+ * client, asking for the main command's stream (ATTACH) instead of
+ * starting one. */
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
@@ -24,8 +27,10 @@
 #include "util.h"
 
 struct exec_client_state {
-    const struct mvm_exec_opts *o;
-    const char *key; /* the session as given */
+    const struct mvm_exec_opts *o; /* NULL: mvm attach */
+    const char *key;               /* the session as given */
+    bool session_tty;              /* attach: the main command has a pty */
+    bool detached;                 /* attach: ~d */
     bool tty, stdin_tty, stdout_tty;
     char **env;
     size_t nenv;
@@ -76,7 +81,11 @@ static int setup(struct exec_client_state *c, struct mvm_error **err)
     const struct mvm_exec_opts *o = c->o;
     c->stdin_tty = isatty(STDIN_FILENO);
     c->stdout_tty = isatty(STDOUT_FILENO);
-    c->tty = o->tty == MVM_TTY_ALWAYS || (o->tty == MVM_TTY_AUTO && c->stdin_tty && c->stdout_tty);
+    if (o == NULL) /* attach: the command's terminal was decided at its start */
+        c->tty = c->session_tty;
+    else
+        c->tty =
+            o->tty == MVM_TTY_ALWAYS || (o->tty == MVM_TTY_AUTO && c->stdin_tty && c->stdout_tty);
     sigset_t mask;
     sigemptyset(&mask);
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};
@@ -92,8 +101,17 @@ static int setup(struct exec_client_state *c, struct mvm_error **err)
     tty_winsize(c->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
     mvm_relay_init(&c->relay, c->sock, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, c->tty);
     mvm_relay_filter_terminals(&c->relay, c->stdout_tty, isatty(STDERR_FILENO));
-    c->relay.escape_help = mvm_escape_help_exec;
     c->relay_started = true;
+    if (o == NULL) {
+        c->relay.escape_help = mvm_escape_help_attach;
+        c->relay.escape.detach = true;
+        c->relay.keep_input_open = true;
+        mvm_relay_queue(&c->relay, MVM_MSG_ATTACH, MVM_PROTO_MAIN_STREAM, NULL, 0);
+        if (c->tty)
+            mvm_relay_winsize(&c->relay, rows, cols);
+        return 0;
+    }
+    c->relay.escape_help = mvm_escape_help_exec;
     uint8_t flags = (uint8_t)((c->tty ? MVM_START_TTY : 0) | (o->root ? MVM_START_ROOT : 0));
     mvm_relay_start(&c->relay, o->argv, o->argc, c->env, c->nenv, flags, rows, cols);
     return 0;
@@ -114,6 +132,12 @@ static int on_signal(struct exec_client_state *c, struct mvm_error **err)
                 mvm_relay_winsize(&c->relay, rows, cols);
             continue;
         }
+        /* Attached, a signal (a closed terminal's SIGHUP) only detaches. */
+        if (c->o == NULL)
+            return mvm_error_set_code(err, 128 + sig,
+                                      "received %s; detached from session '%s' "
+                                      "(it runs on)",
+                                      strsignal(sig), c->key);
         if (sig != SIGQUIT && c->signals++ == 0 && !(sig == SIGINT && c->tty)) {
             mvm_relay_signal(&c->relay, sig);
             continue;
@@ -128,7 +152,7 @@ static int loop(struct exec_client_state *c, struct mvm_error **err)
 {
     struct mvm_pollset set = {0};
     int rc = 0;
-    while (rc == 0 && !mvm_relay_done(&c->relay)) {
+    while (rc == 0 && !c->detached && !mvm_relay_done(&c->relay)) {
         set.n = 0;
         set.n += (size_t)mvm_relay_pollfds(&c->relay, mvm_pollset_reserve(&set, 4), 0);
         int si = mvm_pollset_add(&set, c->sigfd, POLLIN);
@@ -138,7 +162,13 @@ static int loop(struct exec_client_state *c, struct mvm_error **err)
         }
         if (mvm_relay_handle(&c->relay, set.fds, err) < 0)
             rc = mvm_error_wrap(err, "session '%s'", c->key);
-        else if (c->relay.kill_requested)
+        else if (c->relay.detach_requested)
+            c->detached = true;
+        else if (c->relay.kill_requested && c->o == NULL) {
+            /* ~. attached: the command goes, and with it the session. */
+            c->relay.kill_requested = false;
+            mvm_relay_signal(&c->relay, SIGKILL);
+        } else if (c->relay.kill_requested)
             rc = mvm_error_set_code(err, 137, "the command was killed from the terminal (~.)");
         else if (c->relay.ctl_closed && !c->relay.have_status)
             rc = mvm_error_set_code(err, 137,
@@ -151,6 +181,12 @@ static int loop(struct exec_client_state *c, struct mvm_error **err)
     mvm_pollset_free(&set);
     if (rc < 0)
         return (*err)->exit_code;
+    if (c->detached) {
+        tty_restore(&c->term, &c->relay, c->stdout_tty);
+        fprintf(stderr, "\r\nmvm: detached from session '%s' (it runs on: mvm attach %s)\n", c->key,
+                c->key);
+        return 0;
+    }
     if (c->relay.guest_error)
         mvm_error_set_code(err, c->relay.status, "%s", c->relay.guest_error);
     return c->relay.status;
@@ -172,50 +208,72 @@ static int exec_session(struct exec_client_state *c, struct mvm_error **err)
         return 125;
     json_int_t owner = json_integer_value(json_object_get(info, "uid"));
     if (!everyone && owner != (json_int_t)me) {
-        mvm_error_set(err, 0, "session '%s' is not yours; only its user or root may exec into it",
-                      c->key);
+        mvm_error_set(err, 0, "session '%s' is not yours; only its user or root may %s", c->key,
+                      c->o ? "exec into it" : "attach to it");
         return 125;
     }
     const char *id = json_string_value(json_object_get(info, "id"));
+    c->session_tty = json_is_true(json_object_get(info, "tty"));
     if (id == NULL || !id_ok(id)) {
         mvm_error_set(err, 0, "session '%s' has a malformed summary; see mvm ps", c->key);
         return 125;
     }
-    if (session_build_env(c->o->env, c->o->nenv, c->o->argv, c->o->argc, &c->env, &c->nenv, err) <
-            0 ||
+    if ((c->o && session_build_env(c->o->env, c->o->nenv, c->o->argv, c->o->argc, &c->env, &c->nenv,
+                                   err) < 0) ||
         drop_to_caller(everyone, me, err) < 0 || connect_session(c, id, err) < 0 ||
         setup(c, err) < 0)
         return 125;
     return loop(c, err);
 }
 
+/* Runs the client, restores the terminal, says what went wrong. */
+static int client_run(struct exec_client_state *c, struct mvm_error **err)
+{
+    int code = exec_session(c, err);
+    tty_restore(&c->term, c->relay_started ? &c->relay : NULL, c->stdout_tty);
+    if (*err)
+        mvm_error_print(*err);
+    mvm_relay_clear(&c->relay);
+    for (size_t i = 0; i < c->nenv; i++)
+        free(c->env[i]);
+    free(c->env);
+    if (c->sock >= 0)
+        close(c->sock);
+    if (c->sigfd >= 0)
+        close(c->sigfd);
+    return code;
+}
+
 int mvm_exec_main(int argc, char **argv)
 {
     struct mvm_exec_opts o;
     cleanup_error struct mvm_error *err = NULL;
+    int code = 0;
     if (mvm_cli_parse_exec(argc, argv, &o, &err) < 0) {
         mvm_error_print(err);
-        mvm_exec_opts_clear(&o);
-        return 125;
-    }
-    if (o.help) {
+        code = 125;
+    } else if (o.help) {
         fputs(mvm_exec_usage, stdout);
-        mvm_exec_opts_clear(&o);
-        return 0;
+    } else {
+        struct exec_client_state c = {.o = &o, .key = o.session, .sock = -1, .sigfd = -1};
+        code = client_run(&c, &err);
     }
-    struct exec_client_state c = {.o = &o, .key = o.session, .sock = -1, .sigfd = -1};
-    int code = exec_session(&c, &err);
-    tty_restore(&c.term, c.relay_started ? &c.relay : NULL, c.stdout_tty);
-    if (err)
-        mvm_error_print(err);
-    mvm_relay_clear(&c.relay);
-    for (size_t i = 0; i < c.nenv; i++)
-        free(c.env[i]);
-    free(c.env);
-    if (c.sock >= 0)
-        close(c.sock);
-    if (c.sigfd >= 0)
-        close(c.sigfd);
     mvm_exec_opts_clear(&o);
     return code;
+}
+
+int mvm_attach_main(int argc, char **argv)
+{
+    const char *key = NULL;
+    cleanup_error struct mvm_error *err = NULL;
+    if (mvm_cli_parse_attach(argc, argv, &key, &err) < 0) {
+        mvm_error_print(err);
+        return 125;
+    }
+    if (key == NULL) {
+        fputs(mvm_attach_usage, stdout);
+        return 0;
+    }
+    struct exec_client_state c = {.key = key, .sock = -1, .sigfd = -1};
+    return client_run(&c, &err);
 }

@@ -29,14 +29,21 @@ static void undo_terminal(void *arg)
  * both undone at exit. */
 int session_terminal_setup(struct session *s, struct mvm_error **err)
 {
-    mvm_undo_push(&s->undo, undo_terminal, s, "terminal");
-    if (tty_setup(&s->term, s->tty && s->stdin_tty, err) < 0)
-        return -1;
     uint16_t rows, cols;
     tty_winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
-    mvm_relay_init(&s->relay, s->ctl_fd, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, s->tty);
-    mvm_relay_filter_terminals(&s->relay, s->stdout_tty, isatty(STDERR_FILENO));
-    s->relay_started = true;
+    if (s->o->detach) {
+        /* No terminal here: mvm attach's client has it (exec-server.c),
+         * and no stdin, so none ends. */
+        mvm_relay_init(&s->relay, s->ctl_fd, -1, -1, -1, s->tty);
+        s->relay.in_done = true;
+    } else {
+        mvm_undo_push(&s->undo, undo_terminal, s, "terminal");
+        if (tty_setup(&s->term, s->tty && s->stdin_tty, err) < 0)
+            return -1;
+        mvm_relay_init(&s->relay, s->ctl_fd, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, s->tty);
+        mvm_relay_filter_terminals(&s->relay, s->stdout_tty, isatty(STDERR_FILENO));
+        s->relay_started = true;
+    }
     mvm_relay_start(&s->relay, s->o->argv, s->o->argc, s->env, s->nenv, s->tty ? MVM_START_TTY : 0,
                     rows, cols);
     return 0;
@@ -50,7 +57,8 @@ static void undo_exec(void *arg)
 int session_exec_listen(struct session *s, struct mvm_error **err)
 {
     mvm_undo_push(&s->undo, undo_exec, &s->execs, "mvm exec socket");
-    return exec_server_listen(&s->execs, s->id, s->user.uid, s->user.gid, &s->relay, err);
+    return exec_server_listen(&s->execs, s->id, s->user.uid, s->user.gid, s->o->detach, &s->relay,
+                              err);
 }
 
 void session_terminal_restore(struct session *s)

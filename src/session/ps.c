@@ -152,14 +152,14 @@ static json_t *summary(const struct session *s, const char *name)
         json_array_append_new(volumes, json_string(s->o->volumes[i].name));
     static const char *const nets[] = {"isolated", "none", "open", "allow"}; /* enum mvm_net_opt */
     return json_pack("{s:s, s:s, s:i, s:I, s:i, s:s, s:o, s:s, s:I, s:s, s:s, s:i, s:I, s:o, "
-                     "s:o, s:i}",
+                     "s:o, s:i, s:b, s:b}",
                      "id", s->id, "name", name, "pid", (int)getpid(), "starttime",
                      (json_int_t)mvm_proc_starttime(getpid()), "uid", (int)s->user.uid, "user",
                      s->user.name, "command", cmd, "cwd", s->guest_cwd, "created",
                      (json_int_t)time(NULL), "accel", s->kvm ? "kvm" : "tcg", "net",
                      nets[s->o->net], "cpus", (int)s->o->cpus, "memory_mib",
                      (json_int_t)s->o->memory_mib, "shares", shares, "volumes", volumes, "qemu_pid",
-                     (int)s->qemu.pid);
+                     (int)s->qemu.pid, "detached", (int)s->o->detach, "tty", (int)s->tty);
 }
 
 static void undo_publish(void *arg)

@@ -20,6 +20,9 @@ int mvm_stop_main(int argc, char **argv);
 /* exec.c: `mvm exec`, given its arguments; returns the command's status
  * (125 when mvm exec itself failed). */
 int mvm_exec_main(int argc, char **argv);
+/* exec.c: `mvm attach`; 0 when the user detached, else the command's
+ * status (125 when mvm attach itself failed). */
+int mvm_attach_main(int argc, char **argv);
 /* Removes the summaries of sessions that are gone (mvm cleanup). */
 void mvm_ps_prune(void);
 /* A --name: 1 to 64 of [A-Za-z0-9._-], starting alphanumeric. */

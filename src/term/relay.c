@@ -210,12 +210,17 @@ static int on_output(struct mvm_relay *r, const struct mvm_proto_frame *f, struc
 
 static int on_frame(struct mvm_relay *r, const struct mvm_proto_frame *f, struct mvm_error **err)
 {
-    /* READY comes on stream 0; other commands' frames go to their owner. */
-    if (f->stream != MVM_PROTO_MAIN_STREAM && f->type != MVM_MSG_READY) {
+    /* READY comes on stream 0; other commands' frames go to their owner,
+     * and so do the main command's when it has no terminal here. */
+    bool main = f->stream == MVM_PROTO_MAIN_STREAM;
+    if (f->type != MVM_MSG_READY && (!main || r->route_main)) {
         if (r->other == NULL)
             return mvm_error_set(err, 0, "the guest broke the control protocol (stream %u)",
                                  f->stream);
-        return r->other(r->other_arg, f, err);
+        if (r->other(r->other_arg, f, err) < 0)
+            return -1;
+        if (!main || (f->type != MVM_MSG_EXIT && f->type != MVM_MSG_ERROR))
+            return 0; /* its status is still the session's */
     }
     switch (f->type) {
     case MVM_MSG_READY:
@@ -287,7 +292,8 @@ static void read_stdin(struct mvm_relay *r)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) { /* EOF, or stdin unusable: the guest sees EOF */
-        queue(r, MVM_MSG_STDIN, NULL, 0);
+        if (!r->keep_input_open)
+            queue(r, MVM_MSG_STDIN, NULL, 0);
         r->in_done = true;
         return;
     }
@@ -310,6 +316,8 @@ static void read_stdin(struct mvm_relay *r)
         off += used;
         if (a == MVM_ESC_KILL)
             r->kill_requested = true;
+        else if (a == MVM_ESC_DETACH)
+            r->detach_requested = true;
         else if (a == MVM_ESC_HELP)
             buf_append(&r->outbuf, r->escape_help, strlen(r->escape_help));
     }

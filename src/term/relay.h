@@ -39,11 +39,18 @@ struct mvm_relay {
     int status;
     char *guest_error; /* ERROR's message */
     bool kill_requested;
+    bool detach_requested;   /* ~d, with escape.detach */
     const char *escape_help; /* what ~? shows; mvm_escape_help by default */
     /* Frames of streams other than the main one (mvm exec's), or NULL:
      * then they break the protocol.  -1 with err ends the relay. */
     int (*other)(void *arg, const struct mvm_proto_frame *f, struct mvm_error **err);
     void *other_arg;
+    /* The main command's frames go to `other` too (mvm run --detach: a
+     * client attaches to it); its EXIT or ERROR is still recorded here. */
+    bool route_main;
+    /* At EOF of in_fd stop reading, and send no EOF (mvm attach: the
+     * command's input outlives any one client). */
+    bool keep_input_open;
     /* indices into the caller's pollfd array, set by mvm_relay_pollfds */
     int pi_ctl, pi_in, pi_out, pi_err;
 };

@@ -95,6 +95,12 @@ ex user_mvm stop mvm-it-xroot
 assert_eq 125 "$RC" "nor stop it"
 ex "$REAL_MVM" exec mvm-it-x -- id -u
 assert_eq "$TEST_UID" "$OUT" "root may exec into the user's session (as its user)"
+ex plain_user attach mvm-it-xroot
+assert_eq 125 "$RC" "nor attach to it"
+assert_contains "$ERR" "is not yours" "the refusal says why"
+ex plain_user attach mvm-it-x
+assert_eq 125 "$RC" "no attach to a session that has its terminal"
+assert_contains "$ERR" "not started with mvm run --detach" "the refusal says why"
 
 # The supervisor checks the peer itself: a socket opened to everyone
 # still refuses another user's frames, and takes the owner's.

@@ -251,7 +251,8 @@ static void test_run_every_option(void **state)
              "/lib/modules/x", "--accel", "tcg", "--machine", "q35", "--no-cwd", "--net", "none",
              "--root", "--timeout", "90s", "--console", "-q", "-t", "--no-resolve", "--volume",
              "claude:~", "--volume", "cache:/var/cache/x:1G", "--disk", "2G", "--name", "agent",
-             "--result", "r.json", "--console-log", "c.log", "true");
+             "--result", "r.json", "--console-log", "c.log", "--detach", "true");
+    assert_true(fx->o.detach);
     assert_int_equal(fx->o.disk_mib, 2048);
     assert_string_equal(fx->o.name, "agent");
     assert_string_equal(fx->o.result_file, "r.json");
@@ -787,6 +788,39 @@ static void test_exec_errors(void **state)
     }
 }
 
+static void test_attach_args(void **state)
+{
+    (void)state;
+    const char *key = "x";
+    cleanup_error struct mvm_error *err = NULL;
+    char *ok[] = {"attach", "brisk-otter", NULL};
+    assert_int_equal(mvm_cli_parse_attach(2, ok, &key, &err), 0);
+    assert_string_equal(key, "brisk-otter");
+    char *help[] = {"attach", "--help", NULL};
+    assert_int_equal(mvm_cli_parse_attach(2, help, &key, &err), 0);
+    assert_null(key); /* the help */
+    assert_null(err);
+
+    char *none[] = {"attach", NULL};
+    char *two[] = {"attach", "a", "b", NULL};
+    char *opt[] = {"attach", "-t", "a", NULL};
+    struct {
+        int argc;
+        char **argv;
+        const char *needle;
+    } bad[] = {
+        {1, none, "mvm attach: which session? give its ID or NAME"},
+        {3, two, "unexpected argument 'b' (see mvm attach --help)"},
+        {3, opt, "unexpected argument '-t'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        cleanup_error struct mvm_error *e = NULL;
+        assert_int_equal(mvm_cli_parse_attach(bad[i].argc, bad[i].argv, &key, &e), -1);
+        assert_error_contains(e, bad[i].needle);
+        assert_int_equal(e->exit_code, 125);
+    }
+}
+
 #define FX_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -815,6 +849,7 @@ int main(void)
         FX_TEST(test_cli_overrides_config),
         cmocka_unit_test(test_exec_options),
         cmocka_unit_test(test_exec_errors),
+        cmocka_unit_test(test_attach_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

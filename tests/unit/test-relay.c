@@ -859,6 +859,39 @@ static void test_other_streams(void **state)
     assert_error_contains(fx->error, "hook refused");
 }
 
+/* mvm run --detach: the main command's frames go to the hook too, and
+ * its status still ends the relay. */
+static void test_route_main(void **state)
+{
+    struct fx *fx = *state;
+    struct hooked h = {0};
+    fx->r.other = other_stream;
+    fx->r.other_arg = &h;
+    fx->r.route_main = true;
+    GUEST_SEND_STR(fx, MVM_MSG_STDOUT, "main");
+    PUMP_UNTIL(fx, h.frames == 1);
+    assert_int_equal(h.stream, MVM_PROTO_MAIN_STREAM);
+    guest_send_u32(fx, MVM_MSG_EXIT, 4);
+    PUMP_UNTIL(fx, h.frames == 2);
+    assert_int_equal(h.type, MVM_MSG_EXIT);
+    assert_true(fx->r.have_status);
+    assert_int_equal(fx->r.status, 4);
+    assert_int_equal(fx->out.len, 0); /* nothing of it here */
+}
+
+/* mvm attach: the end of one client's input is not the command's. */
+static void test_keep_input_open(void **state)
+{
+    struct fx *fx = *state;
+    fx->r.keep_input_open = true;
+    buf_append(&fx->stdin_src, "typed", 5);
+    fx->stdin_close = true;
+    PUMP_UNTIL(fx, fx->r.in_done);
+    pump_idle(fx, 30);
+    assert_int_equal(fx->stdin_got.len, 5);
+    assert_int_equal(fx->stdin_eofs, 0);
+}
+
 static void test_other_stream_without_hook(void **state)
 {
     struct fx *fx = *state;
@@ -891,6 +924,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ctl_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_stream_without_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_main, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_input_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tty_filters_output, setup_tty, teardown),
         cmocka_unit_test_setup_teardown(test_tty_stderr_filtered, setup_tty, teardown),
         cmocka_unit_test_setup_teardown(test_tty_escape_kill, setup_tty, teardown),
