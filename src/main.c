@@ -73,6 +73,8 @@ static int cleanup_host(struct mvm_error **err)
         return -1;
     if (remove_tree(MVM_PS_DIR) < 0) /* no session: no summary either */
         return mvm_error_set(err, errno, "removing %s", MVM_PS_DIR);
+    if (remove_tree(MVM_EXEC_DIR) < 0) /* nor an mvm exec socket */
+        return mvm_error_set(err, errno, "removing %s", MVM_EXEC_DIR);
     printf("removed the host table inet mvm; IPv4 forwarding is as it was before mvm\n");
     return 0;
 }
@@ -235,6 +237,10 @@ int main(int argc, char **argv)
         return mvm_ps_main(argc - 1, argv + 1);
     if (strcmp(cmd, "stop") == 0)
         return mvm_stop_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "exec") == 0)
+        return mvm_exec_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "attach") == 0)
+        return mvm_attach_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cleanup") == 0)
         return cmd_cleanup(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)

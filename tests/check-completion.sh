@@ -13,6 +13,7 @@ DIR=contrib/completion
 check_bash() {
     mvm=${1:?usage: check-completion.sh bash MVM}
     help=$("$mvm" run --help) || { echo "FAIL: $mvm run --help failed"; exit 1; }
+    exec_help=$("$mvm" exec --help) || { echo "FAIL: $mvm exec --help failed"; exit 1; }
     tmp=$(mktemp -d) || exit 1
     trap 'rm -rf "$tmp"' EXIT
     # A stand-in mvm for the session names, printing what `mvm ps --json`
@@ -37,7 +38,7 @@ cat << 'JSON'
 JSON
 EOF
     chmod 755 "$tmp/mvm"
-    HELP=$help PATH="$tmp:$PATH" bash --norc --noprofile -c '
+    HELP=$help EXEC_HELP=$exec_help PATH="$tmp:$PATH" bash --norc --noprofile -c '
         set -u
         failed=0
         check() { # what expected actual
@@ -66,6 +67,16 @@ EOF
         check "mvm stop NAME" "brisk-otter web" "$(comp mvm stop "")"
         check "mvm stop w" "web" "$(comp mvm stop --force w)"
         check "mvm stop --f" "--force" "$(comp mvm stop --f)"
+        check "mvm exec NAME" "brisk-otter web" "$(comp mvm exec "")"
+        check "mvm exec -T w" "web" "$(comp mvm exec -T w)"
+        check "mvm exec --env V NAME" "web" "$(comp mvm exec --env A=1 w)"
+        check "mvm exec NAME --r" "--root" "$(comp mvm exec web --r)"
+        check "mvm exec NAME -- CMD" "true" "$(comp mvm exec web --root -- tru | tr " " "\n" | grep -x true)"
+        check "mvm exec NAME CMD" "true" "$(comp mvm exec web tru | tr " " "\n" | grep -x true)"
+        check "mvm exec NAME CMD ARG: not an option of exec" "" "$(comp mvm exec web ls --ro)"
+        check "mvm attach NAME" "brisk-otter web" "$(comp mvm attach "")"
+        check "mvm attach NAME: one" "" "$(comp mvm attach web "")"
+        check "mvm run --det" "--detach" "$(comp mvm run --det)"
         check "mvm volume" "--help ls rm" "$(comp mvm volume "")"
         check "mvm volume rm NAME: none offered" "" "$(comp mvm volume rm "")"
         check "mvm cleanup --" "--all --cache --help" "$(comp mvm cleanup --)"
@@ -75,6 +86,10 @@ EOF
             tr -d " " | tr "," "\n" | sort | tr "\n" " ")
         ours=$(printf "%s\n" $_mvm_run_with_arg $_mvm_run_flags | sort | tr "\n" " ")
         check "mvm.bash lists mvm run --help options" "$help_opts" "$ours"
+        exec_opts=$(printf "%s\n" "$EXEC_HELP" | grep -oE "^ +(-[A-Za-z], )?--[a-z][a-z-]*" |
+            tr -d " " | tr "," "\n" | sort | tr "\n" " ")
+        ours=$(printf "%s\n" $_mvm_exec_opts | sort | tr "\n" " ")
+        check "mvm.bash lists mvm exec --help options" "$exec_opts" "$ours"
         exit $failed
     '
 }

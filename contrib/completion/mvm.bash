@@ -1,17 +1,20 @@
 # bash completion for mvm; cmake --install puts it in
 # share/bash-completion/completions/mvm.  Completes the commands, their
 # options and the values that have a fixed set, files where an option
-# takes one, session names for `mvm stop` (from `mvm ps --json`, which
-# lists your own sessions), and the command after `mvm run [OPTIONS]`.
+# takes one, session names for `mvm stop`, `mvm exec` and `mvm attach` (from `mvm ps
+# --json`, which lists your own sessions), and the command after `mvm run
+# [OPTIONS]` and `mvm exec [OPTIONS] SESSION [OPTIONS]`.
 
-_mvm_commands="run ps stop cleanup volume doctor config help version --help --version"
+_mvm_commands="run ps stop exec attach cleanup volume doctor config help version --help --version"
+# mvm exec's options (kept in step with `mvm exec --help` too).
+_mvm_exec_opts="--env --root -t --tty -T --no-tty -h --help"
 # mvm run's options; tests/check-completion.sh keeps these in step with
 # `mvm run --help`.
 _mvm_run_with_arg="--cpus --memory --kernel --modules --accel --machine --env --share --name
     --disk --volume --net --dns --publish --allow-host --allow-lan --audit --timeout
     --console-log --result"
-_mvm_run_flags="--no-cwd --force-share --no-resolve --root --console -t --tty -T --no-tty -q
-    --quiet -h --help"
+_mvm_run_flags="--no-cwd --force-share --no-resolve --root --console -t --tty -T --no-tty
+    --detach -q --quiet -h --help"
 
 _mvm_reply() { # words to offer, the word being completed
     mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
@@ -42,6 +45,63 @@ _mvm_run_value() {
     return 0
 }
 
+# The command from word $1 on: through bash-completion when it is there.
+_mvm_command_at() {
+    local cur=${COMP_WORDS[COMP_CWORD]}
+    if declare -F _command_offset > /dev/null; then
+        _command_offset "$1"
+    elif (($1 == COMP_CWORD)); then
+        mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+    else
+        _mvm_files -f "$cur"
+    fi
+}
+
+# mvm exec [OPTIONS] SESSION [OPTIONS] [--] [CMD...]: where the command
+# starts is the first word after the session that is not an option (or
+# an option's value), or after a "--" (one before the session: right
+# after the session).
+_mvm_exec() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]} i w
+    local session="" dashdash=0 start=-1
+    [[ $prev == --env ]] && return
+    for ((i = 2; i < COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        if [[ -n $session ]] && ((dashdash)); then
+            start=$i
+            break
+        fi
+        case $w in
+        --)
+            if [[ -n $session ]]; then
+                start=$((i + 1))
+                break
+            fi
+            dashdash=1
+            ;;
+        --env) i=$((i + 1)) ;;
+        -*) ;;
+        *)
+            if [[ -n $session ]]; then
+                start=$i
+                break
+            fi
+            session=$w
+            ;;
+        esac
+    done
+    [[ -n $session ]] && ((dashdash)) && ((start < 0)) && start=$i
+    if ((start >= 0)); then
+        _mvm_command_at "$start"
+    elif [[ -z $session && $cur != -* ]]; then
+        _mvm_reply "$(_mvm_sessions)" "$cur"
+    elif [[ $cur == -* ]]; then
+        _mvm_reply "$_mvm_exec_opts${session:+ --}" "$cur"
+    else
+        mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+    fi
+}
+
 _mvm_run() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]} i
     # Where the command starts: after --, or at the first word that is
@@ -58,13 +118,7 @@ _mvm_run() {
         esac
     done
     if ((i < COMP_CWORD)) || [[ $prev == -- ]]; then
-        if declare -F _command_offset > /dev/null; then
-            _command_offset "$i"
-        elif ((i == COMP_CWORD)); then
-            mapfile -t COMPREPLY < <(compgen -c -- "$cur")
-        else
-            _mvm_files -f "$cur"
-        fi
+        _mvm_command_at "$i"
         return
     fi
     ((COMP_CWORD > 2)) && [[ $prev == -* ]] && _mvm_run_value "$prev" "$cur" && return
@@ -90,6 +144,14 @@ _mvm() {
         if [[ $cur == -* ]]; then
             _mvm_reply "--force --timeout --help" "$cur"
         else
+            _mvm_reply "$(_mvm_sessions)" "$cur"
+        fi
+        ;;
+    exec) _mvm_exec ;;
+    attach)
+        if [[ $cur == -* ]]; then
+            _mvm_reply "--help" "$cur"
+        elif ((COMP_CWORD == 2)); then
             _mvm_reply "$(_mvm_sessions)" "$cur"
         fi
         ;;

@@ -24,6 +24,8 @@ const char mvm_usage[] =
     "  ps [--json] [-a]                     list running sessions\n"
     "  stop [--force] [--timeout D] ID|NAME stop a session: SIGTERM to its command, then\n"
     "                                       the VM is destroyed after D (default 10s)\n"
+    "  exec [OPTIONS] ID|NAME [--] [CMD]    run another command in a running session\n"
+    "  attach ID|NAME                       connect to a session started with run --detach\n"
     "  volume ls, volume rm NAME            list or remove your persistent volumes\n"
     "  doctor [--json]                      check whether mvm run can work here, and\n"
     "                                       what to install or change if not\n"
@@ -92,6 +94,8 @@ const char mvm_run_usage[] =
     "  --result FILE        write a JSON record of how the session ended to FILE\n"
     "  -t, --tty            give CMD a terminal even when stdin/stdout are not terminals\n"
     "  -T, --no-tty         never give CMD a terminal (separate stdout and stderr)\n"
+    "  --detach             print the session's name and return; CMD runs on, and\n"
+    "                       mvm attach NAME connects your terminal to it (~d detaches)\n"
     "  -q, --quiet          no notices from mvm (errors are still printed)\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -414,7 +418,7 @@ static int set_option(const char *key, const char *v, const char *origin, struct
     return 0;
 }
 
-static int add_env(struct mvm_run_opts *o, const char *arg, struct mvm_error **err)
+int mvm_cli_add_env(struct mvm_env_opt **env, size_t *nenv, const char *arg, struct mvm_error **err)
 {
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -424,10 +428,10 @@ static int add_env(struct mvm_run_opts *o, const char *arg, struct mvm_error **e
     if (!ok)
         return mvm_error_set(err, 0, "bad --env '%s': use NAME=VALUE or NAME (letters, digits, _)",
                              arg);
-    o->env = xrealloc(o->env, (o->nenv + 1) * sizeof *o->env);
-    o->env[o->nenv].name = xstrndup(arg, nlen);
-    o->env[o->nenv].value = eq ? xstrdup(eq + 1) : NULL;
-    o->nenv++;
+    *env = xrealloc(*env, (*nenv + 1) * sizeof **env);
+    (*env)[*nenv].name = xstrndup(arg, nlen);
+    (*env)[*nenv].value = eq ? xstrdup(eq + 1) : NULL;
+    (*nenv)++;
     return 0;
 }
 
@@ -545,6 +549,7 @@ enum {
     OPT_VOLUME,
     OPT_ROOT,
     OPT_AUDIT,
+    OPT_DETACH,
 };
 
 static const struct option run_options[] = {
@@ -573,6 +578,7 @@ static const struct option run_options[] = {
     {"volume", required_argument, NULL, OPT_VOLUME},
     {"root", no_argument, NULL, OPT_ROOT},
     {"audit", required_argument, NULL, OPT_AUDIT},
+    {"detach", no_argument, NULL, OPT_DETACH},
     {"tty", no_argument, NULL, 't'},
     {"no-tty", no_argument, NULL, 'T'},
     {"quiet", no_argument, NULL, 'q'},
@@ -606,7 +612,7 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_AUDIT:
         return set_option(option_key(c), arg, CLI_ORIGIN, o, &known, err);
     case OPT_ENV:
-        return add_env(o, arg, err);
+        return mvm_cli_add_env(&o->env, &o->nenv, arg, err);
     case OPT_SHARE:
         return add_share(o, arg, err);
     case OPT_CONSOLE:
@@ -638,6 +644,9 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_ROOT:
         o->root = true;
         return 0;
+    case OPT_DETACH:
+        o->detach = true;
+        return 0;
     case 't':
         o->tty = MVM_TTY_ALWAYS;
         return 0;
@@ -654,6 +663,18 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     }
 }
 
+int mvm_cli_getopt_error(const char *cmd, int c, const char *arg, struct mvm_error **err)
+{
+    if (c == ':')
+        return mvm_error_set(err, 0, "mvm %s: missing value for '%s' (see mvm %s --help)", cmd, arg,
+                             cmd);
+    /* optopt is also set for "--tty=1": name what was typed then. */
+    if (optopt > 0 && optopt < 128 && !str_has_prefix(arg, "--"))
+        return mvm_error_set(err, 0, "mvm %s: unknown option '-%c' (see mvm %s --help)", cmd,
+                             optopt, cmd);
+    return mvm_error_set(err, 0, "mvm %s: unknown option '%s' (see mvm %s --help)", cmd, arg, cmd);
+}
+
 int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_error **err)
 {
     optind = 0; /* full reset: the tests parse many command lines */
@@ -663,16 +684,8 @@ int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_
         int c = getopt_long(argc, argv, "+:tTqh", run_options, NULL);
         if (c == -1)
             break;
-        const char *arg = idx < argc ? argv[idx] : "?";
-        if (c == ':')
-            return mvm_error_set(err, 0, "mvm run: missing value for '%s' (see mvm run --help)",
-                                 arg);
-        /* optopt is also set for "--tty=1": name what was typed then. */
-        if (c == '?' && optopt > 0 && optopt < 128 && !str_has_prefix(arg, "--"))
-            return mvm_error_set(err, 0, "mvm run: unknown option '-%c' (see mvm run --help)",
-                                 optopt);
-        if (c == '?')
-            return mvm_error_set(err, 0, "mvm run: unknown option '%s' (see mvm run --help)", arg);
+        if (c == ':' || c == '?')
+            return mvm_cli_getopt_error("run", c, idx < argc ? argv[idx] : "?", err);
         if (handle_option(c, optarg, o, err) < 0)
             return -1;
     }

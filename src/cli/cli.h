@@ -1,5 +1,6 @@
-/* cli: the command line and config files of `mvm run`, parsed into one
- * options struct.  Pure: no I/O except reading a config file's text. */
+/* cli: the command line and config files of `mvm run` (and the command
+ * line of `mvm exec`), parsed into one options struct.  Pure: no I/O except reading a config file's
+ * text. */
 #ifndef MVM_CLI_H
 #define MVM_CLI_H
 
@@ -56,6 +57,7 @@ struct mvm_run_opts {
     enum mvm_tty tty;
     uint64_t timeout_ms; /* 0: none */
     bool console, no_cwd, no_resolve, force_share, root, quiet, help;
+    bool detach; /* --detach: print the name, run on for mvm attach */
     struct mvm_env_opt *env;
     size_t nenv;
     struct mvm_share_opt *shares;
@@ -125,6 +127,33 @@ int mvm_parse_size_mib(const char *s, uint64_t *mib, struct mvm_error **err);
 /* "90s", "10m", "1h", "250ms", bare number = seconds.  Result in ms. */
 int mvm_parse_duration_ms(const char *s, uint64_t *ms, struct mvm_error **err);
 
+/* The error for getopt_long's ':' (missing value) or '?' (unknown
+ * option) at argument arg of `mvm cmd`; returns -1. */
+int mvm_cli_getopt_error(const char *cmd, int c, const char *arg, struct mvm_error **err);
+/* One --env argument (NAME=VALUE or NAME) appended to env. */
+int mvm_cli_add_env(struct mvm_env_opt **env, size_t *nenv, const char *arg,
+                    struct mvm_error **err);
+
+/* exec.c: `mvm exec` -- another command in a running session. */
+struct mvm_exec_opts {
+    const char *session; /* ID or NAME; borrowed from argv */
+    enum mvm_tty tty;
+    bool root, help;
+    struct mvm_env_opt *env;
+    size_t nenv;
+    char **argv; /* borrowed; NULL: the login shell */
+    int argc;
+};
+void mvm_exec_opts_clear(struct mvm_exec_opts *o);
+/* Parses `mvm exec` arguments (argv[0] is "exec"): options, the session,
+ * then the command (after an optional "--"). */
+int mvm_cli_parse_exec(int argc, char **argv, struct mvm_exec_opts *o, struct mvm_error **err);
+/* Parses `mvm attach` arguments (argv[0] is "attach"): --help, or the
+ * session; *session is borrowed from argv, NULL with --help. */
+int mvm_cli_parse_attach(int argc, char **argv, const char **session, struct mvm_error **err);
+extern const char mvm_attach_usage[];
+
+extern const char mvm_exec_usage[];
 extern const char mvm_run_usage[];
 extern const char mvm_usage[];
 

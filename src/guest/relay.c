@@ -1,10 +1,13 @@
-/* The guest half of the control protocol: collect the command the host
- * sends, start it (under a pty when the host has a terminal, on pipes
- * otherwise), relay its I/O within the credit windows, report its status.
+/* The guest half of the control protocol: collect each command the host
+ * sends (the session's main command on stream 1, `mvm exec`'s on others),
+ * start it (under a pty when the host has a terminal, on pipes
+ * otherwise), relay its I/O within its stream's credit windows, report
+ * its status.  The main command's end ends the relay; the others die
+ * with the VM.
  *
- * Memory stays bounded: stdin is held only up to the window we granted,
- * output is read only while the host has granted window and our queue to
- * the port is short. */
+ * Memory stays bounded: at most MAX_STREAMS commands at once, stdin is
+ * held only up to the window we granted, output is read only while the
+ * host has granted window and our queue to the port is short. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -30,31 +33,31 @@
 #define OUTQ_SOFT_LIMIT (64 * 1024)
 #define READ_CHUNK      (32 * 1024)
 #define CREDIT_BATCH    (32 * 1024)
+/* The main command and the exec'd ones (the host allows fewer). */
+#define MAX_STREAMS MVM_PROTO_MAX_STREAMS
 /* After the command exits, output still in a pty's flip buffer may take
  * a moment to become readable; wait this long for silence. */
 #define PTY_DRAIN_MS 100
+/* port + signals + stdin and two outputs per stream */
+#define MAX_POLL (2 + 3 * MAX_STREAMS)
 
 struct outfd {
     int fd;
     uint8_t type; /* MVM_MSG_STDOUT / STDERR */
 };
 
-struct relay {
-    const struct guest_session *s;
-    int port;
-    struct mvm_proto_decoder dec;
-    uint8_t *outq; /* frames waiting for the port */
-    size_t outq_len, outq_cap;
-
+/* One command: its stream id, what the host sent of it, its process and
+ * its stdio. */
+struct stream {
+    uint16_t id; /* 0: slot free */
     char **argv, **envp;
     size_t argc, envc, arg_bytes;
-    bool started, tty;
+    bool started, tty, root;
     uint16_t rows, cols;
 
     pid_t child;
     int status;
     bool exited;
-    int sigfd;
 
     int in_fd; /* child's stdin (pipe write end or pty master) */
     uint8_t *inbuf;
@@ -66,8 +69,19 @@ struct relay {
     size_t nout;
     uint32_t out_window; /* bytes the host lets us send */
     uint64_t drain_deadline_ms;
-    bool port_gone;
     bool failed; /* the command could not start: ERROR already queued */
+};
+
+struct relay {
+    const struct guest_session *s;
+    int port;
+    struct mvm_proto_decoder dec;
+    uint8_t *outq; /* frames waiting for the port */
+    size_t outq_len, outq_cap;
+    int sigfd;
+    bool port_gone;
+    bool main_done; /* the main command's status is queued (or it failed) */
+    struct stream st[MAX_STREAMS];
 };
 
 static uint64_t now_ms(void)
@@ -77,7 +91,8 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void queue_frame(struct relay *r, uint8_t type, const void *payload, uint32_t len)
+static void queue_frame(struct relay *r, uint16_t stream, uint8_t type, const void *payload,
+                        uint32_t len)
 {
     size_t need = r->outq_len + MVM_PROTO_HEADER + len;
     if (need > r->outq_cap) {
@@ -90,17 +105,17 @@ static void queue_frame(struct relay *r, uint8_t type, const void *payload, uint
         r->outq = q;
         r->outq_cap = cap;
     }
-    mvm_proto_header(r->outq + r->outq_len, type, MVM_PROTO_MAIN_STREAM, len);
+    mvm_proto_header(r->outq + r->outq_len, type, stream, len);
     if (len)
         memcpy(r->outq + r->outq_len + MVM_PROTO_HEADER, payload, len);
     r->outq_len = need;
 }
 
-static void queue_u32(struct relay *r, uint8_t type, uint32_t v)
+static void queue_u32(struct relay *r, uint16_t stream, uint8_t type, uint32_t v)
 {
     uint8_t p[4];
     mvm_put_u32(p, v);
-    queue_frame(r, type, p, 4);
+    queue_frame(r, stream, type, p, 4);
 }
 
 static void flush_port(struct relay *r)
@@ -130,9 +145,9 @@ static void flush_port_blocking(struct relay *r)
     }
 }
 
-static void report_error(struct relay *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void report_error(struct relay *r, int status, const char *fmt, ...)
+static void report_error(struct relay *r, uint16_t stream, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void report_error(struct relay *r, uint16_t stream, int status, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -143,7 +158,7 @@ static void report_error(struct relay *r, int status, const char *fmt, ...)
     mvm_put_u32(payload, (uint32_t)status);
     size_t len = strlen(msg);
     memcpy(payload + 4, msg, len);
-    queue_frame(r, MVM_MSG_ERROR, payload, (uint32_t)(4 + len));
+    queue_frame(r, stream, MVM_MSG_ERROR, payload, (uint32_t)(4 + len));
 }
 
 static char *dup_payload(const struct mvm_proto_frame *f)
@@ -156,9 +171,9 @@ static char *dup_payload(const struct mvm_proto_frame *f)
     return s;
 }
 
-static int push_string(struct relay *r, char ***vec, size_t *n, const struct mvm_proto_frame *f)
+static int push_string(struct stream *st, char ***vec, size_t *n, const struct mvm_proto_frame *f)
 {
-    if (*n + 2 > MAX_ARGS || r->arg_bytes + f->len > MAX_ARG_BYTES)
+    if (*n + 2 > MAX_ARGS || st->arg_bytes + f->len > MAX_ARG_BYTES)
         return -1;
     char **v = realloc(*vec, (*n + 2) * sizeof *v);
     if (v == NULL)
@@ -167,8 +182,57 @@ static int push_string(struct relay *r, char ***vec, size_t *n, const struct mvm
     if ((v[*n] = dup_payload(f)) == NULL)
         return -1;
     v[++*n] = NULL;
-    r->arg_bytes += f->len;
+    st->arg_bytes += f->len;
     return 0;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static struct stream *find_stream(struct relay *r, uint16_t id)
+{
+    for (size_t i = 0; i < MAX_STREAMS; i++)
+        if (r->st[i].id == id)
+            return &r->st[i];
+    return NULL;
+}
+
+/* The stream of a host frame: an unknown id opens one while the host is
+ * still describing a command (ARG, ENV, START). */
+static struct stream *stream_for(struct relay *r, const struct mvm_proto_frame *f)
+{
+    struct stream *st = f->stream ? find_stream(r, f->stream) : NULL;
+    bool opens = f->type == MVM_MSG_ARG || f->type == MVM_MSG_ENV || f->type == MVM_MSG_START;
+    if (st != NULL || !opens || f->stream == 0)
+        return st;
+    st = find_stream(r, 0);
+    uint8_t *inbuf = st ? malloc(MVM_PROTO_WINDOW) : NULL;
+    if (inbuf == NULL) {
+        if (f->type == MVM_MSG_START)
+            report_error(r, f->stream, 125, "mvm-init: too many commands at once (at most %d)",
+                         MAX_STREAMS);
+        return NULL;
+    }
+    *st = (struct stream){
+        .id = f->stream, .in_fd = -1, .inbuf = inbuf, .out_window = MVM_PROTO_WINDOW};
+    return st;
+}
+
+static void stream_free(struct stream *st)
+{
+    for (size_t i = 0; i < st->nout; i++)
+        if (st->out[i].fd != st->in_fd)
+            close(st->out[i].fd);
+    if (st->in_fd >= 0)
+        close(st->in_fd);
+    free_strv(st->argv, st->argc);
+    free_strv(st->envp, st->envc);
+    free(st->inbuf);
+    *st = (struct stream){.id = 0, .in_fd = -1};
 }
 
 /* Host entries win over the defaults; a default is added only when the
@@ -182,11 +246,11 @@ static bool has_name(char **env, size_t n, const char *entry)
     return false;
 }
 
-static char **build_env(struct relay *r)
+/* The environment: the host's entries, then the defaults it did not
+ * name (allocated into defaults[], *nd of them, for the caller to free). */
+static char **build_env(const struct guest_session *s, struct stream *st, char *defaults[9],
+                        size_t *nd)
 {
-    const struct guest_session *s = r->s;
-    char *defaults[9];
-    size_t nd = 0;
     const char *path = s->uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
                                    : "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games";
     size_t plen = strlen(path) + 1;
@@ -199,129 +263,156 @@ static char **build_env(struct relay *r)
     for (size_t i = 0; i < s->nbins; i++)
         strcat(strcat(full, s->bins[i]), ":");
     strcat(full, path);
-    int rc = asprintf(&defaults[nd++], "PATH=%s", full);
+    int rc = asprintf(&defaults[(*nd)++], "PATH=%s", full);
     free(full);
-    if (rc < 0 || asprintf(&defaults[nd++], "HOME=%s", s->home) < 0 ||
-        asprintf(&defaults[nd++], "USER=%s", s->user) < 0 ||
-        asprintf(&defaults[nd++], "LOGNAME=%s", s->user) < 0 ||
-        asprintf(&defaults[nd++], "SHELL=%s", s->shell) < 0 ||
-        asprintf(&defaults[nd++], "TERM=%s", r->tty ? "xterm-256color" : "dumb") < 0)
+    if (rc < 0 || asprintf(&defaults[(*nd)++], "HOME=%s", s->home) < 0 ||
+        asprintf(&defaults[(*nd)++], "USER=%s", s->user) < 0 ||
+        asprintf(&defaults[(*nd)++], "LOGNAME=%s", s->user) < 0 ||
+        asprintf(&defaults[(*nd)++], "SHELL=%s", s->shell) < 0 ||
+        asprintf(&defaults[(*nd)++], "TERM=%s", st->tty ? "xterm-256color" : "dumb") < 0) {
+        defaults[--*nd] = NULL; /* asprintf left it undefined */
         return NULL;
+    }
     /* With a writable /usr, /usr/local is the user's: npm -g goes there
      * (Debian's npm would pick /usr, which stays root's). */
-    if (s->scratch != NULL && (defaults[nd++] = strdup("NPM_CONFIG_PREFIX=/usr/local")) == NULL)
+    if (s->scratch != NULL && (defaults[(*nd)++] = strdup("NPM_CONFIG_PREFIX=/usr/local")) == NULL)
         return NULL;
-    char **env = calloc(r->envc + nd + 1, sizeof *env);
+    char **env = calloc(st->envc + *nd + 1, sizeof *env);
     if (env == NULL)
         return NULL;
     size_t n = 0;
-    for (size_t i = 0; i < r->envc; i++)
-        env[n++] = r->envp[i];
-    for (size_t i = 0; i < nd; i++)
-        if (!has_name(r->envp, r->envc, defaults[i]))
+    for (size_t i = 0; i < st->envc; i++)
+        env[n++] = st->envp[i];
+    for (size_t i = 0; i < *nd; i++)
+        if (defaults[i] && !has_name(st->envp, st->envc, defaults[i]))
             env[n++] = defaults[i];
     env[n] = NULL;
     return env;
 }
 
-static void start_command(struct relay *r)
+static void start_command(struct relay *r, struct stream *st)
 {
-    char **env = build_env(r);
+    /* `mvm exec --root`: guest root, in the session's working directory. */
+    struct guest_session as = *r->s;
+    if (st->root) {
+        as.uid = 0;
+        as.gid = 0;
+        as.user = "root";
+        as.home = "/root";
+        as.shell = "/bin/sh";
+    }
+    char *defaults[9] = {NULL};
+    size_t nd = 0;
+    char **env = build_env(&as, st, defaults, &nd);
     /* No command: the user's shell as a login shell (argv[0] "-bash"). */
-    const char *base = strrchr(r->s->shell, '/');
+    const char *base = strrchr(as.shell, '/');
     char *login_name = NULL;
-    if (r->argc == 0 && asprintf(&login_name, "-%s", base ? base + 1 : r->s->shell) < 0)
+    if (st->argc == 0 && asprintf(&login_name, "-%s", base ? base + 1 : as.shell) < 0)
         login_name = NULL;
     char *login_argv[2] = {login_name, NULL};
-    if (env == NULL || (r->argc == 0 && login_name == NULL)) {
-        report_error(r, 125, "mvm-init: out of memory");
-        r->failed = true;
-        return;
-    }
-    const char *file = r->argc ? r->argv[0] : r->s->shell;
+    int status = 125;
+    char why[1024] = "mvm-init: out of memory";
     struct guest_child c;
-    int status;
-    char why[1024];
-    int rc = guest_spawn(r->s, file, r->argc ? r->argv : login_argv, env, r->tty, r->rows, r->cols,
-                         &c, &status, why, sizeof why);
+    int rc = -1;
+    if (env != NULL && (st->argc > 0 || login_name != NULL)) {
+        const char *file = st->argc ? st->argv[0] : as.shell;
+        rc = guest_spawn(&as, file, st->argc ? st->argv : login_argv, env, st->tty, st->rows,
+                         st->cols, &c, &status, why, sizeof why);
+    }
+    free(env);
+    free(login_name);
+    for (size_t i = 0; i < nd; i++)
+        free(defaults[i]);
     if (rc < 0) {
-        report_error(r, status, "%s", why);
-        r->failed = true;
+        report_error(r, st->id, status, "%s", why);
+        st->failed = true;
         return;
     }
     guest_trace("command started");
-    r->child = c.pid;
-    r->in_fd = c.in;
-    r->out[r->nout++] = (struct outfd){c.out, MVM_MSG_STDOUT};
+    st->child = c.pid;
+    st->in_fd = c.in;
+    st->out[st->nout++] = (struct outfd){c.out, MVM_MSG_STDOUT};
     if (c.err >= 0)
-        r->out[r->nout++] = (struct outfd){c.err, MVM_MSG_STDERR};
+        st->out[st->nout++] = (struct outfd){c.err, MVM_MSG_STDERR};
 }
 
-static void on_stdin(struct relay *r, const struct mvm_proto_frame *f)
+static void on_stdin(struct stream *st, const struct mvm_proto_frame *f)
 {
     if (f->len == 0) {
-        r->in_eof = true;
+        st->in_eof = true;
         return;
     }
-    if (r->in_off > 0) { /* the window counts unconsumed bytes only */
-        memmove(r->inbuf, r->inbuf + r->in_off, r->in_len - r->in_off);
-        r->in_len -= r->in_off;
-        r->in_off = 0;
+    if (st->in_off > 0) { /* the window counts unconsumed bytes only */
+        memmove(st->inbuf, st->inbuf + st->in_off, st->in_len - st->in_off);
+        st->in_len -= st->in_off;
+        st->in_off = 0;
     }
-    if (r->in_len + f->len > MVM_PROTO_WINDOW) {
+    if (st->in_len + f->len > MVM_PROTO_WINDOW) {
         guest_log("host sent stdin beyond its window; dropping it");
         return;
     }
-    memcpy(r->inbuf + r->in_len, f->payload, f->len);
-    r->in_len += f->len;
+    memcpy(st->inbuf + st->in_len, f->payload, f->len);
+    st->in_len += f->len;
+}
+
+static void kill_all(struct relay *r)
+{
+    for (size_t i = 0; i < MAX_STREAMS; i++)
+        if (r->st[i].child > 0 && !r->st[i].exited)
+            kill(-r->st[i].child, SIGKILL);
 }
 
 static void on_frame(struct relay *r, const struct mvm_proto_frame *f)
 {
+    if (f->type == MVM_MSG_SHUTDOWN) {
+        struct stream *m = find_stream(r, MVM_PROTO_MAIN_STREAM);
+        kill_all(r);
+        if (m == NULL || !m->started)
+            r->port_gone = true; /* nothing to wait for */
+        return;
+    }
+    struct stream *st = stream_for(r, f);
+    if (st == NULL)
+        return; /* a command that ended (or never started): late frames */
     switch (f->type) {
     case MVM_MSG_ARG:
-        if (!r->started && push_string(r, &r->argv, &r->argc, f) < 0)
-            report_error(r, 125, "mvm-init: command line too long");
+        if (!st->started && push_string(st, &st->argv, &st->argc, f) < 0)
+            report_error(r, st->id, 125, "mvm-init: command line too long");
         break;
     case MVM_MSG_ENV:
-        if (!r->started && push_string(r, &r->envp, &r->envc, f) < 0)
-            report_error(r, 125, "mvm-init: environment too large");
+        if (!st->started && push_string(st, &st->envp, &st->envc, f) < 0)
+            report_error(r, st->id, 125, "mvm-init: environment too large");
         break;
     case MVM_MSG_START:
-        if (!r->started) {
-            r->tty = f->payload[0] & 1;
-            r->rows = mvm_get_u16(f->payload + 1);
-            r->cols = mvm_get_u16(f->payload + 3);
-            r->started = true;
-            start_command(r);
+        if (!st->started) {
+            st->tty = f->payload[0] & MVM_START_TTY;
+            st->root = f->payload[0] & MVM_START_ROOT;
+            st->rows = mvm_get_u16(f->payload + 1);
+            st->cols = mvm_get_u16(f->payload + 3);
+            st->started = true;
+            start_command(r, st);
         }
         break;
     case MVM_MSG_STDIN:
-        on_stdin(r, f);
+        on_stdin(st, f);
         break;
     case MVM_MSG_WINSIZE:
-        r->rows = mvm_get_u16(f->payload);
-        r->cols = mvm_get_u16(f->payload + 2);
-        if (r->tty && r->in_fd >= 0) {
-            struct winsize ws = {.ws_row = r->rows, .ws_col = r->cols};
-            ioctl(r->in_fd, TIOCSWINSZ, &ws);
+        st->rows = mvm_get_u16(f->payload);
+        st->cols = mvm_get_u16(f->payload + 2);
+        if (st->tty && st->in_fd >= 0) {
+            struct winsize ws = {.ws_row = st->rows, .ws_col = st->cols};
+            ioctl(st->in_fd, TIOCSWINSZ, &ws);
         }
         break;
     case MVM_MSG_SIGNAL: {
         uint32_t sig = mvm_get_u32(f->payload);
-        if (r->child > 0 && !r->exited && sig > 0 && sig < 65)
-            kill(-r->child, (int)sig);
+        if (st->child > 0 && !st->exited && sig > 0 && sig < 65)
+            kill(-st->child, (int)sig);
         break;
     }
-    case MVM_MSG_SHUTDOWN:
-        if (r->child > 0 && !r->exited)
-            kill(-r->child, SIGKILL);
-        else if (!r->started)
-            r->port_gone = true; /* nothing to wait for */
-        break;
     case MVM_MSG_CREDIT_OUT: {
-        uint64_t w = (uint64_t)r->out_window + mvm_get_u32(f->payload);
-        r->out_window = w > 0xffffffffu ? 0xffffffffu : (uint32_t)w;
+        uint64_t w = (uint64_t)st->out_window + mvm_get_u32(f->payload);
+        st->out_window = w > 0xffffffffu ? 0xffffffffu : (uint32_t)w;
         break;
     }
     default:
@@ -362,57 +453,57 @@ static void read_port(struct relay *r)
     }
 }
 
-static void write_stdin(struct relay *r)
+static void write_stdin(struct relay *r, struct stream *st)
 {
-    while (r->in_off < r->in_len) {
-        ssize_t n = write(r->in_fd, r->inbuf + r->in_off, r->in_len - r->in_off);
+    while (st->in_off < st->in_len) {
+        ssize_t n = write(st->in_fd, st->inbuf + st->in_off, st->in_len - st->in_off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN) { /* reader gone: discard, keep credits flowing */
-                r->in_credit_owed += (uint32_t)(r->in_len - r->in_off);
-                r->in_off = r->in_len;
+                st->in_credit_owed += (uint32_t)(st->in_len - st->in_off);
+                st->in_off = st->in_len;
             }
             break;
         }
-        r->in_off += (size_t)n;
-        r->in_credit_owed += (uint32_t)n;
+        st->in_off += (size_t)n;
+        st->in_credit_owed += (uint32_t)n;
     }
-    if (r->in_off == r->in_len)
-        r->in_off = r->in_len = 0;
-    if (r->in_credit_owed >= CREDIT_BATCH || (r->in_len == 0 && r->in_credit_owed > 0)) {
-        queue_u32(r, MVM_MSG_CREDIT_IN, r->in_credit_owed);
-        r->in_credit_owed = 0;
+    if (st->in_off == st->in_len)
+        st->in_off = st->in_len = 0;
+    if (st->in_credit_owed >= CREDIT_BATCH || (st->in_len == 0 && st->in_credit_owed > 0)) {
+        queue_u32(r, st->id, MVM_MSG_CREDIT_IN, st->in_credit_owed);
+        st->in_credit_owed = 0;
     }
-    if (r->in_eof && r->in_len == 0 && r->in_fd >= 0) {
-        if (r->tty) {
+    if (st->in_eof && st->in_len == 0 && st->in_fd >= 0) {
+        if (st->tty) {
             /* A pty cannot be half-closed; ^D is EOF for canonical readers. */
-            (void)!write(r->in_fd, "\x04", 1);
+            (void)!write(st->in_fd, "\x04", 1);
         } else {
-            close(r->in_fd);
-            r->in_fd = -1;
+            close(st->in_fd);
+            st->in_fd = -1;
         }
-        r->in_eof = false;
+        st->in_eof = false;
     }
 }
 
 /* Reads one chunk of output within the window.  Returns false once the fd
  * is finished (EOF, EIO from a hung-up pty, or silent after the exit). */
-static bool read_output(struct relay *r, struct outfd *o)
+static bool read_output(struct relay *r, struct stream *st, struct outfd *o)
 {
     uint8_t buf[READ_CHUNK];
-    size_t want = r->out_window < sizeof buf ? r->out_window : sizeof buf;
+    size_t want = st->out_window < sizeof buf ? st->out_window : sizeof buf;
     ssize_t n = read(o->fd, buf, want);
     if (n > 0) {
-        r->out_window -= (uint32_t)n;
-        queue_frame(r, o->type, buf, (uint32_t)n);
-        r->drain_deadline_ms = r->exited && r->tty ? now_ms() + PTY_DRAIN_MS : 0;
+        st->out_window -= (uint32_t)n;
+        queue_frame(r, st->id, o->type, buf, (uint32_t)n);
+        st->drain_deadline_ms = st->exited && st->tty ? now_ms() + PTY_DRAIN_MS : 0;
         return true;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (!r->exited)
+        if (!st->exited)
             return true;
-        if (r->tty && now_ms() < r->drain_deadline_ms)
+        if (st->tty && now_ms() < st->drain_deadline_ms)
             return true;
         return false;
     }
@@ -424,50 +515,103 @@ static void reap(struct relay *r)
     struct signalfd_siginfo si;
     while (read(r->sigfd, &si, sizeof si) == sizeof si)
         ;
-    int st;
+    int wst;
     pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (pid == r->child && !r->exited) {
-            r->exited = true;
+    while ((pid = waitpid(-1, &wst, WNOHANG)) > 0) {
+        for (size_t i = 0; i < MAX_STREAMS; i++) {
+            struct stream *st = &r->st[i];
+            if (st->id == 0 || pid != st->child || st->exited)
+                continue;
+            st->exited = true;
             guest_trace("command exited");
-            r->status = mvm_proto_status_from_wait(st);
-            r->drain_deadline_ms = now_ms() + PTY_DRAIN_MS;
-            if (r->tty && r->in_fd >= 0) {
-                int fl = fcntl(r->in_fd, F_GETFL);
-                fcntl(r->in_fd, F_SETFL, fl | O_NONBLOCK);
+            st->status = mvm_proto_status_from_wait(wst);
+            st->drain_deadline_ms = now_ms() + PTY_DRAIN_MS;
+            if (st->tty && st->in_fd >= 0) {
+                int fl = fcntl(st->in_fd, F_GETFL);
+                fcntl(st->in_fd, F_SETFL, fl | O_NONBLOCK);
             }
         }
     }
 }
 
-static void close_out(struct relay *r, size_t i)
+static void close_out(struct stream *st, size_t i)
 {
-    int fd = r->out[i].fd;
-    r->out[i] = r->out[--r->nout];
-    if (fd == r->in_fd) /* the pty master is both */
-        r->in_fd = -1;
+    int fd = st->out[i].fd;
+    st->out[i] = st->out[--st->nout];
+    if (fd == st->in_fd) /* the pty master is both */
+        st->in_fd = -1;
     close(fd);
+}
+
+static bool can_read(const struct relay *r, const struct stream *st)
+{
+    return st->out_window > 0 && r->outq_len < OUTQ_SOFT_LIMIT;
+}
+
+/* A stream whose command failed to start, or exited with all its output
+ * sent, reports and frees its slot; the main one ends the relay. */
+static void finish(struct relay *r, struct stream *st)
+{
+    if (!st->failed && !(st->exited && st->nout == 0))
+        return;
+    if (!st->failed)
+        queue_u32(r, st->id, MVM_MSG_EXIT, (uint32_t)st->status);
+    if (st->id == MVM_PROTO_MAIN_STREAM)
+        r->main_done = true;
+    stream_free(st);
+}
+
+/* The stream's fds into p; returns the poll timeout it needs (-1: none). */
+static int stream_pollfds(const struct relay *r, const struct stream *st, struct pollfd *p,
+                          size_t *np, size_t *out_base, size_t *in_idx)
+{
+    bool readable = can_read(r, st);
+    *out_base = *np;
+    for (size_t i = 0; i < st->nout; i++)
+        p[(*np)++] = (struct pollfd){.fd = st->out[i].fd, .events = readable ? POLLIN : 0};
+    *in_idx = SIZE_MAX;
+    if (st->in_fd >= 0 && (st->in_len > st->in_off || st->in_eof)) {
+        *in_idx = *np;
+        p[(*np)++] = (struct pollfd){.fd = st->in_fd, .events = POLLOUT};
+    }
+    if (st->exited && readable)
+        return st->tty ? PTY_DRAIN_MS : 0;
+    return -1;
+}
+
+/* out_base/npolled: where the stream's outputs were in p and how many
+ * (0 for fds opened this round, by a START just read). */
+static void stream_handle(struct relay *r, struct stream *st, const struct pollfd *p,
+                          size_t out_base, size_t npolled, size_t in_idx)
+{
+    if (st->in_fd >= 0 && ((in_idx != SIZE_MAX && p[in_idx].revents) || st->in_len > st->in_off))
+        write_stdin(r, st); /* also data that arrived in this round */
+    bool readable = can_read(r, st);
+    for (size_t i = st->nout; i-- > 0;) {
+        bool ready = (i < npolled && p[out_base + i].revents != 0) || (st->exited && readable);
+        if (ready && readable && !read_output(r, st, &st->out[i]))
+            close_out(st, i);
+    }
 }
 
 /* One round of poll; returns false when the relay is finished. */
 static bool relay_step(struct relay *r)
 {
-    struct pollfd p[5];
-    size_t np = 0;
+    struct pollfd p[MAX_POLL];
+    size_t np = 0, out_base[MAX_STREAMS], nout[MAX_STREAMS], in_idx[MAX_STREAMS];
     p[np++] =
         (struct pollfd){.fd = r->port, .events = (short)(POLLIN | (r->outq_len ? POLLOUT : 0))};
     p[np++] = (struct pollfd){.fd = r->sigfd, .events = POLLIN};
-    bool can_read = r->out_window > 0 && r->outq_len < OUTQ_SOFT_LIMIT;
-    size_t out_base = np;
-    for (size_t i = 0; i < r->nout; i++)
-        p[np++] = (struct pollfd){.fd = r->out[i].fd, .events = can_read ? POLLIN : 0};
-    size_t in_idx = np;
-    if (r->in_fd >= 0 && (r->in_len > r->in_off || r->in_eof))
-        p[np++] = (struct pollfd){.fd = r->in_fd, .events = POLLOUT};
-
     int timeout = -1;
-    if (r->exited && can_read)
-        timeout = r->tty ? PTY_DRAIN_MS : 0;
+    for (size_t i = 0; i < MAX_STREAMS; i++) {
+        nout[i] = r->st[i].nout;
+        out_base[i] = in_idx[i] = SIZE_MAX;
+        if (r->st[i].id == 0)
+            continue;
+        int t = stream_pollfds(r, &r->st[i], p, &np, &out_base[i], &in_idx[i]);
+        if (t >= 0 && (timeout < 0 || t < timeout))
+            timeout = t;
+    }
     int n = poll(p, (nfds_t)np, timeout);
     if (n < 0 && errno != EINTR)
         return false;
@@ -476,45 +620,37 @@ static bool relay_step(struct relay *r)
         reap(r);
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
         read_port(r);
-    if (r->in_fd >= 0 && in_idx < np && p[in_idx].revents)
-        write_stdin(r);
-    else if (r->in_fd >= 0 && r->in_len > r->in_off)
-        write_stdin(r); /* data that arrived in this round */
-    for (size_t i = r->nout; i-- > 0;) {
-        bool ready = p[out_base + i].revents != 0 || (r->exited && can_read);
-        if (ready && can_read && !read_output(r, &r->out[i]))
-            close_out(r, i);
+    for (size_t i = 0; i < MAX_STREAMS; i++) {
+        struct stream *st = &r->st[i];
+        if (st->id == 0)
+            continue;
+        stream_handle(r, st, p, out_base[i], nout[i], in_idx[i]);
+        finish(r, st);
     }
     flush_port(r);
 
     if (r->port_gone) {
-        if (r->child > 0 && !r->exited)
-            kill(-r->child, SIGKILL);
+        kill_all(r);
         return false;
     }
-    if (r->failed)
-        return false;
-    return !(r->exited && r->nout == 0);
+    return !r->main_done;
 }
 
 void guest_run(int port, const struct guest_session *s)
 {
-    struct relay r = {.s = s, .port = port, .in_fd = -1, .out_window = MVM_PROTO_WINDOW};
+    struct relay r = {.s = s, .port = port};
     mvm_proto_decoder_init(&r.dec);
-    r.inbuf = malloc(MVM_PROTO_WINDOW);
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     r.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (r.inbuf == NULL || r.sigfd < 0) {
+    if (r.sigfd < 0) {
         guest_send_error(port, 125, "mvm-init: cannot set up the relay");
         return;
     }
     while (relay_step(&r))
         ;
-    if (r.exited && !r.port_gone && !r.failed)
-        queue_u32(&r, MVM_MSG_EXIT, (uint32_t)r.status);
     flush_port_blocking(&r);
     guest_trace("exit reported");
 }

@@ -51,6 +51,7 @@ static long fixed_size(uint8_t type)
     case MVM_MSG_CREDIT_IN:
         return 4;
     case MVM_MSG_SHUTDOWN:
+    case MVM_MSG_ATTACH:
         return 0;
     case MVM_MSG_ARG:
     case MVM_MSG_ENV:

@@ -3,7 +3,10 @@
  * One virtio-serial port carries framed messages.  A frame is an 8-byte
  * header -- type (u8), reserved (u8, 0), stream id (u16 LE), payload length
  * (u32 LE) -- followed by the payload.  Stream ids let several commands
- * share the port (stream 1 is the session's main command).
+ * share the port: stream 1 is the session's main command, the host picks
+ * others for `mvm exec` (at most MVM_PROTO_MAX_STREAMS at once, main
+ * included); stream 0 is the guest's READY.  A stream's id is reused only
+ * after its EXIT or ERROR.
  *
  * Data (stdin, stdout, stderr) is credit-based: a side sends data only
  * while the peer has granted window for it, so neither side ever buffers
@@ -27,17 +30,25 @@
 #define MVM_PROTO_PORT        "org.mvm.ctl"
 #define MVM_PROTO_VERSION     1
 #define MVM_PROTO_MAIN_STREAM 1
+#define MVM_PROTO_MAX_STREAMS 16
+
+/* START's flags. */
+#define MVM_START_TTY  0x01 /* under a pty */
+#define MVM_START_ROOT 0x02 /* as guest root, not the session's user */
 
 enum mvm_proto_type {
     /* host -> guest */
     MVM_MSG_ARG = 1,        /* one argv string (no NUL inside) */
     MVM_MSG_ENV = 2,        /* one "NAME=VALUE" string */
-    MVM_MSG_START = 3,      /* flags u8 (bit0 tty), rows u16, cols u16: run it */
+    MVM_MSG_START = 3,      /* flags u8 (MVM_START_*), rows u16, cols u16: run it */
     MVM_MSG_STDIN = 4,      /* data; empty payload = EOF */
     MVM_MSG_WINSIZE = 5,    /* rows u16, cols u16 */
     MVM_MSG_SIGNAL = 6,     /* signal number u32 */
     MVM_MSG_SHUTDOWN = 7,   /* end the command and power off (empty) */
     MVM_MSG_CREDIT_OUT = 8, /* u32: more window for stdout+stderr */
+    /* mvm attach -> the session's supervisor only, never to the guest:
+     * connect this client to the main command (empty) */
+    MVM_MSG_ATTACH = 9,
 
     /* guest -> host */
     MVM_MSG_READY = 32,     /* u32 protocol version: init is up */

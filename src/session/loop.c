@@ -15,82 +15,55 @@
 #include "json-cleanup.h"
 #include "qmp.h"
 #include "session-int.h"
+#include "tty.h"
 #include "util.h"
 
 /* relay (4) + QMP, console, QEMU log, signals, QEMU pidfd + 2 per share */
-
-static void winsize(int fd, uint16_t *rows, uint16_t *cols)
-{
-    struct winsize ws = {0};
-    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
-        *rows = ws.ws_row;
-        *cols = ws.ws_col;
-    } else {
-        *rows = 24;
-        *cols = 80;
-    }
-}
 
 static void undo_terminal(void *arg)
 {
     session_terminal_restore(arg);
 }
 
-/* Raw mode for the user's terminal (the guest's pty does the line
- * discipline), non-blocking stdio for the relay; both undone at exit. */
+/* Raw mode for the user's terminal, non-blocking stdio for the relay;
+ * both undone at exit. */
 int session_terminal_setup(struct session *s, struct mvm_error **err)
 {
-    mvm_undo_push(&s->undo, undo_terminal, s, "terminal");
-    for (int fd = 0; fd < 3; fd++) {
-        s->fl_saved[fd] = fcntl(fd, F_GETFL);
-        if (s->fl_saved[fd] >= 0)
-            fcntl(fd, F_SETFL, s->fl_saved[fd] | O_NONBLOCK);
-    }
-    s->fl_set = true;
-    if (s->tty && s->stdin_tty) {
-        if (tcgetattr(STDIN_FILENO, &s->tio) < 0)
-            return mvm_error_set(err, errno, "reading the terminal's settings");
-        s->tio_saved = true;
-        struct termios raw = s->tio;
-        cfmakeraw(&raw);
-        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) < 0)
-            return mvm_error_set(err, errno, "setting the terminal to raw mode");
-    }
     uint16_t rows, cols;
-    winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
-    mvm_relay_init(&s->relay, s->ctl_fd, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, s->tty);
-    mvm_relay_filter_terminals(&s->relay, s->stdout_tty, isatty(STDERR_FILENO));
-    s->relay_started = true;
-    mvm_relay_start(&s->relay, s->o->argv, s->o->argc, s->env, s->nenv, s->tty, rows, cols);
+    tty_winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
+    if (s->o->detach) {
+        /* No terminal here: mvm attach's client has it (exec-server.c),
+         * and no stdin, so none ends. */
+        mvm_relay_init(&s->relay, s->ctl_fd, -1, -1, -1, s->tty);
+        s->relay.in_done = true;
+    } else {
+        mvm_undo_push(&s->undo, undo_terminal, s, "terminal");
+        if (tty_setup(&s->term, s->tty && s->stdin_tty, err) < 0)
+            return -1;
+        mvm_relay_init(&s->relay, s->ctl_fd, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, s->tty);
+        mvm_relay_filter_terminals(&s->relay, s->stdout_tty, isatty(STDERR_FILENO));
+        s->relay_started = true;
+    }
+    mvm_relay_start(&s->relay, s->o->argv, s->o->argc, s->env, s->nenv, s->tty ? MVM_START_TTY : 0,
+                    rows, cols);
     return 0;
 }
 
-static void reset_modes(const struct mvm_outfilter *f, int fd)
+static void undo_exec(void *arg)
 {
-    struct buf reset = {0};
-    mvm_outfilter_reset(f, &reset);
-    write_all(fd, reset.data, reset.len);
-    buf_free(&reset);
+    exec_server_close(arg);
+}
+
+int session_exec_listen(struct session *s, struct mvm_error **err)
+{
+    mvm_undo_push(&s->undo, undo_exec, &s->execs, "mvm exec socket");
+    return exec_server_listen(&s->execs, s->id, s->user.uid, s->user.gid, s->o->detach, &s->relay,
+                              err);
 }
 
 void session_terminal_restore(struct session *s)
 {
-    if (s->relay_started) {
-        mvm_relay_flush_user(&s->relay, 1000);
-        /* Switch off what the guest switched on, on each terminal. */
-        if (s->stdout_tty)
-            reset_modes(&s->relay.filter, STDOUT_FILENO);
-        if (s->relay.filter_err && s->relay.err_filter.modes)
-            reset_modes(&s->relay.err_filter, STDERR_FILENO);
-    }
-    if (s->tio_saved)
-        tcsetattr(STDIN_FILENO, TCSADRAIN, &s->tio);
-    s->tio_saved = false;
-    if (s->fl_set)
-        for (int fd = 0; fd < 3; fd++)
-            if (s->fl_saved[fd] >= 0)
-                fcntl(fd, F_SETFL, s->fl_saved[fd]);
-    s->fl_set = false;
+    tty_restore(&s->term, s->relay_started ? &s->relay : NULL, s->stdout_tty);
 }
 
 static void drain_console(struct session *s)
@@ -177,7 +150,7 @@ static int on_signal(struct session *s, struct mvm_error **err)
         int sig = (int)si.ssi_signo;
         if (sig == SIGWINCH) {
             uint16_t rows, cols;
-            winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
+            tty_winsize(s->stdout_tty ? STDOUT_FILENO : STDIN_FILENO, &rows, &cols);
             if (s->tty)
                 mvm_relay_winsize(&s->relay, rows, cols);
             continue;
@@ -226,6 +199,7 @@ static void build_poll(struct session *s, struct poll_set *ps)
         ps->vlog[i] = mvm_pollset_add(set, s->shares[i].log_fd, POLLIN);
         ps->vproc[i] = mvm_pollset_add(set, s->shares[i].proc.pidfd, POLLIN);
     }
+    exec_server_pollfds(&s->execs, set);
 }
 
 static int deadline_ms(struct session *s, uint64_t now)
@@ -273,6 +247,7 @@ static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err
 {
     if (mvm_relay_handle(&s->relay, ps->set.fds, err) < 0)
         return -1;
+    exec_server_handle(&s->execs, &ps->set);
     if (mvm_relay_done(&s->relay)) /* the rest of this round no longer matters */
         return 0;
     if (s->relay.kill_requested)

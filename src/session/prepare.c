@@ -17,54 +17,56 @@
 
 extern char **environ;
 
-static void push_env(struct session *s, char *entry)
+static void push_env(char ***env, size_t *nenv, char *entry)
 {
-    s->env = xrealloc(s->env, (s->nenv + 1) * sizeof *s->env);
-    s->env[s->nenv++] = entry;
+    *env = xrealloc(*env, (*nenv + 1) * sizeof **env);
+    (*env)[(*nenv)++] = entry;
 }
 
 /* Each argument and variable travels as one control-protocol frame. */
-static int check_sizes(const struct session *s, struct mvm_error **err)
+static int check_sizes(char *const *argv, int argc, char *const *env, size_t nenv,
+                       struct mvm_error **err)
 {
     size_t total = 0;
-    for (int i = 0; i < s->o->argc; i++) {
-        size_t n = strlen(s->o->argv[i]);
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]);
         total += n;
         if (n > MVM_PROTO_MAX_PAYLOAD)
             return mvm_error_set(err, 0, "argument %d of the command is longer than %d KiB", i + 1,
                                  MVM_PROTO_MAX_PAYLOAD / 1024);
     }
-    for (size_t i = 0; i < s->nenv; i++) {
-        size_t n = strlen(s->env[i]);
+    for (size_t i = 0; i < nenv; i++) {
+        size_t n = strlen(env[i]);
         total += n;
         if (n > MVM_PROTO_MAX_PAYLOAD)
             return mvm_error_set(err, 0, "environment variable %.*s is longer than %d KiB",
-                                 (int)strcspn(s->env[i], "="), s->env[i],
-                                 MVM_PROTO_MAX_PAYLOAD / 1024);
+                                 (int)strcspn(env[i], "="), env[i], MVM_PROTO_MAX_PAYLOAD / 1024);
     }
-    if (total > 2 * 1024 * 1024)
-        return mvm_error_set(err, 0, "the command line and environment exceed 2 MiB");
+    if (total > MVM_COMMAND_MAX_BYTES)
+        return mvm_error_set(err, 0, "the command line and environment exceed %d MiB",
+                             MVM_COMMAND_MAX_BYTES >> 20);
     return 0;
 }
 
 /* TERM, LANG and LC_* follow the user; --env adds to them; nothing else
  * of the host environment reaches the guest. */
-static int build_env(struct session *s, struct mvm_error **err)
+int session_build_env(const struct mvm_env_opt *opts, size_t nopts, char *const *argv, int argc,
+                      char ***env, size_t *nenv, struct mvm_error **err)
 {
     for (char **e = environ; *e; e++)
         if (str_has_prefix(*e, "TERM=") || str_has_prefix(*e, "LANG=") || str_has_prefix(*e, "LC_"))
-            push_env(s, xstrdup(*e));
-    for (size_t i = 0; i < s->o->nenv; i++) {
-        const struct mvm_env_opt *e = &s->o->env[i];
+            push_env(env, nenv, xstrdup(*e));
+    for (size_t i = 0; i < nopts; i++) {
+        const struct mvm_env_opt *e = &opts[i];
         const char *v = e->value ? e->value : getenv(e->name);
         if (v == NULL)
             return mvm_error_set(err, 0,
                                  "--env %s: %s is not set in mvm's environment (sudo resets the "
                                  "environment: use sudo --preserve-env=%s, or --env %s=VALUE)",
                                  e->name, e->name, e->name, e->name);
-        push_env(s, xasprintf("%s=%s", e->name, v));
+        push_env(env, nenv, xasprintf("%s=%s", e->name, v));
     }
-    return check_sizes(s, err);
+    return check_sizes(argv, argc, *env, *nenv, err);
 }
 
 static int resolve_dir(const char *what, const char *path, char **out, struct mvm_error **err)
@@ -349,7 +351,9 @@ int session_prepare(struct session *s, struct mvm_error **err)
     s->stdout_tty = isatty(STDOUT_FILENO);
     s->tty =
         s->o->tty == MVM_TTY_ALWAYS || (s->o->tty == MVM_TTY_AUTO && s->stdin_tty && s->stdout_tty);
-    if (plan_net(s, err) < 0 || plan_user(s, err) < 0 || build_env(s, err) < 0 ||
+    if (plan_net(s, err) < 0 || plan_user(s, err) < 0 ||
+        session_build_env(s->o->env, s->o->nenv, s->o->argv, s->o->argc, &s->env, &s->nenv, err) <
+            0 ||
         plan_shares(s, err) < 0 || plan_volumes(s, err) < 0 || find_qemu(s, err) < 0 ||
         mvm_virtiofsd_find(&s->vfsd, err) < 0)
         return -1;

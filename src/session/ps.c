@@ -87,9 +87,18 @@ static json_t *load_all(void)
     return all;
 }
 
+static bool session_live(const char *id)
+{
+    cleanup_free char *file = xasprintf("%s.json", id);
+    json_t *info = load_live(file);
+    json_decref(info);
+    return info != NULL;
+}
+
 void mvm_ps_prune(void)
 {
     json_decref(load_all()); /* as root, loading removes the stale ones */
+    exec_server_sweep(session_live);
 }
 
 static bool name_taken(json_t *all, const char *name)
@@ -143,14 +152,14 @@ static json_t *summary(const struct session *s, const char *name)
         json_array_append_new(volumes, json_string(s->o->volumes[i].name));
     static const char *const nets[] = {"isolated", "none", "open", "allow"}; /* enum mvm_net_opt */
     return json_pack("{s:s, s:s, s:i, s:I, s:i, s:s, s:o, s:s, s:I, s:s, s:s, s:i, s:I, s:o, "
-                     "s:o, s:i}",
+                     "s:o, s:i, s:b, s:b}",
                      "id", s->id, "name", name, "pid", (int)getpid(), "starttime",
                      (json_int_t)mvm_proc_starttime(getpid()), "uid", (int)s->user.uid, "user",
                      s->user.name, "command", cmd, "cwd", s->guest_cwd, "created",
                      (json_int_t)time(NULL), "accel", s->kvm ? "kvm" : "tcg", "net",
                      nets[s->o->net], "cpus", (int)s->o->cpus, "memory_mib",
                      (json_int_t)s->o->memory_mib, "shares", shares, "volumes", volumes, "qemu_pid",
-                     (int)s->qemu.pid);
+                     (int)s->qemu.pid, "detached", (int)s->o->detach, "tty", (int)s->tty);
 }
 
 static void undo_publish(void *arg)
@@ -380,6 +389,18 @@ static json_t *find_session(json_t *all, const char *key, struct mvm_error **err
     else
         mvm_error_set(err, 0, "no running session '%s' (see mvm ps)", key);
     return NULL;
+}
+
+json_t *session_ps_find(const char *key, struct mvm_error **err)
+{
+    cleanup_json json_t *all = load_all();
+    json_t *info = find_session(all, key, err);
+    return info ? json_incref(info) : NULL;
+}
+
+uid_t session_ps_caller(bool *everyone)
+{
+    return caller(everyone);
 }
 
 int mvm_stop_main(int argc, char **argv)

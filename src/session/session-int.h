@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "disk.h"
 #include "error.h"
+#include "exec-server.h"
 #include "jail.h"
 #include "kernel.h"
 #include "net.h"
@@ -26,6 +27,7 @@
 #include "sessiondir.h"
 #include "share.h"
 #include "tail.h"
+#include "tty.h"
 #include "undo.h"
 #include "user.h"
 
@@ -92,10 +94,8 @@ struct session {
     struct mvm_qmp *qmp;
     struct mvm_relay relay;
     bool relay_started;
-    struct termios tio;
-    bool tio_saved;
-    int fl_saved[3];
-    bool fl_set;
+    struct exec_server execs; /* mvm exec's clients */
+    struct tty_state term;
 
     char *shutdown_reason; /* from QMP events */
     bool panicked, vm_stopped;
@@ -121,6 +121,12 @@ bool session_tracing(void);
 
 /* prepare.c: everything decided before anything is created. */
 int session_prepare(struct session *s, struct mvm_error **err);
+/* prepare.c: the command's environment -- TERM, LANG, LC_* and the
+ * --env entries (NAME alone: mvm's value) as "NAME=VALUE" appended to
+ * *env -- with the sizes of argv and env checked against the protocol. */
+#define MVM_COMMAND_MAX_BYTES (2 * 1024 * 1024)
+int session_build_env(const struct mvm_env_opt *opts, size_t nopts, char *const *argv, int argc,
+                      char ***env, size_t *nenv, struct mvm_error **err);
 /* prepare.c: the QEMU binary mvm runs, NULL when none is installed. */
 const char *session_qemu_path(void);
 /* prepare.c: the guest's kernel modules (names, load order) for a machine
@@ -153,6 +159,14 @@ void session_write_result(struct session *s, int code);
 int session_start_vm(struct session *s, struct mvm_error **err);
 /* loop.c: relays until the status is known; returns mvm's exit status. */
 int session_loop(struct session *s, struct mvm_error **err);
+/* loop.c: the mvm exec socket, once the relay is set up. */
+int session_exec_listen(struct session *s, struct mvm_error **err);
+/* ps.c: the live session whose id (or a unique prefix of 4+) or name is
+ * key, as its summary (a new reference), or NULL with err. */
+json_t *session_ps_find(const char *key, struct mvm_error **err);
+/* ps.c: the user asking (SUDO_UID through sudo), and whether they may see
+ * and act on every user's sessions (root itself). */
+uid_t session_ps_caller(bool *everyone);
 /* loop.c: the terminal (raw mode, fd flags) and its restoration. */
 int session_terminal_setup(struct session *s, struct mvm_error **err);
 void session_terminal_restore(struct session *s);

@@ -3,6 +3,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,20 +107,92 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->net = (struct mvm_net)MVM_NET_INIT;
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;
     s->scratch.fd = -1;
+    exec_server_init(&s->execs);
     return s;
+}
+
+/* mvm run --detach: the session runs on in a child of its own session
+ * (no terminal: no SIGHUP when the terminal or ssh goes), whose errors
+ * reach the terminal until it is up.  The parent prints the name the
+ * child reports once it takes mvm attach, or returns the child's status
+ * when it failed first.  Returns -1 in the child (*notify: where to
+ * report), else the parent's exit status. */
+static int detach_fork(int *notify)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        fprintf(stderr, "mvm: --detach: pipe: %s\n", strerror(errno));
+        return 125;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "mvm: --detach: fork: %s\n", strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        return 125;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        setsid();
+        *notify = p[1];
+        return -1;
+    }
+    close(p[1]);
+    char name[128];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof name - 1 &&
+           ((n = read(p[0], name + len, sizeof name - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+        len += n > 0 ? (size_t)n : 0;
+    close(p[0]);
+    name[len] = '\0';
+    if (len > 0 && name[len - 1] == '\n') {
+        fputs(name, stdout);
+        return 0;
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 125;
+}
+
+/* The detached session is up: its name to the parent, and stdio off the
+ * terminal (its errors and notices have no one to read them now). */
+static void detach_done(struct session *s, int notify)
+{
+    cleanup_free char *line = xasprintf("%s\n", s->name ? s->name : s->id);
+    write_all(notify, line, strlen(line));
+    close(notify);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; null >= 0 && fd < 3; fd++)
+        dup2(null, fd);
+    if (null > 2)
+        close(null);
 }
 
 int mvm_session_run(const struct mvm_run_opts *o)
 {
+    int notify = -1;
+    if (o->detach) {
+        int parent = detach_fork(&notify);
+        if (parent >= 0)
+            return parent;
+    }
     struct session *s = session_new(o);
     cleanup_error struct mvm_error *err = NULL;
     int code;
     if (setup_signals(s, &err) < 0 || session_prepare(s, &err) < 0 ||
         session_audit_snapshot(s, &err) < 0 || session_start_vm(s, &err) < 0 ||
-        session_terminal_setup(s, &err) < 0)
+        session_terminal_setup(s, &err) < 0 || session_exec_listen(s, &err) < 0) {
         code = err->exit_code;
-    else
+    } else {
+        if (notify >= 0)
+            detach_done(s, notify);
+        notify = -1;
         code = session_loop(s, &err);
+    }
+    if (notify >= 0)
+        close(notify);
 
     s->exit_code = code;
     s->end_reason = err ? err->msg : NULL;

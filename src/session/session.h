@@ -17,6 +17,12 @@ int mvm_session_run(const struct mvm_run_opts *opts);
  * command's name); each returns mvm's exit status. */
 int mvm_ps_main(int argc, char **argv);
 int mvm_stop_main(int argc, char **argv);
+/* exec.c: `mvm exec`, given its arguments; returns the command's status
+ * (125 when mvm exec itself failed). */
+int mvm_exec_main(int argc, char **argv);
+/* exec.c: `mvm attach`; 0 when the user detached, else the command's
+ * status (125 when mvm attach itself failed). */
+int mvm_attach_main(int argc, char **argv);
 /* Removes the summaries of sessions that are gone (mvm cleanup). */
 void mvm_ps_prune(void);
 /* A --name: 1 to 64 of [A-Za-z0-9._-], starting alphanumeric. */

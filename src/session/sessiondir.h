@@ -13,7 +13,9 @@
 
 #define MVM_RUN_DIR "/run/mvm"
 /* Session summaries (ps.c): a dot name, which the sweeps skip. */
-#define MVM_PS_DIR    MVM_RUN_DIR "/.ps"
+#define MVM_PS_DIR MVM_RUN_DIR "/.ps"
+/* mvm exec's sockets (exec-server.c): <id>.sock, the session user's. */
+#define MVM_EXEC_DIR  MVM_RUN_DIR "/.exec"
 #define MVM_CACHE_DIR "/var/cache/mvm"
 #define MVM_ID_LEN    12
 

@@ -25,6 +25,7 @@ void mvm_relay_init(struct mvm_relay *r, int ctl, int in_fd, int out_fd, int err
     mvm_outfilter_init(&r->err_filter);
     r->filter_out = tty;
     mvm_escape_init(&r->escape);
+    r->escape_help = mvm_escape_help;
     r->pi_ctl = r->pi_in = r->pi_out = r->pi_err = -1;
 }
 
@@ -43,12 +44,23 @@ void mvm_relay_clear(struct mvm_relay *r)
     r->guest_error = NULL;
 }
 
-static void queue(struct mvm_relay *r, uint8_t type, const void *payload, size_t len)
+void mvm_relay_queue(struct mvm_relay *r, uint8_t type, uint16_t stream, const void *payload,
+                     size_t len)
 {
     uint8_t hdr[MVM_PROTO_HEADER];
-    mvm_proto_header(hdr, type, MVM_PROTO_MAIN_STREAM, (uint32_t)len);
+    mvm_proto_header(hdr, type, stream, (uint32_t)len);
     buf_append(&r->toguest, hdr, sizeof hdr);
     buf_append(&r->toguest, payload, len);
+}
+
+static void queue(struct mvm_relay *r, uint8_t type, const void *payload, size_t len)
+{
+    mvm_relay_queue(r, type, MVM_PROTO_MAIN_STREAM, payload, len);
+}
+
+size_t mvm_relay_queued(const struct mvm_relay *r)
+{
+    return r->toguest.len - r->toguest_off;
 }
 
 static void queue_u32(struct mvm_relay *r, uint8_t type, uint32_t v)
@@ -59,13 +71,13 @@ static void queue_u32(struct mvm_relay *r, uint8_t type, uint32_t v)
 }
 
 void mvm_relay_start(struct mvm_relay *r, char *const *argv, int argc, char *const *env,
-                     size_t nenv, bool tty, uint16_t rows, uint16_t cols)
+                     size_t nenv, uint8_t flags, uint16_t rows, uint16_t cols)
 {
     for (int i = 0; i < argc; i++)
         queue(r, MVM_MSG_ARG, argv[i], strlen(argv[i]));
     for (size_t i = 0; i < nenv; i++)
         queue(r, MVM_MSG_ENV, env[i], strlen(env[i]));
-    uint8_t p[5] = {tty ? 1 : 0};
+    uint8_t p[5] = {flags};
     mvm_put_u16(p + 1, rows);
     mvm_put_u16(p + 3, cols);
     queue(r, MVM_MSG_START, p, sizeof p);
@@ -198,6 +210,18 @@ static int on_output(struct mvm_relay *r, const struct mvm_proto_frame *f, struc
 
 static int on_frame(struct mvm_relay *r, const struct mvm_proto_frame *f, struct mvm_error **err)
 {
+    /* READY comes on stream 0; other commands' frames go to their owner,
+     * and so do the main command's when it has no terminal here. */
+    bool main = f->stream == MVM_PROTO_MAIN_STREAM;
+    if (f->type != MVM_MSG_READY && (!main || r->route_main)) {
+        if (r->other == NULL)
+            return mvm_error_set(err, 0, "the guest broke the control protocol (stream %u)",
+                                 f->stream);
+        if (r->other(r->other_arg, f, err) < 0)
+            return -1;
+        if (!main || (f->type != MVM_MSG_EXIT && f->type != MVM_MSG_ERROR))
+            return 0; /* its status is still the session's */
+    }
     switch (f->type) {
     case MVM_MSG_READY:
         r->ready = true;
@@ -268,7 +292,8 @@ static void read_stdin(struct mvm_relay *r)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) { /* EOF, or stdin unusable: the guest sees EOF */
-        queue(r, MVM_MSG_STDIN, NULL, 0);
+        if (!r->keep_input_open)
+            queue(r, MVM_MSG_STDIN, NULL, 0);
         r->in_done = true;
         return;
     }
@@ -291,8 +316,10 @@ static void read_stdin(struct mvm_relay *r)
         off += used;
         if (a == MVM_ESC_KILL)
             r->kill_requested = true;
+        else if (a == MVM_ESC_DETACH)
+            r->detach_requested = true;
         else if (a == MVM_ESC_HELP)
-            buf_append(&r->outbuf, mvm_escape_help, strlen(mvm_escape_help));
+            buf_append(&r->outbuf, r->escape_help, strlen(r->escape_help));
     }
 }
 

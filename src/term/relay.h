@@ -39,6 +39,18 @@ struct mvm_relay {
     int status;
     char *guest_error; /* ERROR's message */
     bool kill_requested;
+    bool detach_requested;   /* ~d, with escape.detach */
+    const char *escape_help; /* what ~? shows; mvm_escape_help by default */
+    /* Frames of streams other than the main one (mvm exec's), or NULL:
+     * then they break the protocol.  -1 with err ends the relay. */
+    int (*other)(void *arg, const struct mvm_proto_frame *f, struct mvm_error **err);
+    void *other_arg;
+    /* The main command's frames go to `other` too (mvm run --detach: a
+     * client attaches to it); its EXIT or ERROR is still recorded here. */
+    bool route_main;
+    /* At EOF of in_fd stop reading, and send no EOF (mvm attach: the
+     * command's input outlives any one client). */
+    bool keep_input_open;
     /* indices into the caller's pollfd array, set by mvm_relay_pollfds */
     int pi_ctl, pi_in, pi_out, pi_err;
 };
@@ -51,9 +63,14 @@ void mvm_relay_clear(struct mvm_relay *r);
 void mvm_relay_filter_terminals(struct mvm_relay *r, bool out_is_tty, bool err_is_tty);
 
 /* Queue the command: argv (NULL/0 for the login shell), "NAME=VALUE"
- * environment entries, terminal flag and size. */
+ * environment entries, START's flags (MVM_START_*) and terminal size. */
 void mvm_relay_start(struct mvm_relay *r, char *const *argv, int argc, char *const *env,
-                     size_t nenv, bool tty, uint16_t rows, uint16_t cols);
+                     size_t nenv, uint8_t flags, uint16_t rows, uint16_t cols);
+/* Queues any frame for the guest (another stream's). */
+void mvm_relay_queue(struct mvm_relay *r, uint8_t type, uint16_t stream, const void *payload,
+                     size_t len);
+/* Bytes queued for the guest and not yet written. */
+size_t mvm_relay_queued(const struct mvm_relay *r);
 void mvm_relay_winsize(struct mvm_relay *r, uint16_t rows, uint16_t cols);
 void mvm_relay_signal(struct mvm_relay *r, int sig);
 

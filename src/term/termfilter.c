@@ -46,6 +46,15 @@ const char mvm_escape_help[] = "\r\nmvm escapes (after Enter):\r\n"
                                "  ~.  kill the VM\r\n"
                                "  ~?  this help\r\n"
                                "  ~~  send a single ~\r\n";
+const char mvm_escape_help_attach[] = "\r\nmvm escapes (after Enter):\r\n"
+                                      "  ~d  detach (the session keeps running)\r\n"
+                                      "  ~.  kill the session's command (ends the session)\r\n"
+                                      "  ~?  this help\r\n"
+                                      "  ~~  send a single ~\r\n";
+const char mvm_escape_help_exec[] = "\r\nmvm escapes (after Enter):\r\n"
+                                    "  ~.  kill this command (the session keeps running)\r\n"
+                                    "  ~?  this help\r\n"
+                                    "  ~~  send a single ~\r\n";
 
 void mvm_outfilter_init(struct mvm_outfilter *f)
 {
@@ -707,6 +716,7 @@ void mvm_escape_init(struct mvm_escape *e)
 {
     e->line_start = true;
     e->tilde = false;
+    e->detach = false;
 }
 
 enum mvm_escape_action mvm_escape_feed(struct mvm_escape *e, const void *in, size_t len,
@@ -717,10 +727,10 @@ enum mvm_escape_action mvm_escape_feed(struct mvm_escape *e, const void *in, siz
         unsigned char c = p[i];
         if (e->tilde) {
             e->tilde = false;
-            if (c == '.' || c == '?') {
+            if (c == '.' || c == '?' || (c == 'd' && e->detach)) {
                 *used = i + 1;
                 e->line_start = false;
-                return c == '.' ? MVM_ESC_KILL : MVM_ESC_HELP;
+                return c == '.' ? MVM_ESC_KILL : c == '?' ? MVM_ESC_HELP : MVM_ESC_DETACH;
             }
             if (c != '~')
                 buf_append(out, "~", 1);

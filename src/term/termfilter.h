@@ -36,7 +36,8 @@
  * a UTF-8 terminal for the continuation bytes inside characters.
  *
  * Input (terminal -> guest): the ssh-style escape: after Enter (or at the
- * start), "~." asks to kill the VM, "~?" for help, "~~" sends one "~". */
+ * start), "~." asks to kill the VM, "~?" for help, "~~" sends one "~";
+ * with detach set, "~d" asks to detach. */
 #ifndef MVM_TERMFILTER_H
 #define MVM_TERMFILTER_H
 
@@ -86,11 +87,12 @@ void mvm_outfilter_feed(struct mvm_outfilter *f, const void *in, size_t len, str
 /* Appends sequences that undo every mode still on, plus an SGR reset. */
 void mvm_outfilter_reset(const struct mvm_outfilter *f, struct buf *out);
 
-enum mvm_escape_action { MVM_ESC_NONE, MVM_ESC_KILL, MVM_ESC_HELP };
+enum mvm_escape_action { MVM_ESC_NONE, MVM_ESC_KILL, MVM_ESC_HELP, MVM_ESC_DETACH };
 
 struct mvm_escape {
     bool line_start;
     bool tilde;
+    bool detach; /* "~d" is an escape (mvm attach); else it passes */
 };
 
 void mvm_escape_init(struct mvm_escape *e);
@@ -100,5 +102,7 @@ enum mvm_escape_action mvm_escape_feed(struct mvm_escape *e, const void *in, siz
                                        struct buf *out, size_t *used);
 
 extern const char mvm_escape_help[];
+extern const char mvm_escape_help_exec[];   /* for mvm exec: ~. ends only its command */
+extern const char mvm_escape_help_attach[]; /* for mvm attach: ~d too */
 
 #endif

@@ -51,6 +51,7 @@ static uint64_t check_frame(const struct mvm_proto_frame *f, uint64_t h)
             __builtin_trap();
         break;
     case MVM_MSG_SHUTDOWN:
+    case MVM_MSG_ATTACH:
         if (f->len != 0)
             __builtin_trap();
         break;

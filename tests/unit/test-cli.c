@@ -1,7 +1,8 @@
 /* Unit tests for cli.c: size and duration parsing, `mvm run` options and
- * config files.  Every case checks the exact value parsed, or the exact
- * part of the error text a user needs (the argument, FILE:LINE, the hint
- * at --help), so a parser that accepts too much or says too little fails. */
+ * config files; and exec.c's `mvm exec` options.  Every case checks the
+ * exact value parsed, or the exact part of the error text a user needs
+ * (the argument, FILE:LINE, the hint at --help), so a parser that accepts
+ * too much or says too little fails. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -250,7 +251,8 @@ static void test_run_every_option(void **state)
              "/lib/modules/x", "--accel", "tcg", "--machine", "q35", "--no-cwd", "--net", "none",
              "--root", "--timeout", "90s", "--console", "-q", "-t", "--no-resolve", "--volume",
              "claude:~", "--volume", "cache:/var/cache/x:1G", "--disk", "2G", "--name", "agent",
-             "--result", "r.json", "--console-log", "c.log", "true");
+             "--result", "r.json", "--console-log", "c.log", "--detach", "true");
+    assert_true(fx->o.detach);
     assert_int_equal(fx->o.disk_mib, 2048);
     assert_string_equal(fx->o.name, "agent");
     assert_string_equal(fx->o.result_file, "r.json");
@@ -718,6 +720,151 @@ static void test_config_text(void **state)
     assert_int_equal(lines, keys + 1); /* publish twice */
 }
 
+/* ---- mvm exec ------------------------------------------------------- */
+
+/* Parses `mvm exec` + the NULL-terminated arguments; returns the status
+ * and leaves the options (and any error) to the caller. */
+static int parse_exec(struct mvm_exec_opts *o, struct mvm_error **err, ...)
+{
+    static char *argv[32];
+    va_list ap;
+    va_start(ap, err);
+    int argc = 0;
+    argv[argc++] = "exec";
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    return mvm_cli_parse_exec(argc, argv, o, err);
+}
+
+static void assert_exec_cmd(const struct mvm_exec_opts *o, int argc, const char *first)
+{
+    assert_int_equal(o->argc, argc);
+    if (argc == 0)
+        assert_null(o->argv);
+    else
+        assert_string_equal(o->argv[0], first);
+}
+
+static void test_exec_options(void **state)
+{
+    (void)state;
+    struct mvm_exec_opts o;
+    cleanup_error struct mvm_error *err = NULL;
+
+    /* The brief's order: session, options, --, command. */
+    assert_int_equal(parse_exec(&o, &err, "brisk-otter", "-T", "--root", "--env", "A=1", "--env",
+                                "HOME", "--", "sh", "-c", "exit 3", NULL),
+                     0);
+    assert_string_equal(o.session, "brisk-otter");
+    assert_int_equal(o.tty, MVM_TTY_NEVER);
+    assert_true(o.root);
+    assert_int_equal(o.nenv, 2);
+    assert_string_equal(o.env[0].name, "A");
+    assert_string_equal(o.env[0].value, "1");
+    assert_string_equal(o.env[1].name, "HOME");
+    assert_null(o.env[1].value);
+    assert_exec_cmd(&o, 3, "sh");
+    assert_string_equal(o.argv[2], "exit 3");
+    mvm_exec_opts_clear(&o);
+
+    /* Options before the session too; without "--" the first word after
+     * the session's options is the command, and its options are its own. */
+    assert_int_equal(parse_exec(&o, &err, "-t", "abcd", "ls", "-T", "--root", NULL), 0);
+    assert_string_equal(o.session, "abcd");
+    assert_int_equal(o.tty, MVM_TTY_ALWAYS);
+    assert_false(o.root);
+    assert_exec_cmd(&o, 3, "ls");
+    assert_string_equal(o.argv[1], "-T");
+    mvm_exec_opts_clear(&o);
+
+    /* After "--", even an option's name is the command. */
+    assert_int_equal(parse_exec(&o, &err, "s1", "--", "--root", NULL), 0);
+    assert_false(o.root);
+    assert_exec_cmd(&o, 1, "--root");
+    mvm_exec_opts_clear(&o);
+    assert_int_equal(parse_exec(&o, &err, "--", "s1", "-t", NULL), 0);
+    assert_string_equal(o.session, "s1");
+    assert_int_equal(o.tty, MVM_TTY_AUTO);
+    assert_exec_cmd(&o, 1, "-t");
+    mvm_exec_opts_clear(&o);
+
+    /* No command: the login shell. */
+    assert_int_equal(parse_exec(&o, &err, "s1", "--tty", NULL), 0);
+    assert_int_equal(o.tty, MVM_TTY_ALWAYS);
+    assert_exec_cmd(&o, 0, NULL);
+    mvm_exec_opts_clear(&o);
+
+    assert_int_equal(parse_exec(&o, &err, "s1", "--help", NULL), 0);
+    assert_true(o.help);
+    mvm_exec_opts_clear(&o);
+    assert_null(err);
+}
+
+static void test_exec_errors(void **state)
+{
+    (void)state;
+    struct mvm_exec_opts o;
+    struct {
+        const char *a, *b, *needle;
+    } bad[] = {
+        {NULL, NULL, "which session? give its ID or NAME"},
+        {"-t", NULL, "which session?"},
+        {"--", NULL, "which session?"},
+        {"--bogus", "s1", "unknown option '--bogus' (see mvm exec --help)"},
+        {"-x", "s1", "unknown option '-x'"},
+        {"s1", "--bogus", "unknown option '--bogus'"},
+        {"s1", "--env", "missing value for '--env'"},
+        {"--env", "1A=b", "bad --env '1A=b'"},
+        {"--root=yes", "s1", "unknown option '--root=yes'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        cleanup_error struct mvm_error *err = NULL;
+        int rc = bad[i].a == NULL   ? parse_exec(&o, &err, NULL)
+                 : bad[i].b == NULL ? parse_exec(&o, &err, bad[i].a, NULL)
+                                    : parse_exec(&o, &err, bad[i].a, bad[i].b, NULL);
+        if (rc != -1)
+            fail_msg("case %zu accepted", i);
+        assert_error_contains(err, bad[i].needle);
+        assert_int_equal(err->exit_code, 125);
+        mvm_exec_opts_clear(&o);
+    }
+}
+
+static void test_attach_args(void **state)
+{
+    (void)state;
+    const char *key = "x";
+    cleanup_error struct mvm_error *err = NULL;
+    char *ok[] = {"attach", "brisk-otter", NULL};
+    assert_int_equal(mvm_cli_parse_attach(2, ok, &key, &err), 0);
+    assert_string_equal(key, "brisk-otter");
+    char *help[] = {"attach", "--help", NULL};
+    assert_int_equal(mvm_cli_parse_attach(2, help, &key, &err), 0);
+    assert_null(key); /* the help */
+    assert_null(err);
+
+    char *none[] = {"attach", NULL};
+    char *two[] = {"attach", "a", "b", NULL};
+    char *opt[] = {"attach", "-t", "a", NULL};
+    struct {
+        int argc;
+        char **argv;
+        const char *needle;
+    } bad[] = {
+        {1, none, "mvm attach: which session? give its ID or NAME"},
+        {3, two, "unexpected argument 'b' (see mvm attach --help)"},
+        {3, opt, "unexpected argument '-t'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        cleanup_error struct mvm_error *e = NULL;
+        assert_int_equal(mvm_cli_parse_attach(bad[i].argc, bad[i].argv, &key, &e), -1);
+        assert_error_contains(e, bad[i].needle);
+        assert_int_equal(e->exit_code, 125);
+    }
+}
+
 #define FX_TEST(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -745,6 +892,9 @@ int main(void)
         FX_TEST(test_config_errors),
         FX_TEST(test_cli_overrides_config),
         FX_TEST(test_config_text),
+        cmocka_unit_test(test_exec_options),
+        cmocka_unit_test(test_exec_errors),
+        cmocka_unit_test(test_attach_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,6 +109,7 @@ static void all_types(struct buf *b, struct want *w, size_t *nw)
         {MVM_MSG_WINSIZE, 1, winsize, sizeof winsize},
         {MVM_MSG_SIGNAL, 1, sig, sizeof sig},
         {MVM_MSG_SHUTDOWN, 1, "", 0},
+        {MVM_MSG_ATTACH, 1, "", 0},
         {MVM_MSG_CREDIT_OUT, 1, credit, sizeof credit},
         {MVM_MSG_READY, 0, ready, sizeof ready},
         {MVM_MSG_STDOUT, 1, out, sizeof out - 1},
@@ -251,7 +252,7 @@ static void test_bad_header(void **state)
     h[1] = 0x80;
     expect_bad(h, sizeof h, "reserved");
 
-    static const uint8_t unknown[] = {0, 9, 31, 38, 200, 255};
+    static const uint8_t unknown[] = {0, 10, 31, 38, 200, 255};
     for (size_t i = 0; i < ARRAY_SIZE(unknown); i++)
         expect_bad_frame(unknown[i], "", 0, "unknown message type");
     expect_bad_frame(99, "abc", 3, "unknown message type");
@@ -266,6 +267,7 @@ static void test_bad_sizes(void **state)
     expect_bad_frame(MVM_MSG_START, z, 6, "wrong payload size");
     expect_bad_frame(MVM_MSG_SIGNAL, z, 2, "wrong payload size");
     expect_bad_frame(MVM_MSG_SHUTDOWN, z, 1, "wrong payload size");
+    expect_bad_frame(MVM_MSG_ATTACH, z, 1, "wrong payload size");
     expect_bad_frame(MVM_MSG_CREDIT_OUT, z, 8, "wrong payload size");
     expect_bad_frame(MVM_MSG_READY, z, 0, "wrong payload size");
     expect_bad_frame(MVM_MSG_EXIT, z, 1, "wrong payload size");

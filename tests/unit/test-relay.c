@@ -355,7 +355,7 @@ static void test_start_frames(void **state)
     char *argv[] = {"ls", "-l", "/tmp dir", ""};
     char *env[] = {"TERM=xterm", "A=", "LANG=C.UTF-8"};
 
-    mvm_relay_start(&fx->r, argv, 4, env, 3, true, 24, 300);
+    mvm_relay_start(&fx->r, argv, 4, env, 3, MVM_START_TTY, 24, 300);
     mvm_relay_winsize(&fx->r, 50, 132);
     mvm_relay_signal(&fx->r, SIGINT);
     PUMP_UNTIL(fx, fx->nframes == 10);
@@ -379,7 +379,7 @@ static void test_start_login_shell(void **state)
 {
     struct fx *fx = *state;
 
-    mvm_relay_start(&fx->r, NULL, 0, NULL, 0, false, 0, 0);
+    mvm_relay_start(&fx->r, NULL, 0, NULL, 0, 0, 0, 0);
     PUMP_UNTIL(fx, fx->nframes == 1);
     assert_frame(fx, 0, MVM_MSG_START, "\0\0\0\0\0", 5);
     pump_idle(fx, 30);
@@ -807,6 +807,100 @@ static void test_tty_tilde_at_window_end(void **state)
     assert_int_equal(fx->r.in_window, 0);
 }
 
+/* Frames of another stream (mvm exec's) go to the hook, never to the
+ * main command's stdout or status; without a hook they break the
+ * protocol. */
+static void guest_send_stream(struct fx *fx, uint16_t stream, uint8_t type, const void *payload,
+                              size_t len)
+{
+    uint8_t hdr[MVM_PROTO_HEADER];
+    mvm_proto_header(hdr, type, stream, (uint32_t)len);
+    guest_send_raw(fx, hdr, sizeof hdr);
+    guest_send_raw(fx, payload, len);
+}
+
+struct hooked {
+    unsigned frames;
+    uint16_t stream;
+    uint8_t type;
+    bool fail;
+};
+
+static int other_stream(void *arg, const struct mvm_proto_frame *f, struct mvm_error **err)
+{
+    struct hooked *h = arg;
+    h->frames++;
+    h->stream = f->stream;
+    h->type = f->type;
+    return h->fail ? mvm_error_set(err, 0, "hook refused") : 0;
+}
+
+static void test_other_streams(void **state)
+{
+    struct fx *fx = *state;
+    struct hooked h = {0};
+    fx->r.other = other_stream;
+    fx->r.other_arg = &h;
+    guest_send_stream(fx, 2, MVM_MSG_STDOUT, "exec", 4);
+    uint8_t st[4];
+    mvm_put_u32(st, 9);
+    guest_send_stream(fx, 2, MVM_MSG_EXIT, st, 4);
+    PUMP_UNTIL(fx, h.frames == 2);
+    assert_int_equal(h.stream, 2);
+    assert_int_equal(h.type, MVM_MSG_EXIT);
+    GUEST_SEND_STR(fx, MVM_MSG_STDOUT, "main");
+    PUMP_UNTIL(fx, fx->out.len == 4);
+    assert_memory_equal(fx->out.data, "main", 4);
+    assert_false(fx->r.have_status);
+
+    h.fail = true; /* the hook's verdict ends the relay */
+    guest_send_stream(fx, 3, MVM_MSG_STDOUT, "x", 1);
+    PUMP_UNTIL(fx, fx->failed);
+    assert_error_contains(fx->error, "hook refused");
+}
+
+/* mvm run --detach: the main command's frames go to the hook too, and
+ * its status still ends the relay. */
+static void test_route_main(void **state)
+{
+    struct fx *fx = *state;
+    struct hooked h = {0};
+    fx->r.other = other_stream;
+    fx->r.other_arg = &h;
+    fx->r.route_main = true;
+    GUEST_SEND_STR(fx, MVM_MSG_STDOUT, "main");
+    PUMP_UNTIL(fx, h.frames == 1);
+    assert_int_equal(h.stream, MVM_PROTO_MAIN_STREAM);
+    guest_send_u32(fx, MVM_MSG_EXIT, 4);
+    PUMP_UNTIL(fx, h.frames == 2);
+    assert_int_equal(h.type, MVM_MSG_EXIT);
+    assert_true(fx->r.have_status);
+    assert_int_equal(fx->r.status, 4);
+    assert_int_equal(fx->out.len, 0); /* nothing of it here */
+}
+
+/* mvm attach: the end of one client's input is not the command's. */
+static void test_keep_input_open(void **state)
+{
+    struct fx *fx = *state;
+    fx->r.keep_input_open = true;
+    buf_append(&fx->stdin_src, "typed", 5);
+    fx->stdin_close = true;
+    PUMP_UNTIL(fx, fx->r.in_done);
+    pump_idle(fx, 30);
+    assert_int_equal(fx->stdin_got.len, 5);
+    assert_int_equal(fx->stdin_eofs, 0);
+}
+
+static void test_other_stream_without_hook(void **state)
+{
+    struct fx *fx = *state;
+    guest_send_stream(fx, 5, MVM_MSG_STDOUT, "x", 1);
+    PUMP_UNTIL(fx, fx->failed);
+    assert_error_contains(fx->error, "broke the control protocol (stream 5)");
+    assert_int_equal(fx->out.len, 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as mvm does: a closed stdout is EPIPE */
@@ -828,6 +922,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_protocol_violations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctl_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_stream_without_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_main, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_input_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tty_filters_output, setup_tty, teardown),
         cmocka_unit_test_setup_teardown(test_tty_stderr_filtered, setup_tty, teardown),
         cmocka_unit_test_setup_teardown(test_tty_escape_kill, setup_tty, teardown),

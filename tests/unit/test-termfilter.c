@@ -845,6 +845,32 @@ static void test_escape_after_newline(void **state)
     buf_free(&out);
 }
 
+/* "~d" is an escape only where detaching means something (mvm attach). */
+static void test_escape_detach(void **state)
+{
+    struct mvm_escape e;
+    struct buf out = {0};
+
+    mvm_escape_init(&e);
+    struct esc_result r = ESC(&e, "~dx", &out);
+    assert_int_equal(r.action, MVM_ESC_NONE);
+    assert_bytes(&out, "~dx", 3, "~d without detach");
+    buf_free(&out);
+
+    mvm_escape_init(&e);
+    e.detach = true;
+    r = ESC(&e, "ls\r~dx", &out);
+    assert_int_equal(r.action, MVM_ESC_DETACH);
+    assert_int_equal(r.used, 5);
+    assert_bytes(&out, "ls\r", 3, "before detach");
+    buf_free(&out);
+
+    r = ESC(&e, "a~d", &out); /* mid-line: text */
+    assert_int_equal(r.action, MVM_ESC_NONE);
+    assert_bytes(&out, "a~d", 3, "mid-line ~d");
+    buf_free(&out);
+}
+
 static void test_escape_not_at_line_start(void **state)
 {
     struct mvm_escape e;
@@ -963,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_escape_kill_at_start),
         cmocka_unit_test(test_escape_after_newline),
         cmocka_unit_test(test_escape_not_at_line_start),
+        cmocka_unit_test(test_escape_detach),
         cmocka_unit_test(test_escape_others),
         cmocka_unit_test(test_escape_split),
     };
