@@ -70,6 +70,10 @@ struct stream {
     uint32_t out_window; /* bytes the host lets us send */
     uint64_t drain_deadline_ms;
     bool failed; /* the command could not start: ERROR already queued */
+    /* Its command line or environment did not fit: ERROR queued; the
+     * stream waits for START (then fails) so that the rest of the
+     * description cannot open a new one under the same id. */
+    bool rejected;
 };
 
 struct relay {
@@ -376,15 +380,21 @@ static void on_frame(struct relay *r, const struct mvm_proto_frame *f)
         return; /* a command that ended (or never started): late frames */
     switch (f->type) {
     case MVM_MSG_ARG:
-        if (!st->started && push_string(st, &st->argv, &st->argc, f) < 0)
-            report_error(r, st->id, 125, "mvm-init: command line too long");
-        break;
     case MVM_MSG_ENV:
-        if (!st->started && push_string(st, &st->envp, &st->envc, f) < 0)
-            report_error(r, st->id, 125, "mvm-init: environment too large");
+        if (st->started || st->rejected)
+            break;
+        if (f->type == MVM_MSG_ARG ? push_string(st, &st->argv, &st->argc, f) < 0
+                                   : push_string(st, &st->envp, &st->envc, f) < 0) {
+            report_error(r, st->id, 125,
+                         f->type == MVM_MSG_ARG ? "mvm-init: command line too long"
+                                                : "mvm-init: environment too large");
+            st->rejected = true;
+        }
         break;
     case MVM_MSG_START:
-        if (!st->started) {
+        if (st->rejected && !st->started) { /* its ERROR is out: ends it */
+            st->started = st->failed = true;
+        } else if (!st->started) {
             st->tty = f->payload[0] & MVM_START_TTY;
             st->root = f->payload[0] & MVM_START_ROOT;
             st->rows = mvm_get_u16(f->payload + 1);

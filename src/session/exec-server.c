@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
 #define OUT_MAX (4 * 1024 * 1024)
 /* Clients are not read while this much waits for the guest. */
 #define TOGUEST_SOFT (256 * 1024)
+/* Output taken for nobody is credited back in pieces of at least this. */
+#define OWED_BATCH (MVM_PROTO_WINDOW / 8)
 
 static uint16_t stream_of(size_t slot)
 {
@@ -89,9 +92,10 @@ static void drop_client(struct exec_server *x, size_t slot)
     }
     if (slot != MVM_EXEC_ATTACH)
         to_guest_u32(x, slot, MVM_MSG_SIGNAL, SIGKILL);
-    if (c->credit < MVM_PROTO_WINDOW)
-        to_guest_u32(x, slot, MVM_MSG_CREDIT_OUT, MVM_PROTO_WINDOW - c->credit);
-    c->credit = MVM_PROTO_WINDOW;
+    /* What the client had not read yet is owed back; its input is stale. */
+    c->owed = MVM_PROTO_WINDOW - c->credit;
+    c->in_stale += c->in_sent;
+    c->in_sent = 0;
     free(c->dec);
     c->dec = NULL;
     buf_free(&c->pending);
@@ -103,11 +107,16 @@ static void drop_client(struct exec_server *x, size_t slot)
 static int from_guest(void *arg, const struct mvm_proto_frame *f, struct mvm_error **err)
 {
     struct exec_server *x = arg;
-    size_t slot = f->stream == MVM_PROTO_MAIN_STREAM
-                      ? MVM_EXEC_ATTACH
-                      : (size_t)f->stream - MVM_PROTO_MAIN_STREAM - 1;
-    if (f->stream < MVM_PROTO_MAIN_STREAM || slot > MVM_EXEC_MAX || !x->c[slot].live)
-        return 0; /* a stream that ended or never was: late or made up, dropped */
+    size_t slot;
+    if (f->stream == MVM_PROTO_MAIN_STREAM)
+        slot = MVM_EXEC_ATTACH;
+    else if (f->stream > MVM_PROTO_MAIN_STREAM &&
+             f->stream - MVM_PROTO_MAIN_STREAM - 1 < MVM_EXEC_MAX)
+        slot = (size_t)f->stream - MVM_PROTO_MAIN_STREAM - 1;
+    else
+        return 0; /* no stream of an exec'd command: made up, dropped */
+    if (!x->c[slot].live)
+        return 0; /* a stream that ended or never was: late, dropped */
     struct exec_client *c = &x->c[slot];
     switch (f->type) {
     case MVM_MSG_STDOUT:
@@ -117,14 +126,29 @@ static int from_guest(void *arg, const struct mvm_proto_frame *f, struct mvm_err
                                  "the guest broke the control protocol (output beyond "
                                  "the window of an exec'd command)");
         c->credit -= f->len;
-        if (c->fd < 0) { /* nobody reads it: keep the guest going */
-            to_guest_u32(x, slot, MVM_MSG_CREDIT_OUT, f->len);
-            c->credit += f->len;
+        if (c->fd < 0) { /* nobody reads it: credited back later, in pieces */
+            c->owed += f->len;
             return 0;
         }
         break;
-    case MVM_MSG_CREDIT_IN:
-        break;
+    case MVM_MSG_CREDIT_IN: {
+        /* Credit for an earlier client's input is taken here; the rest is
+         * this client's, never more than it sent. */
+        uint32_t n = mvm_get_u32(f->payload), stale = n < c->in_stale ? n : c->in_stale;
+        c->in_stale -= stale;
+        n -= stale;
+        if (n > c->in_sent)
+            return mvm_error_set(err, 0,
+                                 "the guest broke the control protocol (stdin credit of an "
+                                 "exec'd command)");
+        c->in_sent -= n;
+        if (n == 0 || c->fd < 0)
+            return 0;
+        uint8_t p[4];
+        mvm_put_u32(p, n);
+        to_client(c, f->type, p, sizeof p);
+        return 0;
+    }
     case MVM_MSG_EXIT:
     case MVM_MSG_ERROR:
         c->live = false;
@@ -158,7 +182,8 @@ static bool from_client(struct exec_server *x, size_t slot, const struct mvm_pro
     case MVM_MSG_ARG:
     case MVM_MSG_ENV:
     case MVM_MSG_START: {
-        if (c->started || c->pending.len + MVM_PROTO_HEADER + f->len > PENDING_MAX)
+        if (c->started || c->pending.len + MVM_PROTO_HEADER + f->len > PENDING_MAX ||
+            (f->type != MVM_MSG_START && ++c->nstrings > MVM_COMMAND_MAX_STRINGS))
             return false;
         uint8_t hdr[MVM_PROTO_HEADER];
         mvm_proto_header(hdr, f->type, stream, f->len);
@@ -181,6 +206,12 @@ static bool from_client(struct exec_server *x, size_t slot, const struct mvm_pro
         break;
     }
     case MVM_MSG_STDIN:
+        /* Within the window the client was given (less what earlier
+         * clients left in the guest's buffer is the guest's to drop). */
+        if (!c->started || (uint64_t)c->in_sent + f->len > MVM_PROTO_WINDOW)
+            return false;
+        c->in_sent += f->len;
+        break;
     case MVM_MSG_WINSIZE:
     case MVM_MSG_SIGNAL:
         if (!c->started)
@@ -224,6 +255,11 @@ static size_t attach(struct exec_server *x, size_t slot)
     a->fd = c->fd;
     a->dec = c->dec;
     a->pi = -1; /* not polled this round */
+    /* The new client takes a whole window: what is owed goes back now. */
+    if (a->owed > 0)
+        to_guest_u32(x, MVM_EXEC_ATTACH, MVM_MSG_CREDIT_OUT, a->owed);
+    a->credit += a->owed;
+    a->owed = 0;
     c->fd = -1;
     c->dec = NULL;
     free_slot(c);
@@ -360,8 +396,29 @@ int exec_server_listen(struct exec_server *x, const char *id, uid_t uid, gid_t g
     return 0;
 }
 
+/* At the end: what the clients have not read yet (a command's status
+ * above all), given up to a second to get out. */
+static void flush_clients(struct exec_server *x)
+{
+    for (int round = 0; round < 100; round++) {
+        struct pollfd p[MVM_EXEC_MAX + 1];
+        size_t n = 0, slots[MVM_EXEC_MAX + 1];
+        for (size_t i = 0; i <= MVM_EXEC_MAX; i++)
+            if (x->c[i].fd >= 0 && x->c[i].out.len > x->c[i].out_off) {
+                slots[n] = i;
+                p[n++] = (struct pollfd){.fd = x->c[i].fd, .events = POLLOUT};
+            }
+        if (n == 0 || poll(p, n, 10) < 0)
+            return;
+        for (size_t j = 0; j < n; j++)
+            if (p[j].revents)
+                write_client(x, slots[j]);
+    }
+}
+
 void exec_server_close(struct exec_server *x)
 {
+    flush_clients(x);
     for (size_t i = 0; i <= MVM_EXEC_MAX; i++) {
         if (x->c[i].fd >= 0)
             close(x->c[i].fd);
@@ -393,6 +450,15 @@ void exec_server_handle(struct exec_server *x, const struct mvm_pollset *set)
 {
     for (size_t i = 0; i <= MVM_EXEC_MAX; i++) {
         struct exec_client *c = &x->c[i];
+        /* Output nobody reads, credited back once the guest reads its
+         * port again: the window holds the guest back meanwhile. */
+        if (c->live && c->fd < 0 && c->owed > 0 &&
+            (c->owed >= OWED_BATCH || c->credit < OWED_BATCH) &&
+            mvm_relay_queued(x->relay) < TOGUEST_SOFT) {
+            to_guest_u32(x, i, MVM_MSG_CREDIT_OUT, c->owed);
+            c->credit += c->owed;
+            c->owed = 0;
+        }
         short rev = c->pi >= 0 && c->fd >= 0 ? set->fds[c->pi].revents : 0;
         if (rev & (POLLIN | POLLHUP | POLLERR))
             read_client(x, i);

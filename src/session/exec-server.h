@@ -30,7 +30,16 @@ struct exec_client {
     int fd;          /* -1: no client */
     bool started;    /* START went to the guest */
     bool live;       /* the guest has the stream: started, no EXIT/ERROR yet */
-    uint32_t credit; /* output the client still takes (its window) */
+    uint32_t credit; /* output the guest may still send (the client's window) */
+    /* With nobody reading: output taken and not yet credited back; sent
+     * as one CREDIT_OUT once it is worth it and the queue to the guest
+     * has room, so a guest cannot make the supervisor queue without end. */
+    uint32_t owed;
+    /* Input credit: bytes this client sent that the guest has not
+     * credited yet, and bytes earlier clients of the slot sent (attach):
+     * the guest's CREDIT_IN for those is taken, never passed on. */
+    uint32_t in_sent, in_stale;
+    size_t nstrings; /* ARG and ENV frames so far */
     struct mvm_proto_decoder *dec;
     struct buf pending; /* ARG/ENV frames, sent with START */
     struct buf out;     /* frames for the client */

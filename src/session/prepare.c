@@ -42,6 +42,10 @@ static int check_sizes(char *const *argv, int argc, char *const *env, size_t nen
             return mvm_error_set(err, 0, "environment variable %.*s is longer than %d KiB",
                                  (int)strcspn(env[i], "="), env[i], MVM_PROTO_MAX_PAYLOAD / 1024);
     }
+    if ((size_t)argc + nenv > MVM_COMMAND_MAX_STRINGS)
+        return mvm_error_set(err, 0,
+                             "the command has %zu arguments and environment variables; at most %d",
+                             (size_t)argc + nenv, MVM_COMMAND_MAX_STRINGS);
     if (total > MVM_COMMAND_MAX_BYTES)
         return mvm_error_set(err, 0, "the command line and environment exceed %d MiB",
                              MVM_COMMAND_MAX_BYTES >> 20);

@@ -125,6 +125,9 @@ int session_prepare(struct session *s, struct mvm_error **err);
  * --env entries (NAME alone: mvm's value) as "NAME=VALUE" appended to
  * *env -- with the sizes of argv and env checked against the protocol. */
 #define MVM_COMMAND_MAX_BYTES (2 * 1024 * 1024)
+/* Arguments plus environment variables: what mvm-init takes (its
+ * MAX_ARGS, less the NULL and one spare). */
+#define MVM_COMMAND_MAX_STRINGS 65534
 int session_build_env(const struct mvm_env_opt *opts, size_t nopts, char *const *argv, int argc,
                       char ***env, size_t *nenv, struct mvm_error **err);
 /* prepare.c: the QEMU binary mvm runs, NULL when none is installed. */
