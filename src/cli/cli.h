@@ -67,6 +67,10 @@ struct mvm_run_opts {
     /* --audit (default warn): from the command line and the system's and
      * user's config only, like the network's holes. */
     enum mvm_audit_mode audit;
+    /* --share-limit (bytes; 0: none) and --min-free (bytes, or a
+     * percentage when min_free_percent; 0: none): see share/guard.h. */
+    uint64_t share_limit, min_free;
+    bool min_free_percent;
     char **argv; /* the command; borrowed from main's argv; NULL: login shell */
     int argc;
 };
@@ -74,6 +78,7 @@ struct mvm_run_opts {
 #define MVM_DEFAULT_CPUS       2
 #define MVM_DEFAULT_MEMORY_MIB 1024
 #define MVM_DEFAULT_DISK_MIB   (8 * 1024)
+#define MVM_DEFAULT_MIN_FREE   5 /* percent */
 
 void mvm_run_opts_init(struct mvm_run_opts *o);
 void mvm_run_opts_clear(struct mvm_run_opts *o);
@@ -85,7 +90,8 @@ int mvm_cli_parse_run(int argc, char **argv, struct mvm_run_opts *o, struct mvm_
 
 /* Applies one config file's text ("key = value" lines, '#' comments) on
  * top of o.  Keys: cpus, memory, kernel, modules, accel, machine, timeout,
- * console, quiet, net, dns, disk, publish, allow-host, allow-lan, audit.
+ * console, quiet, net, dns, disk, publish, allow-host, allow-lan, audit,
+ * share-limit, min-free.
  * `origin` names the file in errors ("FILE:LINE: ..."). */
 int mvm_cli_apply_config(const char *text, const char *origin, struct mvm_run_opts *o,
                          struct mvm_error **err);
