@@ -107,7 +107,13 @@ dd if=/dev/zero of="$PROJECT/ballast" bs=1M count=32 2> /dev/null
 sock="$WORK/tmux.sock"
 tm() { tmux -S "$sock" "$@"; }
 defer "tmux -S '$sock' kill-server 2> /dev/null"
-tm new-session -d -x 200 -y 40 -s t "cd '$PROJECT' && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER '$MVM' run --timeout 300 --share-limit 16M -- sh -c 'dd if=/dev/zero of=data bs=1M count=24 2> /dev/null; echo wrote-all'; echo \"rc=\$?\" > '$WORK/rc'; sleep 300"
+# mvm in a fresh tmux session (stdin, stdout and stderr its terminal),
+# writing 24 MiB under --share-limit 16M; its status goes to $WORK/rc.
+tmux_session() {
+    rm -f "$WORK/rc"
+    tm kill-server 2> /dev/null
+    tm new-session -d -x 200 -y 40 -s t "cd '$PROJECT' && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER '$MVM' run --timeout 300 --share-limit 16M -- sh -c 'dd if=/dev/zero of=data bs=1M count=24 2> /dev/null; echo wrote-all'; echo \"rc=\$?\" > '$WORK/rc'; sleep 300"
+}
 wait_for() { # text timeout
     for _ in $(seq $(($2 * 10))); do
         tm capture-pane -t t -p -S -100 | grep -q -- "$1" && return 0
@@ -115,6 +121,8 @@ wait_for() { # text timeout
     done
     return 1
 }
+wait_rc() { for _ in $(seq 600); do [ -s "$WORK/rc" ] && break; sleep 0.1; done; cat "$WORK/rc" 2> /dev/null; }
+tmux_session
 if wait_for 'press r to resume' 120; then
     ok "mvm paused the VM and asks on the terminal"
     tm send-keys -t t r
@@ -122,9 +130,18 @@ if wait_for 'press r to resume' 120; then
     rm -f "$PROJECT/ballast"
     tm send-keys -t t r
     wait_for 'resumed the VM' 10 && ok "r resumes once there is room" || fail "not resumed: $(tm capture-pane -t t -p)"
-    for _ in $(seq 600); do [ -s "$WORK/rc" ] && break; sleep 0.1; done
-    assert_eq "rc=0" "$(cat "$WORK/rc" 2> /dev/null)" "the resumed command completes with status 0"
+    assert_eq "rc=0" "$(wait_rc)" "the resumed command completes with status 0"
     assert_contains "$(tm capture-pane -t t -p -S -100)" "wrote-all" "the guest's output after the pause arrives"
+else
+    fail "no pause prompt on the terminal: $(tm capture-pane -t t -p)"
+fi
+# s stops the session: 122, and the terminal says why.
+clean_project
+tmux_session
+if wait_for 'press r to resume' 120; then
+    tm send-keys -t t s
+    assert_eq "rc=122" "$(wait_rc)" "s at the pause stops the session with status 122"
+    assert_contains "$(tm capture-pane -t t -p -S -100)" "stopped from the terminal" "mvm says it was stopped from the terminal"
 else
     fail "no pause prompt on the terminal: $(tm capture-pane -t t -p)"
 fi
