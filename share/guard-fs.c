@@ -37,7 +37,9 @@ bool mvm_guard_active(const struct mvm_guard *g)
 /* Adds path's filesystem unless one of g's is the same. */
 static int add_fs(struct mvm_guard *g, const char *path, struct mvm_error **err)
 {
-    cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_PATH: fstatvfs needs no right to read the directory (root may
+     * be squashed on a network filesystem the user can read). */
+    cleanup_close int fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0)
         return mvm_error_set(err, errno, "opening %s to watch its free space", path);
