@@ -104,14 +104,15 @@ assert_no_leftovers "disk limits without a terminal"
 # From a terminal: r is refused while still over, accepted once the host
 # freed space (a 32 MiB ballast file), and the command then completes.
 dd if=/dev/zero of="$PROJECT/ballast" bs=1M count=32 2> /dev/null
-sock="$WORK/tmux.sock"
 tm() { tmux -S "$sock" "$@"; }
-defer "tmux -S '$sock' kill-server 2> /dev/null"
-# mvm in a fresh tmux session (stdin, stdout and stderr its terminal),
-# writing 24 MiB under --share-limit 16M; its status goes to $WORK/rc.
-tmux_session() {
+# mvm in a tmux server of its own (a fresh socket: a server still going
+# away would take the new session with it), stdin, stdout and stderr its
+# terminal, writing 24 MiB under --share-limit 16M; its status goes to
+# $WORK/rc.
+tmux_session() { # name
     rm -f "$WORK/rc"
-    tm kill-server 2> /dev/null
+    sock="$WORK/tmux-$1.sock"
+    defer "tmux -S '$sock' kill-server 2> /dev/null"
     tm new-session -d -x 200 -y 40 -s t "cd '$PROJECT' && SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER '$MVM' run --timeout 300 --share-limit 16M -- sh -c 'dd if=/dev/zero of=data bs=1M count=24 2> /dev/null; echo wrote-all'; echo \"rc=\$?\" > '$WORK/rc'; sleep 300"
 }
 wait_for() { # text timeout
@@ -122,7 +123,7 @@ wait_for() { # text timeout
     return 1
 }
 wait_rc() { for _ in $(seq 600); do [ -s "$WORK/rc" ] && break; sleep 0.1; done; cat "$WORK/rc" 2> /dev/null; }
-tmux_session
+tmux_session resume
 if wait_for 'press r to resume' 120; then
     ok "mvm paused the VM and asks on the terminal"
     tm send-keys -t t r
@@ -136,8 +137,9 @@ else
     fail "no pause prompt on the terminal: $(tm capture-pane -t t -p)"
 fi
 # s stops the session: 122, and the terminal says why.
+tm kill-server 2> /dev/null
 clean_project
-tmux_session
+tmux_session stop
 if wait_for 'press r to resume' 120; then
     tm send-keys -t t s
     assert_eq "rc=122" "$(wait_rc)" "s at the pause stops the session with status 122"
