@@ -106,6 +106,9 @@ char *mvm_guard_describe(const struct mvm_guard *g, const struct mvm_guard_verdi
         mvm_guard_size(f->now.bytes_avail, a);
         mvm_guard_size(f->floor_bytes, b);
         limit_text(&g->lim, mf);
+        if (!g->lim.min_free_percent) /* the floor is the size itself */
+            return xasprintf("the filesystem holding %s has %s free, under --min-free %s", f->path,
+                             a, mf);
         return xasprintf("the filesystem holding %s has %s free, under --min-free %s (%s)", f->path,
                          a, mf, b);
     case MVM_GUARD_FLOOR_FILES:

@@ -106,8 +106,14 @@ static void test_check_floor(void **state)
     assert_int_equal(mvm_guard_check(&g, &v), MVM_GUARD_FLOOR_BYTES);
     assert_int_equal(v.fs, 1);
     cleanup_free char *msg = mvm_guard_describe(&g, &v);
-    assert_non_null(strstr(msg, "the filesystem holding /p has 800.0 MiB free, under --min-free "
-                                "800.0 MiB"));
+    assert_string_equal(msg,
+                        "the filesystem holding /p has 800.0 MiB free, under --min-free 800.0 MiB");
+    /* A percentage names the size it stands for. */
+    make(&g, fs, 1, (struct mvm_guard_limits){.min_free = 95, .min_free_percent = true});
+    assert_int_equal(mvm_guard_check(&g, &v), MVM_GUARD_FLOOR_BYTES);
+    cleanup_free char *pct = mvm_guard_describe(&g, &v);
+    assert_string_equal(pct, "the filesystem holding /p has 900.0 MiB free, under --min-free 95% "
+                             "(972.8 MiB)");
     /* Inodes: 10% keeps 10000 of 100000 free; 99000 are now. */
     make(&g, fs, 1, (struct mvm_guard_limits){.min_free = 10, .min_free_percent = true});
     grow(&fs[0], 0, 89000);
