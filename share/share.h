@@ -67,6 +67,10 @@ struct mvm_share {
     int qemu_fd;   /* connected vhost-user socket for QEMU, or -1 */
     int log_fd;    /* read end of virtiofsd's stderr, or -1 */
     bool no_idmap; /* system tree served without idmapped mounts */
+    /* Disk limits apply (guard.h): virtiofsd may not fallocate or
+     * copy_file_range, the two requests that allocate without bound in
+     * one go; the guest kernel then falls back to writes it can pace. */
+    bool bounded;
     struct mvm_child proc;
 };
 

@@ -345,11 +345,24 @@ int mvm_share_start(struct mvm_share *sh, const struct mvm_virtiofsd *v, const c
         .nofile = 16384,
         .layers = MVM_JAIL_IPCNS | MVM_JAIL_RLIMITS,
     };
+    /* ENOSYS: the guest's FUSE stops asking and copies or fills itself. */
+    static const char *const unbounded[] = {"fallocate", "copy_file_range", NULL};
+    void *filter = NULL;
+    if (sh->bounded && !sh->ro) {
+        filter = mvm_jail_filter_deny(unbounded, ENOSYS, err);
+        if (filter == NULL) {
+            mvm_strv_free(argv);
+            return mvm_error_wrap(err, "sharing %s", sh->host);
+        }
+        s.layers |= MVM_JAIL_SECCOMP;
+        s.seccomp = filter;
+    }
     struct share_mounts m = {
         .dir = sh->host, .ro = sh->ro, .submounts = sh->submounts, .tree_fd = -1};
     int rc = plan_ids(sh, owner, server_id, &s, &m, err);
     if (rc == 0)
         rc = mvm_jail_start(&s, &sh->proc, err);
+    mvm_jail_filter_free(filter);
     if (m.tree_fd >= 0)
         close(m.tree_fd);
     mvm_strv_free(argv);

@@ -87,6 +87,13 @@ const char mvm_run_usage[] =
     "                       and agent settings, install scripts, setuid files...): warn\n"
     "                       (default); strict: also undo it and exit 123; off: only\n"
     "                       remove the setuid bits and device nodes it made\n"
+    "  --share-limit SIZE   pause the VM when the read-write shares' filesystems have\n"
+    "                       grown by more than SIZE (e.g. 2G), or by more than SIZE/4K\n"
+    "                       files and directories, since the session started (default: none)\n"
+    "  --min-free SIZE|PERCENT\n"
+    "                       pause the VM when a filesystem holding a read-write share has\n"
+    "                       less than SIZE (or PERCENT%, e.g. 10%) of its space or inodes\n"
+    "                       free (default 5%; 0: no floor); then r resumes, s stops\n"
     "  --root               run CMD as root in the guest instead of as you\n"
     "  --timeout DURATION   destroy the VM after DURATION (e.g. 90s, 10m, 1h) and exit 124\n"
     "  --console            show the guest kernel's console on stderr\n"
@@ -102,10 +109,11 @@ const char mvm_run_usage[] =
     "Terminal escape (after Enter): ~. kills the VM, ~? lists escapes, ~~ sends ~.\n"
     "Exit status: CMD's own; 128+N if it died of signal N; 124 on --timeout;\n"
     "125 if mvm failed; 126 if CMD is not executable; 127 if CMD is not found;\n"
-    "123 if --audit strict found something and CMD's own status was 0.\n"
+    "123 if --audit strict found something and CMD's own status was 0;\n"
+    "122 if a disk limit paused the VM and it was stopped (s, or no terminal).\n"
     "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
     "kernel, modules, accel, machine, timeout, console, quiet, net, dns, disk,\n"
-    "publish, allow-host, allow-lan, audit); options win.\n";
+    "publish, allow-host, allow-lan, audit, share-limit, min-free); options win.\n";
 
 void mvm_run_opts_init(struct mvm_run_opts *o)
 {
@@ -114,6 +122,8 @@ void mvm_run_opts_init(struct mvm_run_opts *o)
     o->memory_mib = MVM_DEFAULT_MEMORY_MIB;
     o->disk_mib = MVM_DEFAULT_DISK_MIB;
     o->audit = MVM_AUDIT_WARN;
+    o->min_free = MVM_DEFAULT_MIN_FREE;
+    o->min_free_percent = true;
 }
 
 static void push_str(char ***v, size_t *n, const char *s)
@@ -243,6 +253,48 @@ bad:
     return mvm_error_set(err, 0, "bad duration '%s': use e.g. 500ms, 90s, 10m or 1h", s);
 }
 
+/* --min-free: a size, or a percentage of the filesystem; 0 or none: off. */
+static int parse_min_free(const char *v, struct mvm_run_opts *o, struct mvm_error **err)
+{
+    uint64_t n, mib;
+    const char *suf;
+    if (strcmp(v, "none") == 0) {
+        o->min_free = 0;
+        return 0;
+    }
+    if (split_number(v, &n, &suf) == 0 && strcmp(suf, "%") == 0) {
+        if (n > 99)
+            return mvm_error_set(err, 0,
+                                 "bad --min-free '%s': use a percentage from 0%% to 99%%, or a "
+                                 "size such as 2G",
+                                 v);
+        o->min_free = n;
+        o->min_free_percent = true;
+        return 0;
+    }
+    if (parse_size("--min-free", v, 0, 16 * 1024 * 1024, &mib, err) < 0)
+        return mvm_error_set(err, 0,
+                             "bad --min-free '%s': use a size such as 2G or 512M, a percentage "
+                             "such as 10%%, or 0 for no floor",
+                             v);
+    o->min_free = mib * 1024 * 1024;
+    o->min_free_percent = false;
+    return 0;
+}
+
+static int parse_share_limit(const char *v, uint64_t *bytes, struct mvm_error **err)
+{
+    uint64_t mib;
+    if (strcmp(v, "none") == 0 || strcmp(v, "0") == 0) {
+        *bytes = 0;
+        return 0;
+    }
+    if (parse_size("--share-limit", v, 1, 16 * 1024 * 1024, &mib, err) < 0)
+        return -1;
+    *bytes = mib * 1024 * 1024;
+    return 0;
+}
+
 static int parse_choice(const char *what, const char *v, const char *const *names, int *out,
                         struct mvm_error **err)
 {
@@ -304,6 +356,8 @@ const struct mvm_config_key mvm_config_keys[] = {
     {"allow-host", true, "(none)"},
     {"allow-lan", true, "(none)"},
     {"audit", false, "warn"},
+    {"share-limit", false, "(none)"},
+    {"min-free", false, "5%"},
     {"console", false, "false"},
     {"quiet", false, "false"},
     {NULL, false, NULL},
@@ -400,6 +454,11 @@ static int set_value(const char *key, const char *v, struct mvm_run_opts *o, boo
         o->audit = (enum mvm_audit_mode)choice;
         return 0;
     }
+    /* Security settings too: how much of the host's disk the guest gets. */
+    if (strcmp(key, "share-limit") == 0)
+        return parse_share_limit(v, &o->share_limit, err);
+    if (strcmp(key, "min-free") == 0)
+        return parse_min_free(v, o, err);
     if (strcmp(key, "console") == 0)
         return parse_bool(key, v, &o->console, err);
     if (strcmp(key, "quiet") == 0)
@@ -550,6 +609,8 @@ enum {
     OPT_ROOT,
     OPT_AUDIT,
     OPT_DETACH,
+    OPT_SHARE_LIMIT,
+    OPT_MIN_FREE,
 };
 
 static const struct option run_options[] = {
@@ -579,6 +640,8 @@ static const struct option run_options[] = {
     {"root", no_argument, NULL, OPT_ROOT},
     {"audit", required_argument, NULL, OPT_AUDIT},
     {"detach", no_argument, NULL, OPT_DETACH},
+    {"share-limit", required_argument, NULL, OPT_SHARE_LIMIT},
+    {"min-free", required_argument, NULL, OPT_MIN_FREE},
     {"tty", no_argument, NULL, 't'},
     {"no-tty", no_argument, NULL, 'T'},
     {"quiet", no_argument, NULL, 'q'},
@@ -610,6 +673,8 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_ALLOW_HOST:
     case OPT_ALLOW_LAN:
     case OPT_AUDIT:
+    case OPT_SHARE_LIMIT:
+    case OPT_MIN_FREE:
         return set_option(option_key(c), arg, CLI_ORIGIN, o, &known, err);
     case OPT_ENV:
         return mvm_cli_add_env(&o->env, &o->nenv, arg, err);

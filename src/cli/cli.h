@@ -80,6 +80,10 @@ struct mvm_run_opts {
      * (`mvm config` shows them). */
     struct mvm_opt_origin *origins;
     size_t norigins;
+    /* --share-limit (bytes; 0: none) and --min-free (bytes, or a
+     * percentage when min_free_percent; 0: none): see share/guard.h. */
+    uint64_t share_limit, min_free;
+    bool min_free_percent;
     char **argv; /* the command; borrowed from main's argv; NULL: login shell */
     int argc;
 };
@@ -87,6 +91,7 @@ struct mvm_run_opts {
 #define MVM_DEFAULT_CPUS       2
 #define MVM_DEFAULT_MEMORY_MIB 1024
 #define MVM_DEFAULT_DISK_MIB   (8 * 1024)
+#define MVM_DEFAULT_MIN_FREE   5 /* percent */
 
 void mvm_run_opts_init(struct mvm_run_opts *o);
 void mvm_run_opts_clear(struct mvm_run_opts *o);

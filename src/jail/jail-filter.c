@@ -172,6 +172,25 @@ void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned sockets,
     return ctx;
 }
 
+/* A denylist on top of a helper's own filter: everything is allowed but
+ * the named calls, which fail with errnum. */
+void *mvm_jail_filter_deny(const char *const *syscalls, int errnum, struct mvm_error **err)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == NULL)
+        return mvm_error_set(err, ENOMEM, "creating the seccomp filter"), NULL;
+    unsigned n = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && syscalls[i]; i++)
+        rc = add_by_name(ctx, SCMP_ACT_ERRNO((uint32_t)errnum), syscalls[i], &n);
+    if (rc < 0) {
+        seccomp_release(ctx);
+        mvm_error_set(err, -rc, "building the seccomp filter");
+        return NULL;
+    }
+    return ctx;
+}
+
 void mvm_jail_filter_free(void *filter)
 {
     if (filter)

@@ -116,6 +116,9 @@ void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err);
 #define MVM_JAIL_SOCK_INET_DGRAM  2u
 void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned sockets,
                                 struct mvm_error **err);
+/* Everything but the named system calls, which fail with errnum: for a
+ * helper that brings its own filter (virtiofsd), to take calls away. */
+void *mvm_jail_filter_deny(const char *const *syscalls, int errnum, struct mvm_error **err);
 void mvm_jail_filter_free(void *filter);
 
 /* jail-root.c, in the child: builds the minimal root and pivots into it. */

@@ -124,8 +124,9 @@ static int vm_died(struct session *s, struct mvm_error **err)
                          q[0] ? "QEMU: " : "console: ", q[0] ? q : (con[0] ? con : "empty"));
 }
 
-/* mvm never pauses the VM: a STOP means QEMU stopped it (an internal or
- * I/O error); a paused guest would otherwise hang the session. */
+/* mvm pauses the VM only at a disk limit (guard.c): any other STOP means
+ * QEMU stopped it (an internal or I/O error); a paused guest would
+ * otherwise hang the session. */
 static int vm_paused(struct session *s, struct mvm_error **err)
 {
     cleanup_json json_t *status = NULL;
@@ -159,7 +160,9 @@ static int on_signal(struct session *s, struct mvm_error **err)
          * the time mvm stop gave in the value (-1: none); a second one,
          * or one before the guest is up, destroys the VM. */
         bool queued = si.ssi_code == SI_QUEUE;
-        if (sig == SIGTERM && !s->stopping && s->relay.ready && !(queued && si.ssi_int < 0)) {
+        /* A VM paused at a disk limit runs no command to ask. */
+        if (sig == SIGTERM && !s->stopping && s->relay.ready && !s->guard_paused &&
+            !(queued && si.ssi_int < 0)) {
             uint64_t ms = queued && si.ssi_int > 0 ? (uint64_t)si.ssi_int : STOP_TIMEOUT_MS;
             s->stopping = true;
             s->stop_deadline = now_ns() + ms * 1000000ULL;
@@ -180,7 +183,7 @@ static int on_signal(struct session *s, struct mvm_error **err)
 /* Indices into the poll set (-1: not polled this round). */
 struct poll_set {
     struct mvm_pollset set;
-    int qmp, con, qlog, sig, qemu, routes, reports, vlog[MAX_SHARES], vproc[MAX_SHARES];
+    int qmp, con, qlog, sig, qemu, routes, reports, tty, vlog[MAX_SHARES], vproc[MAX_SHARES];
 };
 
 static void build_poll(struct session *s, struct poll_set *ps)
@@ -188,6 +191,10 @@ static void build_poll(struct session *s, struct poll_set *ps)
     struct mvm_pollset *set = &ps->set;
     set->n = 0;
     set->n += (size_t)mvm_relay_pollfds(&s->relay, mvm_pollset_reserve(set, 4), 0);
+    /* Paused at a disk limit: keys are for mvm (the same terminal). */
+    if (s->guard_paused && s->relay.pi_in >= 0)
+        set->fds[s->relay.pi_in].fd = -1;
+    ps->tty = mvm_pollset_add(set, s->guard_paused ? s->guard_tty : -1, POLLIN);
     ps->qmp = mvm_pollset_add(set, mvm_qmp_closed(s->qmp) ? -1 : s->qmp_fd, POLLIN);
     ps->con = mvm_pollset_add(set, s->con_fd, POLLIN);
     ps->qlog = mvm_pollset_add(set, s->qemu_log, POLLIN);
@@ -207,10 +214,12 @@ static int deadline_ms(struct session *s, uint64_t now)
     uint64_t end = UINT64_MAX;
     if (s->o->timeout_ms)
         end = s->t0 + s->o->timeout_ms * 1000000ULL;
-    if (!s->relay.ready && s->t0 + BOOT_TIMEOUT_MS * 1000000ULL < end)
+    if (!s->relay.ready && !s->guard_paused && s->t0 + BOOT_TIMEOUT_MS * 1000000ULL < end)
         end = s->t0 + BOOT_TIMEOUT_MS * 1000000ULL;
     if (s->stopping && s->stop_deadline < end)
         end = s->stop_deadline;
+    if (session_guard_deadline(s) < end)
+        end = session_guard_deadline(s);
     if (end == UINT64_MAX)
         return -1;
     return end <= now ? 0 : (int)((end - now) / 1000000ULL + 1);
@@ -227,7 +236,7 @@ static int check_deadlines(struct session *s, struct mvm_error **err)
         return mvm_error_set_code(err, 128 + SIGTERM,
                                   "stopped: the command did not exit after SIGTERM; the VM was "
                                   "destroyed");
-    if (!s->relay.ready && now >= s->t0 + BOOT_TIMEOUT_MS * 1000000ULL) {
+    if (!s->relay.ready && !s->guard_paused && now >= s->t0 + BOOT_TIMEOUT_MS * 1000000ULL) {
         drain_console(s);
         cleanup_free char *con = last_line(&s->console_tail);
         return mvm_error_set(err, 0,
@@ -255,7 +264,7 @@ static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err
     if (ready(ps, ps->qmp)) {
         if (mvm_qmp_dispatch(s->qmp, err) < 0)
             return mvm_error_wrap(err, "QMP");
-        if (s->vm_stopped)
+        if (s->vm_stopped && !s->guard_paused) /* mvm's own pause is no surprise */
             return vm_paused(s, err);
     }
     if (ready(ps, ps->con))
@@ -291,6 +300,10 @@ static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err
         return mvm_error_wrap(err, "the VM was destroyed");
     if (ready(ps, ps->sig) && on_signal(s, err) < 0)
         return -1;
+    if (ready(ps, ps->tty) && session_guard_key(s, err) < 0)
+        return -1;
+    if (session_guard_tick(s, err) < 0)
+        return -1;
     if (ready(ps, ps->qemu) && mvm_child_poll(&s->qemu) && !mvm_relay_done(&s->relay)) {
         /* Output may still be in flight on the control socket. */
         if (mvm_relay_read_ctl(&s->relay, err) < 0)
@@ -320,6 +333,7 @@ int session_loop(struct session *s, struct mvm_error **err)
             rc = handle(s, &ps, err);
     }
     mvm_pollset_free(&ps.set);
+    session_guard_end(s); /* the terminal, if it was asked */
     if (rc < 0)
         return (*err)->exit_code;
     session_trace(s, "exit status received");

@@ -149,7 +149,8 @@ static int plan_shares(struct session *s, struct mvm_error **err)
                                    err) < 0)
             return -1;
     s->guest_cwd = xstrdup(s->share_dir ? s->cwd : s->guest_home);
-    return 0;
+    /* The shares are known: what they may take of the host's disk. */
+    return session_guard_open(s, err);
 }
 
 static int plan_user(struct session *s, struct mvm_error **err)

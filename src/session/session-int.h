@@ -19,6 +19,7 @@
 #include "disk.h"
 #include "error.h"
 #include "exec-server.h"
+#include "guard.h"
 #include "jail.h"
 #include "kernel.h"
 #include "net.h"
@@ -39,6 +40,8 @@
 #define QMP_TIMEOUT_MS   10000
 #define POWEROFF_WAIT_MS 3000
 #define STOP_TIMEOUT_MS  10000 /* SIGTERM to the command, then the VM goes */
+/* A disk limit paused the VM and the session was stopped (guard.c). */
+#define MVM_EXIT_DISK_LIMIT 122
 
 extern const unsigned char mvm_init_blob[];
 extern const unsigned long mvm_init_blob_size;
@@ -107,6 +110,12 @@ struct session {
     json_t *audit_findings;                   /* for --result: what the audit found */
     size_t audit_more;                        /* ... and how many more it did not list */
     bool result_due;                          /* --result is written after the audit */
+    struct mvm_guard guard;                   /* --share-limit, --min-free (guard.c) */
+    uint64_t guard_next;                      /* its next sample (now_ns) */
+    bool guard_paused;                        /* mvm paused the VM at a disk limit */
+    int guard_tty;                            /* the terminal asked meanwhile, or -1 */
+    struct termios guard_tio;                 /* its settings before */
+    bool guard_tio_set;
 };
 
 /* notice.c: "mvm: ..." on stderr unless -q. */
@@ -158,6 +167,16 @@ int session_audit_snapshot(struct session *s, struct mvm_error **err);
 int session_audit(struct session *s, int code);
 /* result.c: --result FILE, once the audit has given the final status. */
 void session_write_result(struct session *s, int code);
+/* guard.c: the filesystems of the read-write shares and their first
+ * sample (refused when one is below --min-free already). */
+int session_guard_open(struct session *s, struct mvm_error **err);
+/* guard.c, for the event loop: when to sample next (UINT64_MAX: never);
+ * the sample, pausing the VM when a limit is crossed; a key from the
+ * terminal while paused (s->guard_tty); the terminal given back. */
+uint64_t session_guard_deadline(const struct session *s);
+int session_guard_tick(struct session *s, struct mvm_error **err);
+int session_guard_key(struct session *s, struct mvm_error **err);
+void session_guard_end(struct session *s);
 /* vm.c: session directory, initramfs, virtiofsd, QEMU, QMP. */
 int session_start_vm(struct session *s, struct mvm_error **err);
 /* loop.c: relays until the status is known; returns mvm's exit status. */

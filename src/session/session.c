@@ -86,6 +86,7 @@ static void release(struct session *s)
         mvm_disk_close(&s->disks[i]);
     for (size_t i = 0; i < MAX_DISKS; i++) /* a refused volume's path too */
         free(s->disk_paths[i]);
+    session_guard_end(s);
     mvm_strv_free(s->links);
     mvm_strv_free(s->bins);
     char *strs[] = {s->cwd,         s->share_dir, s->guest_home, s->guest_cwd, s->vmlinux,
@@ -108,6 +109,7 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;
     s->scratch.fd = -1;
     exec_server_init(&s->execs);
+    s->guard_tty = -1;
     return s;
 }
 

@@ -222,6 +222,7 @@ static int start_shares(struct session *s, struct mvm_error **err)
         struct mvm_share *sh = &s->shares[i];
         mvm_undo_push(&s->undo, undo_share, sh, sh->tag);
         uid_t id = sh->system ? base : base + MVM_SHARE_SYSTEM_IDS + (uid_t)i;
+        sh->bounded = mvm_guard_active(&s->guard);
         if (mvm_share_start(sh, &s->vfsd, s->dir, &owner, id, err) < 0)
             return -1;
         if (sh->no_idmap)

@@ -151,6 +151,10 @@ if [ -n "$rw" ]; then
     [ "$(readlink "/proc/$rw/ns/user")" != "$(readlink /proc/1/ns/user)" ] && ok "read-write virtiofsd runs in its own user namespace" || fail "read-write virtiofsd is in the host's user namespace"
     assert_eq "$TEST_UID $TEST_UID $TEST_UID $TEST_UID $TEST_GID $TEST_GID $TEST_GID $TEST_GID" "$(host_ids "$rw")" "read-write virtiofsd runs as the user on the host"
     assert_eq 2 "$(awk '/^Seccomp:/ {print $2}' "/proc/$rw/status")" "read-write virtiofsd has sandboxed itself (seccomp)"
+    # mvm's deny filter (disk limits: the default --min-free) is one of
+    # them; virtiofsd's own is the other.
+    [ "$(awk '/^Seccomp_filters:/ {print $2}' "/proc/$rw/status")" -ge 2 ] && ok "read-write virtiofsd: its own filter and mvm's (no fallocate)" ||
+        fail "read-write virtiofsd: $(awk '/^Seccomp_filters:/ {print $2}' "/proc/$rw/status") seccomp filter(s), expected virtiofsd's and mvm's"
 fi
 if [ -n "$ro" ]; then
     # Its root is the share; mountinfo field 6 holds the mount options.

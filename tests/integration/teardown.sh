@@ -7,6 +7,9 @@
 # Starts `mvm run -- sh -c 'echo up; sleep 1000'` in the background and
 # waits until the command runs.  Sets PID.
 start_session() {
+    # Empty it first: the redirection below happens in the child, and the
+    # loop could otherwise read the last session's "up".
+    : > "$WORK/bg.out"
     (cd "$PROJECT" && exec "$MVM" run -q "$@" -- sh -c 'echo up; exec sleep 1000') \
         > "$WORK/bg.out" 2> "$WORK/bg.err" &
     PID=$!

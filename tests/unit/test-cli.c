@@ -320,19 +320,33 @@ static void test_run_help(void **state)
     ASSERT_CMD(fx, "ls", "--help");
     /* Every option the usage text promises exists. */
     static const char *const documented[] = {
-        "--cpus N",           "--memory SIZE",
-        "--kernel PATH",      "--modules DIR",
-        "--accel MODE",       "--machine TYPE",
-        "--env NAME[=VALUE]", "--share HOST[:GUEST][:ro|:overlay]",
-        "--no-cwd",           "--net MODE",
-        "--dns ADDR",         "--root",
-        "--timeout DURATION", "--console",
-        "-t, --tty",          "-T, --no-tty",
-        "-q, --quiet",        "-h, --help",
-        "--no-resolve",       "--volume NAME:GUEST[:SIZE]",
-        "--disk SIZE",        "--name NAME",
-        "--result FILE",      "--console-log FILE",
+        "--cpus N",
+        "--memory SIZE",
+        "--kernel PATH",
+        "--modules DIR",
+        "--accel MODE",
+        "--machine TYPE",
+        "--env NAME[=VALUE]",
+        "--share HOST[:GUEST][:ro|:overlay]",
+        "--no-cwd",
+        "--net MODE",
+        "--dns ADDR",
+        "--root",
+        "--timeout DURATION",
+        "--console",
+        "-t, --tty",
+        "-T, --no-tty",
+        "-q, --quiet",
+        "-h, --help",
+        "--no-resolve",
+        "--volume NAME:GUEST[:SIZE]",
+        "--disk SIZE",
+        "--name NAME",
+        "--result FILE",
+        "--console-log FILE",
         "--audit MODE",
+        "--share-limit SIZE",
+        "--min-free SIZE|PERCENT",
     };
     for (size_t i = 0; i < ARRAY_SIZE(documented); i++)
         if (strstr(mvm_run_usage, documented[i]) == NULL)
@@ -599,6 +613,52 @@ static void test_run_audit(void **state)
     mvm_run_opts_clear(&fx->o);
     assert_int_equal(fx->o.audit, MVM_AUDIT_WARN);
     PARSE_BAD(fx, "bad audit mode 'loud': use one of off, warn, strict", "--audit", "loud");
+}
+
+/* --share-limit and --min-free: sizes in bytes, a percentage, off; a
+ * bad value names the option; config keys of the same names. */
+static void test_run_disk_limits(void **state)
+{
+    struct fx *fx = *state;
+    PARSE_OK(fx, "true");
+    assert_int_equal(fx->o.share_limit, 0);
+    assert_true(fx->o.min_free_percent);
+    assert_int_equal(fx->o.min_free, MVM_DEFAULT_MIN_FREE);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--share-limit", "64M", "--min-free", "10%", "true");
+    assert_int_equal(fx->o.share_limit, 64ull << 20);
+    assert_true(fx->o.min_free_percent);
+    assert_int_equal(fx->o.min_free, 10);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--share-limit=2G", "--min-free", "512M", "true");
+    assert_int_equal(fx->o.share_limit, 2ull << 30);
+    assert_false(fx->o.min_free_percent);
+    assert_int_equal(fx->o.min_free, 512ull << 20);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--share-limit", "none", "--min-free", "0", "true");
+    assert_int_equal(fx->o.share_limit, 0);
+    assert_int_equal(fx->o.min_free, 0);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--min-free", "0%", "true");
+    assert_int_equal(fx->o.min_free, 0);
+    assert_int_equal(
+        mvm_cli_apply_config("share-limit = 1G\nmin-free = 2G\n", "/etc/mvm/config", &fx->o, NULL),
+        0);
+    assert_int_equal(fx->o.share_limit, 1ull << 30);
+    assert_int_equal(fx->o.min_free, 2ull << 30);
+    mvm_run_opts_clear(&fx->o);
+    static const char *const bad[][3] = {
+        {"--share-limit", "5X", "bad --share-limit '5X'"},
+        {"--share-limit", "-1", "bad --share-limit '-1'"},
+        {"--min-free", "150%", "percentage from 0% to 99%"},
+        {"--min-free", "100%", "percentage from 0% to 99%"},
+        {"--min-free", "5.5%", "bad --min-free '5.5%'"},
+        {"--min-free", "lots", "bad --min-free 'lots'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        mvm_run_opts_clear(&fx->o);
+        PARSE_BAD(fx, bad[i][2], bad[i][0], bad[i][1]);
+    }
 }
 
 /* ---- config files ----------------------------------------------------- */
@@ -878,6 +938,7 @@ int main(void)
         FX_TEST(test_run_every_option),
         FX_TEST(test_run_long_forms),
         FX_TEST(test_run_help),
+        FX_TEST(test_run_disk_limits),
         FX_TEST(test_run_audit),
         FX_TEST(test_run_env),
         FX_TEST(test_run_share),
