@@ -13,7 +13,11 @@ PREFIX=$TEST_HOME/.npm-global
 defer "rm -rf '$PREFIX' '$TEST_HOME/.npm' '$TEST_HOME/.npmrc'"
 
 # npm as the test account; it needs the machine's CA settings passed on.
-if ! runuser -u "$TEST_USER" -- env HOME="$TEST_HOME" ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS} \
+# Through sudo the environment is reset: then the system bundle, where a
+# machine's own CA (a TLS-inspecting proxy's) is installed.
+ca=${NODE_EXTRA_CA_CERTS:-}
+[ -z "$ca" ] && [ -r /etc/ssl/certs/ca-certificates.crt ] && ca=/etc/ssl/certs/ca-certificates.crt
+if ! runuser -u "$TEST_USER" -- env HOME="$TEST_HOME" ${ca:+NODE_EXTRA_CA_CERTS=$ca} \
     npm install -g --prefix "$PREFIX" --no-audit --no-fund @anthropic-ai/claude-code > "$WORK/npm.log" 2>&1; then
     tail -5 "$WORK/npm.log"
     skip "npm could not install @anthropic-ai/claude-code (no registry?)"

@@ -45,7 +45,7 @@ serve() { # ns addr port text: a web server answering "text"
     mkdir -p "$WORK/www-$1-$2-$3"
     echo "$4" > "$WORK/www-$1-$2-$3/index.html"
     ip netns exec "$1" python3 -m http.server --bind "$2" --directory "$WORK/www-$1-$2-$3" "$3" \
-        > /dev/null 2>&1 &
+        > "$WORK/serve-$2-$3.log" 2>&1 &
     defer "kill $! 2> /dev/null"
 }
 serve "$NS_WAN" 198.51.100.80 80 wan-page
@@ -92,13 +92,17 @@ assert_jailed_helper() {
     in_helper_range "$(host_ids "$1")" && ok "$2 runs as a helper id" || fail "$2 runs as $(host_ids "$1")"
     assert_eq "0000000000000000 0000000000000000 1 2 " "$st" "$2 has no capabilities, no_new_privs and a seccomp filter"
 }
-# Dies unless every ADDRESS:PORT answers from the simulated host within 5 s.
+# Dies unless every ADDRESS:PORT answers from the simulated host within
+# 30 s, saying what its server printed if it does not (CI once saw a
+# LAN server not answer within 5 s).
 wait_served() { # addr:port...
-    local t i
+    local t end
     for t in "$@"; do
-        for i in $(seq 50); do
+        end=$((SECONDS + 30))
+        while :; do
             inh python3 -c "import socket; socket.create_connection(('${t%:*}', ${t#*:}), timeout=1)" 2> /dev/null && break
-            [ "$i" = 50 ] && die "nothing answers at $t in the simulated network"
+            [ "$SECONDS" -ge "$end" ] &&
+                die "nothing answers at $t in the simulated network (its server: $(tail -3 "$WORK/serve-${t%:*}-${t#*:}.log" 2> /dev/null | tr '\n' ' '))"
             sleep 0.1
         done
     done
