@@ -86,11 +86,19 @@ assert_no_leftovers() { # what
 }
 
 # Runs mvm in the project directory; stdout/stderr/rc into files.
+# A guest that never reaches mvm-init (a rare hang under TCG, not yet
+# understood: see the closing notes) is booted once more, and the test
+# says so; a second hang fails the test as before.
 run_mvm() {
-    (cd "$PROJECT" && "$MVM" run "$@") > "$WORK/out" 2> "$WORK/err"
-    RC=$?
-    OUT=$(tr -d "\\0" < "$WORK/out")
-    ERR=$(cat "$WORK/err")
+    local try
+    for try in 1 2; do
+        (cd "$PROJECT" && "$MVM" run "$@") > "$WORK/out" 2> "$WORK/err"
+        RC=$?
+        OUT=$(tr -d "\\0" < "$WORK/out")
+        ERR=$(cat "$WORK/err")
+        [ "$try" = 1 ] && [ "$RC" = 125 ] && [[ "$ERR" == *"did not start mvm-init within"* ]] || break
+        echo "note: the guest did not reach mvm-init (${ERR#mvm: }); booting it once more" >&2
+    done
 }
 
 # The virtiofsd processes below a session's mvm (pid $1), either flavour:
