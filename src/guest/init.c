@@ -95,25 +95,6 @@ static int open_port(void)
     return -1;
 }
 
-/* READY, once QEMU has said the host end is connected: until then a
- * write fails with EAGAIN.  Waited for in steps, and said on the console
- * when it takes long, so that a boot that never gets further shows
- * whether the kernel or the port is where it stopped. */
-static int send_ready(int port, const void *frame, size_t len)
-{
-    for (int i = 0;; i++) {
-        ssize_t n = write(port, frame, len);
-        if (n == (ssize_t)len)
-            return 0;
-        if (n >= 0 || errno != EAGAIN)
-            return n >= 0 ? guest_port_send(port, (const char *)frame + n, len - (size_t)n) : -1;
-        if (i == 100)
-            guest_log("the host has not connected the control port after 1 s; waiting");
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 int main(void)
 {
     if (getpid() != 1) {
@@ -141,7 +122,7 @@ int main(void)
     uint8_t ready[MVM_PROTO_HEADER + 4];
     mvm_proto_header(ready, MVM_MSG_READY, 0, 4);
     mvm_put_u32(ready + MVM_PROTO_HEADER, MVM_PROTO_VERSION);
-    if (send_ready(port, ready, sizeof ready) < 0)
+    if (guest_port_send(port, ready, sizeof ready) < 0)
         guest_log("telling the host we are up: %s", strerror(errno));
     guest_trace("ready sent");
 

@@ -69,29 +69,30 @@ void guest_send_error(int port, int status, const char *msg)
 /* The port is non-blocking, and until QEMU's "host connected" message
  * has been handled a write fails with EAGAIN even though the port is
  * already named: a lost READY left the host waiting out its boot
- * timeout.  Frames sent before the relay runs block instead; the host's
- * boot timeout bounds the wait. */
+ * timeout.  Frames sent before the relay runs wait for the host in
+ * steps instead (the host's boot timeout bounds it), and the console
+ * says so when that takes long, so that a boot that never gets further
+ * shows whether the kernel or the port is where it stopped. */
 int guest_port_send(int port, const void *buf, size_t len)
 {
-    int flags = fcntl(port, F_GETFL);
-    fcntl(port, F_SETFL, flags & ~O_NONBLOCK);
     const char *p = buf;
-    int rc = 0;
-    while (len > 0) {
+    for (int waits = 0; len > 0;) {
         ssize_t n = write(port, p, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            rc = -1;
-            break;
+        if (n < 0 && errno == EAGAIN) {
+            if (++waits == 100)
+                guest_log("the host has not connected the control port after 1 s; waiting");
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
         }
+        if (n <= 0)
+            return -1;
         p += n;
         len -= (size_t)n;
     }
-    int saved = errno;
-    fcntl(port, F_SETFL, flags);
-    errno = saved;
-    return rc;
+    return 0;
 }
 
 int guest_fail(char *why, size_t whylen, int err, const char *fmt, ...)
