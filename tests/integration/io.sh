@@ -5,14 +5,15 @@
 
 head -c 50M /dev/urandom > "$WORK/blob"
 want=$(sha256sum < "$WORK/blob" | cut -d' ' -f1)
-run_mvm -q -- sha256sum < "$WORK/blob"
+run_mvm_in "$WORK/blob" -q -- sha256sum
 assert_eq 0 "$RC" "sha256sum exits 0"
 assert_eq "$want  -" "$OUT" "50 MB of random stdin arrive byte-exact"
 
-run_mvm -q -- sh -c 'cat; echo "[eof]"' < <(printf 'a\0b\n')
+printf 'a\0b\n' > "$WORK/nul-in"
+run_mvm_in "$WORK/nul-in" -q -- sh -c 'cat; echo "[eof]"'
 assert_eq "$(printf 'a\0b\n[eof]\n' | od -c)" "$(od -c < "$WORK/out")" "NUL bytes pass and EOF reaches the command"
 
-run_mvm -q -- cat < /dev/null
+run_mvm_in /dev/null -q -- cat
 assert_eq 0 "$RC" "empty stdin is an immediate EOF"
 
 (cd "$PROJECT" && "$MVM" run -q -- head -c 100M /dev/zero | wc -c) > "$WORK/count"

@@ -40,7 +40,8 @@ assert_eq 126 "$RC" "a non-executable command is 126"
 assert_contains "$ERR" "not-exec" "not-executable message names it"
 
 # The login shell when no command is given (stdin is not a terminal).
-run_mvm -q < <(echo 'echo "shell:$0:$(pwd)"; exit 7')
+echo 'echo "shell:$0:$(pwd)"; exit 7' > "$WORK/shell-in"
+run_mvm_in "$WORK/shell-in" -q
 assert_eq 7 "$RC" "login shell's exit status"
 assert_contains "$OUT" "shell:-" "no command runs a login shell"
 assert_contains "$OUT" ":$PROJECT" "the shell starts in the working directory"
