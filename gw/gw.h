@@ -31,6 +31,14 @@
 #define MVM_GW_MAX_TARGET 8192
 /* At most this many --api-key options: one gateway port each. */
 #define MVM_GW_MAX_PROVIDERS 8
+/* The gateway's ports, one per --api-key in order, on the guest's
+ * gateway address. */
+#define MVM_GW_PORT_BASE 7480
+/* Bounds of what passes: a request body (the APIs we target take up to
+ * 32 MB), a reply, the CA bundle sent with the keys. */
+#define MVM_GW_MAX_REQUEST  (32 * 1024 * 1024)
+#define MVM_GW_MAX_RESPONSE (1024ull * 1024 * 1024)
+#define MVM_GW_MAX_CA       (16 * 1024 * 1024)
 
 /* What the guest holds instead of a key: non-empty (clients refuse to
  * start without one) and plainly not a real key. */
@@ -110,5 +118,26 @@ bool mvm_gw_keep_response_header(const char *name);
  * The caller wipes out when done. */
 int mvm_gw_key_header(const struct mvm_gw_provider *p, const char *key, size_t keylen, char *out,
                       size_t size);
+
+/* The gateway's command line: `PROG __api-gateway SECRETS (LISTEN SPEC)...`
+ * -- descriptors and the --api-key specs as given, never a key.  Pure;
+ * free with mvm_strv_free(). */
+char **mvm_gw_argv(const char *prog, int secrets_fd, const int *listen_fds, char *const *specs,
+                   size_t n);
+
+/* secrets.c: what goes over the secrets pipe, in the order of the
+ * specs: each key (n of them), then the CA bundle, each as a 32-bit
+ * length and its bytes.  Returns 0 or -1 with err. */
+int mvm_gw_write_secrets(int fd, char *const *keys, const size_t *lens, size_t n, const char *ca,
+                         size_t calen, struct mvm_error **err);
+
+/* gateway.c: the entry point of `mvm __api-gateway ...` (argv as main()'s
+ * with argv[0] the command name); serves until killed.  Returns 1 on a
+ * bad argument or a failed start. */
+int mvm_gw_main(int argc, char **argv);
+
+/* gwfilter.c: the system calls the gateway may make (its seccomp
+ * allowlist, with IPv4 sockets and threads). */
+extern const char *const mvm_gw_syscalls[];
 
 #endif

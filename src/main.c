@@ -13,6 +13,7 @@
 #include "dnsrelay.h"
 #include "doctor.h"
 #include "error.h"
+#include "gw.h"
 #include "net.h"
 #include "portrelay.h"
 #include "session.h"
@@ -226,11 +227,13 @@ int main(int argc, char **argv)
         return 125;
     }
     const char *cmd = argv[1];
-    /* The jailed relays: mvm started by itself, never by a user. */
+    /* The jailed helpers: mvm started by itself, never by a user. */
     if (strcmp(cmd, "__dns-relay") == 0)
         return mvm_dns_relay_main(argc - 1, argv + 1);
     if (strcmp(cmd, "__port-relay") == 0)
         return mvm_port_relay_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "__api-gateway") == 0)
+        return mvm_gw_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return with_run_opts(argc - 1, argv + 1, mvm_run_usage, mvm_session_run);
     if (strcmp(cmd, "ps") == 0)

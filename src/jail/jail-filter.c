@@ -147,8 +147,7 @@ void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err)
 /* An allowlist: for a helper of mvm's own (a relay), whose every system
  * call is known.  Anything else fails with EPERM, which the helper
  * handles like any failure; socket() only for the IPv4 kinds asked for. */
-void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned sockets,
-                                struct mvm_error **err)
+void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned flags, struct mvm_error **err)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
     if (ctx == NULL)
@@ -158,12 +157,18 @@ void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned sockets,
     for (size_t i = 0; rc == 0 && syscalls[i]; i++)
         rc = add_by_name(ctx, SCMP_ACT_ALLOW, syscalls[i], &n);
     const int types[] = {SOCK_STREAM, SOCK_DGRAM};
-    const unsigned flags[] = {MVM_JAIL_SOCK_INET_STREAM, MVM_JAIL_SOCK_INET_DGRAM};
+    const unsigned kinds[] = {MVM_JAIL_SOCK_INET_STREAM, MVM_JAIL_SOCK_INET_DGRAM};
     for (size_t i = 0; rc == 0 && i < 2; i++)
-        if (sockets & flags[i])
+        if (flags & kinds[i])
             rc = seccomp_rule_add(
                 ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, SCMP_A0(SCMP_CMP_EQ, AF_INET),
                 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[i]), SCMP_A2(SCMP_CMP_EQ, 0));
+    if (rc == 0 && (flags & MVM_JAIL_THREADS)) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    }
     if (rc < 0) {
         seccomp_release(ctx);
         mvm_error_set(err, -rc, "building the seccomp filter");

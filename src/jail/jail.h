@@ -111,10 +111,13 @@ int mvm_jail_userns_fd(const char *uid_map, const char *gid_map, struct mvm_erro
 void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err);
 /* An allowlist filter for mvm's own helpers: only the named system calls
  * (NULL-terminated; names this architecture lacks are skipped), socket()
- * only for AF_INET of the kinds in sockets; the rest fails with EPERM. */
+ * only for AF_INET of the kinds in flags; the rest fails with EPERM. */
 #define MVM_JAIL_SOCK_INET_STREAM 1u
 #define MVM_JAIL_SOCK_INET_DGRAM  2u
-void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned sockets,
+/* Also threads: clone() with CLONE_THREAD (a thread shares everything,
+ * so no namespace can come with it), clone3 ENOSYS so libc uses clone. */
+#define MVM_JAIL_THREADS 4u
+void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned flags,
                                 struct mvm_error **err);
 /* Everything but the named system calls, which fail with errnum: for a
  * helper that brings its own filter (virtiofsd), to take calls away. */
