@@ -46,6 +46,30 @@ static int relay_guest_socket(const struct mvm_net_plan *p, struct mvm_net *n,
     return 0;
 }
 
+/* The services' listeners, at tap_ip inside the namespace. */
+static int service_sockets(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+{
+    for (size_t i = 0; i < p->nservices; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return mvm_error_set(err, errno, "making a listener in the session namespace");
+        n->service_fds[n->nservice_fds++] = fd;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(p->services[i])};
+        sa.sin_addr.s_addr = p->tap_ip;
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0)
+            return mvm_error_set(err, errno, "listening on port %u in the session namespace",
+                                 p->services[i]);
+    }
+    return 0;
+}
+
+void mvm_net_services_close(struct mvm_net *n)
+{
+    for (size_t i = 0; i < n->nservice_fds; i++)
+        close(n->service_fds[i]);
+    n->nservice_fds = 0;
+}
+
 static int inside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
 {
     struct nl_sock *sk = mvm_nl_open(err);
@@ -68,6 +92,8 @@ static int inside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_er
         rc = mvm_nft_apply(rules, "the session namespace", err);
     if (rc == 0)
         rc = relay_guest_socket(p, n, err);
+    if (rc == 0)
+        rc = service_sockets(p, n, err);
     return rc;
 }
 
@@ -148,6 +174,7 @@ int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
 void mvm_net_destroy(struct mvm_net *n)
 {
     mvm_net_publish_close(n);
+    mvm_net_services_close(n);
     if (n->uplink && n->uplink->destroy)
         n->uplink->destroy(n);
     if (n->watch) {

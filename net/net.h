@@ -41,7 +41,9 @@ struct mvm_prefix4 {
 
 /* What the user asked for beyond the mode (policy.c, pure). */
 #define MVM_NET_MAX_PUBLISH 16
-#define MVM_NET_MAX_HOLES   32
+/* TCP ports the namespace itself serves the guest on (--api-key's). */
+#define MVM_NET_MAX_SERVICES 8
+#define MVM_NET_MAX_HOLES    32
 
 /* --publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp] */
 struct mvm_net_publish {
@@ -127,6 +129,11 @@ struct mvm_net_plan {
      * holes lead. */
     uint32_t host_addrs[MVM_NET_MAX_PREFIXES];
     size_t nhost_addrs;
+    /* The namespace's own TCP services at tap_ip (the API gateway's
+     * ports): the guest may reach them, and what they send out obeys the
+     * same refusals as the guest's own traffic. */
+    uint16_t services[MVM_NET_MAX_SERVICES];
+    size_t nservices;
     const struct mvm_net_policy *policy; /* NULL: no holes, nothing published */
 };
 
@@ -195,6 +202,10 @@ struct mvm_net {
      * until the port relay has them */
     int publish_fds[MVM_NET_MAX_PUBLISH];
     size_t npublish;
+    /* The services' listeners inside the namespace, as the plan lists
+     * them, until their helper has them */
+    int service_fds[MVM_NET_MAX_SERVICES];
+    size_t nservice_fds;
     /* allow= mode: the relay's report socket, mvm's end and the relay's
      * (until the relay has it), and the answer being read */
     int report_fd, relay_report;
@@ -211,7 +222,8 @@ struct mvm_net {
 
 /* Opens the --publish listeners (first: a port in use fails before
  * anything else exists), then creates the namespace, links, addresses,
- * routes, rules, the --allow-host holes and the DNS relay's sockets.  On
+ * routes, rules, the --allow-host holes, the DNS relay's sockets and the
+ * services' listeners.  On
  * failure, what was made is removed by mvm_net_destroy(). */
 int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err);
 /* Removes the session's holes from the host table and the host's veth
@@ -219,6 +231,8 @@ int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
 void mvm_net_destroy(struct mvm_net *n);
 /* Closes the --publish listeners (once the port relay holds them). */
 void mvm_net_publish_close(struct mvm_net *n);
+/* Closes the services' listeners (once their helper holds them). */
+void mvm_net_services_close(struct mvm_net *n);
 
 /* watch.c: the host's routes and addresses change during a session (a
  * VPN comes up, a new LAN): mvm_net_watch() subscribes to those events

@@ -215,6 +215,33 @@ static void allow_sets(struct buf *b, const struct mvm_net_plan *p)
                MVM_NET_ALLOW_SET_MAX);
 }
 
+/* The session's refusals, for the guest's traffic (forward) and the
+ * services' (output): the holes, then the LAN, the host and DNS
+ * elsewhere refused; in allow= mode only the allowed sets pass, else the
+ * rest goes out (forwarded: through the uplink only). */
+static void policy_rules(struct buf *b, const struct mvm_net_plan *p, bool forward, const char *up)
+{
+    if (p->mode != MVM_NET_OPEN) {
+        holes(b, p);
+        /* DNS goes through the relay only: a resolver elsewhere would
+         * answer what the relay refuses and carry data out in names. */
+        reject(b, "ip daddr @blocked4");
+        reject(b, "meta l4proto { tcp, udp } th dport { 53, 853 }");
+    }
+    if (p->mode == MVM_NET_ALLOW) {
+        /* Only the listed addresses and what the relay answered for the
+         * listed names; the rest is refused like the LAN. */
+        buf_printf(b, "    ip daddr . tcp dport @allow4 accept\n"
+                      "    ip daddr . tcp dport @allowdns4 accept\n");
+        reject(b, "");
+    } else {
+        if (forward)
+            buf_printf(b, "    oifname \"%s\" accept\n", up);
+        else
+            buf_printf(b, "    accept\n");
+    }
+}
+
 char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
 {
     struct buf b = {0};
@@ -236,31 +263,32 @@ char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
                "  chain input { type filter hook input priority filter; policy drop;\n"
                "    iif lo accept\n"
                "    ct state established,related accept\n"
-               "    iifname \"tap0\" ip daddr %s meta l4proto { tcp, udp } th dport 53 accept\n"
-               "    iifname \"tap0\" meta l4proto tcp reject with tcp reset\n"
-               "    iifname \"tap0\" reject with icmpx type admin-prohibited\n  }\n",
+               "    iifname \"tap0\" ip daddr %s meta l4proto { tcp, udp } th dport 53 accept\n",
                tap);
+    if (p->nservices > 0) {
+        buf_printf(&b, "    iifname \"tap0\" ip daddr %s tcp dport ", tap);
+        port_list(&b, p->services, p->nservices);
+        buf_printf(&b, " accept\n");
+    }
+    buf_printf(&b, "    iifname \"tap0\" meta l4proto tcp reject with tcp reset\n"
+                   "    iifname \"tap0\" reject with icmpx type admin-prohibited\n  }\n");
     buf_printf(&b, "  chain forward { type filter hook forward priority filter; policy drop;\n"
                    "    ct state established,related accept\n"
                    "    iifname != \"tap0\" drop\n"
                    "    meta nfproto ipv6 reject with icmpx type admin-prohibited\n");
-    if (p->mode != MVM_NET_OPEN) {
-        holes(&b, p);
-        /* DNS goes through the relay only: a resolver elsewhere would
-         * answer what the relay refuses and carry data out in names. */
-        reject(&b, "ip daddr @blocked4");
-        reject(&b, "meta l4proto { tcp, udp } th dport { 53, 853 }");
-    }
-    if (p->mode == MVM_NET_ALLOW) {
-        /* Only the listed addresses and what the relay answered for the
-         * listed names; the rest is refused like the LAN. */
-        buf_printf(&b, "    ip daddr . tcp dport @allow4 accept\n"
-                       "    ip daddr . tcp dport @allowdns4 accept\n");
-        reject(&b, "");
-    } else {
-        buf_printf(&b, "    oifname \"%s\" accept\n", up);
-    }
+    policy_rules(&b, p, true, up);
     buf_printf(&b, "  }\n");
+    /* The services' own connections out (the API gateway's upstream)
+     * obey what the guest's do. */
+    if (p->nservices > 0) {
+        buf_printf(&b,
+                   "  chain output { type filter hook output priority filter; policy accept;\n"
+                   "    oifname != \"%s\" accept\n"
+                   "    ct state established,related accept\n",
+                   up);
+        policy_rules(&b, p, false, up);
+        buf_printf(&b, "  }\n");
+    }
     buf_printf(&b,
                "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
                "    oifname \"%s\" masquerade\n  }\n}\n",

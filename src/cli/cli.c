@@ -82,6 +82,15 @@ const char mvm_run_usage[] =
     "                       address 10.0.2.2 or any host address); repeatable\n"
     "  --allow-lan HOST:PORT\n"
     "                       let the guest reach TCP PORT at LAN address HOST; repeatable\n"
+    "  --api-key PROVIDER[=ENVNAME|=ENVNAME=@FILE]\n"
+    "                       keep an API key out of the guest: a gateway outside the VM adds\n"
+    "                       it to the guest's requests and speaks TLS to the provider; the\n"
+    "                       guest gets the base-URL variable and a placeholder key.\n"
+    "                       PROVIDER: anthropic ($ANTHROPIC_API_KEY), openai\n"
+    "                       ($OPENAI_API_KEY) or custom:https://HOST[:PORT][/PATH]:HEADER\n"
+    "                       (needs =ENVNAME); the key from mvm's environment (under sudo:\n"
+    "                       sudo --preserve-env=ENVNAME) or FILE, yours alone; repeatable\n"
+    "  --api-ca FILE        also trust this CA (PEM) for the providers' certificates\n"
     "  --audit MODE         at exit, list what the guest left in read-write shares that\n"
     "                       the host would run later (git hooks and config, .envrc, editor\n"
     "                       and agent settings, install scripts, setuid files...): warn\n"
@@ -113,7 +122,8 @@ const char mvm_run_usage[] =
     "122 if a disk limit paused the VM and it was stopped (s, or no terminal).\n"
     "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
     "kernel, modules, accel, machine, timeout, console, quiet, net, dns, disk,\n"
-    "publish, allow-host, allow-lan, audit, share-limit, min-free); options win.\n";
+    "publish, allow-host, allow-lan, api-key, api-ca, audit, share-limit, min-free);\n"
+    "options win.\n";
 
 void mvm_run_opts_init(struct mvm_run_opts *o)
 {
@@ -151,6 +161,8 @@ void mvm_run_opts_clear(struct mvm_run_opts *o)
     free_strs(o->allow_host, o->nallow_host);
     free_strs(o->allow_lan, o->nallow_lan);
     free(o->net_allow);
+    free_strs(o->api_keys, o->napi_keys);
+    free(o->api_ca);
     for (size_t i = 0; i < o->ndns; i++)
         free(o->dns[i]);
     free(o->kernel);
@@ -355,6 +367,8 @@ const struct mvm_config_key mvm_config_keys[] = {
     {"publish", true, "(none)"},
     {"allow-host", true, "(none)"},
     {"allow-lan", true, "(none)"},
+    {"api-key", true, "(none)"},
+    {"api-ca", false, "(the system's CA bundle alone)"},
     {"audit", false, "warn"},
     {"share-limit", false, "(none)"},
     {"min-free", false, "5%"},
@@ -444,6 +458,15 @@ static int set_value(const char *key, const char *v, struct mvm_run_opts *o, boo
     }
     if (strcmp(key, "allow-lan") == 0) {
         push_str(&o->allow_lan, &o->nallow_lan, v);
+        return 0;
+    }
+    /* Where the user's API keys go: never from a file in the project. */
+    if (strcmp(key, "api-key") == 0) {
+        push_str(&o->api_keys, &o->napi_keys, v);
+        return 0;
+    }
+    if (strcmp(key, "api-ca") == 0) {
+        replace_str(&o->api_ca, v);
         return 0;
     }
     /* A security setting too: what the guest may leave behind. */
@@ -598,6 +621,8 @@ enum {
     OPT_PUBLISH,
     OPT_ALLOW_HOST,
     OPT_ALLOW_LAN,
+    OPT_API_KEY,
+    OPT_API_CA,
     OPT_NO_CWD,
     OPT_NO_RESOLVE,
     OPT_FORCE_SHARE,
@@ -629,6 +654,8 @@ static const struct option run_options[] = {
     {"publish", required_argument, NULL, OPT_PUBLISH},
     {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
     {"allow-lan", required_argument, NULL, OPT_ALLOW_LAN},
+    {"api-key", required_argument, NULL, OPT_API_KEY},
+    {"api-ca", required_argument, NULL, OPT_API_CA},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
     {"no-resolve", no_argument, NULL, OPT_NO_RESOLVE},
     {"force-share", no_argument, NULL, OPT_FORCE_SHARE},
@@ -672,6 +699,8 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_PUBLISH:
     case OPT_ALLOW_HOST:
     case OPT_ALLOW_LAN:
+    case OPT_API_KEY:
+    case OPT_API_CA:
     case OPT_AUDIT:
     case OPT_SHARE_LIMIT:
     case OPT_MIN_FREE:

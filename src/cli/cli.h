@@ -73,6 +73,10 @@ struct mvm_run_opts {
     char **publish, **allow_host, **allow_lan;
     size_t npublish, nallow_host, nallow_lan;
     char *net_allow; /* --net allow=RULES: the rules as given */
+    /* --api-key specs as given (gw/ parses them) and --api-ca's file. */
+    char **api_keys;
+    size_t napi_keys;
+    char *api_ca;
     /* --audit (default warn): from the command line and the system's and
      * user's config only, like the network's holes. */
     enum mvm_audit_mode audit;

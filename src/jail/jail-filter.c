@@ -6,6 +6,7 @@
  * the rest fail with EPERM, which QEMU handles for the ones it probes. */
 #include <errno.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
 #include <seccomp.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -156,19 +157,25 @@ void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned flags, str
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     for (size_t i = 0; rc == 0 && syscalls[i]; i++)
         rc = add_by_name(ctx, SCMP_ACT_ALLOW, syscalls[i], &n);
+    /* The protocol 0 or named: IPPROTO_TCP for a stream, UDP for a datagram. */
     const int types[] = {SOCK_STREAM, SOCK_DGRAM};
+    const int protos[] = {IPPROTO_TCP, IPPROTO_UDP};
     const unsigned kinds[] = {MVM_JAIL_SOCK_INET_STREAM, MVM_JAIL_SOCK_INET_DGRAM};
     for (size_t i = 0; rc == 0 && i < 2; i++)
-        if (flags & kinds[i])
-            rc = seccomp_rule_add(
-                ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, SCMP_A0(SCMP_CMP_EQ, AF_INET),
-                SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[i]), SCMP_A2(SCMP_CMP_EQ, 0));
+        for (int named = 0; rc == 0 && named < 2 && (flags & kinds[i]); named++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+                                  SCMP_A0(SCMP_CMP_EQ, AF_INET),
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[i]),
+                                  SCMP_A2(SCMP_CMP_EQ, named ? (scmp_datum_t)protos[i] : 0));
     if (rc == 0 && (flags & MVM_JAIL_THREADS)) {
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                               SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
         if (rc == 0)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     }
+    if (rc == 0 && (flags & MVM_JAIL_SOCKETPAIR))
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
+                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     if (rc < 0) {
         seccomp_release(ctx);
         mvm_error_set(err, -rc, "building the seccomp filter");

@@ -117,6 +117,9 @@ void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err);
 /* Also threads: clone() with CLONE_THREAD (a thread shares everything,
  * so no namespace can come with it), clone3 ENOSYS so libc uses clone. */
 #define MVM_JAIL_THREADS 4u
+/* Also socketpair(AF_UNIX): a pair of ends that lead nowhere else
+ * (libcurl's resolver wakes its caller through one). */
+#define MVM_JAIL_SOCKETPAIR 8u
 void *mvm_jail_filter_allowlist(const char *const *syscalls, unsigned flags,
                                 struct mvm_error **err);
 /* Everything but the named system calls, which fail with errnum: for a

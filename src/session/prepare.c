@@ -359,8 +359,8 @@ int session_prepare(struct session *s, struct mvm_error **err)
     if (plan_net(s, err) < 0 || plan_user(s, err) < 0 ||
         session_build_env(s->o->env, s->o->nenv, s->o->argv, s->o->argc, &s->env, &s->nenv, err) <
             0 ||
-        plan_shares(s, err) < 0 || plan_volumes(s, err) < 0 || find_qemu(s, err) < 0 ||
-        mvm_virtiofsd_find(&s->vfsd, err) < 0)
+        session_plan_api_keys(s, err) < 0 || plan_shares(s, err) < 0 || plan_volumes(s, err) < 0 ||
+        find_qemu(s, err) < 0 || mvm_virtiofsd_find(&s->vfsd, err) < 0)
         return -1;
     session_trace(s, "planned user, shares, helpers");
     if (plan_boot(s, err) < 0)

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "exec-server.h"
 #include "guard.h"
+#include "gw.h"
 #include "jail.h"
 #include "kernel.h"
 #include "net.h"
@@ -86,6 +87,16 @@ struct session {
     struct mvm_net_policy netpolicy; /* --publish, --allow-host, --allow-lan */
     struct mvm_child port_relay;     /* jailed; for --publish */
     void *dns_filter, *port_filter;  /* the relays' seccomp allowlists */
+    /* --api-key (apikey.c): the providers, their keys (wiped at the end)
+     * and the CA bundle for the gateway, which is jailed */
+    struct mvm_gw_provider *gw;
+    size_t ngw;
+    char *gw_keys[MVM_GW_MAX_PROVIDERS];
+    size_t gw_key_lens[MVM_GW_MAX_PROVIDERS];
+    char *gw_ca;
+    size_t gw_ca_len;
+    struct mvm_child gateway;
+    void *gw_filter;
     char mac[18];
     uid_t jail_uid;
     struct mvm_cgroup cgroup;
@@ -192,5 +203,33 @@ uid_t session_ps_caller(bool *everyone);
 /* loop.c: the terminal (raw mode, fd flags) and its restoration. */
 int session_terminal_setup(struct session *s, struct mvm_error **err);
 void session_terminal_restore(struct session *s);
+
+/* vm.c: a network helper, mvm itself (bound into the jail as /mvm)
+ * running one of its __ commands with only the descriptors in keep and
+ * the files in binds besides. */
+struct net_helper {
+    const char *name;
+    char *const *argv; /* argv[0] is "/mvm" */
+    const int *keep;
+    int nkeep;
+    unsigned long nofile;
+    int netns_fd; /* -1: a new, empty one */
+    uid_t uid;
+    const void *seccomp;
+    const struct mvm_jail_bind *binds;
+    size_t nbinds; /* at most 3 */
+};
+/* Starts it, its kill pushed on the undo list first. */
+int session_start_net_helper(struct session *s, const struct net_helper *h, struct mvm_child *child,
+                             struct mvm_error **err);
+
+/* apikey.c: --api-key's providers, keys and CA bundle, read in prepare
+ * (before anything is made); the gateway's ports in the plan; the
+ * gateway started in the namespace, the guest's variables set; the keys
+ * wiped. */
+int session_plan_api_keys(struct session *s, struct mvm_error **err);
+void session_plan_gateway_ports(struct session *s);
+int session_start_gateway(struct session *s, uid_t uid, struct mvm_error **err);
+void session_api_keys_free(struct session *s);
 
 #endif

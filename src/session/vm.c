@@ -244,27 +244,18 @@ static void undo_relay(void *arg)
     mvm_child_kill(arg);
 }
 
-/* A network helper: mvm itself (bound into the jail as /mvm) running one
- * of its __ commands with only the descriptors in keep. */
-struct net_helper {
-    const char *name;
-    char *const *argv; /* argv[0] is "/mvm" */
-    const int *keep;
-    int nkeep;
-    unsigned long nofile;
-    int netns_fd; /* -1: a new, empty one */
-    uid_t uid;
-    const void *seccomp;
-};
-
-static int start_net_helper(struct session *s, const struct net_helper *h, struct mvm_child *child,
-                            struct mvm_error **err)
+int session_start_net_helper(struct session *s, const struct net_helper *h, struct mvm_child *child,
+                             struct mvm_error **err)
 {
     char exe[PATH_MAX];
     if (realpath("/proc/self/exe", exe) == NULL)
         return mvm_error_set(err, errno, "finding mvm's own binary for %s", h->name);
     char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
-    const struct mvm_jail_bind binds[] = {{exe, "/mvm"}};
+    struct mvm_jail_bind binds[4] = {{exe, "/mvm"}};
+    if (h->nbinds > ARRAY_SIZE(binds) - 1)
+        return mvm_error_set(err, E2BIG, "binding files into the jail of %s", h->name);
+    for (size_t i = 0; i < h->nbinds; i++)
+        binds[1 + i] = h->binds[i];
     struct mvm_jail j = {
         .name = h->name,
         .path = "/mvm",
@@ -278,7 +269,7 @@ static int start_net_helper(struct session *s, const struct net_helper *h, struc
         .nofile = h->nofile,
         .layers = MVM_JAIL_ALL & ~(unsigned)MVM_JAIL_CGROUP,
         .binds = binds,
-        .nbinds = 1,
+        .nbinds = 1 + h->nbinds,
         .proc = true, /* the sanitizer runtime reads /proc/self/maps */
         .netns_fd = h->netns_fd,
         .uid = h->uid,
@@ -310,7 +301,7 @@ static int start_relay(struct session *s, uid_t uid, struct mvm_error **err)
                            .netns_fd = -1,
                            .uid = uid,
                            .seccomp = s->dns_filter};
-    int rc = start_net_helper(s, &h, &s->dns_relay, err);
+    int rc = session_start_net_helper(s, &h, &s->dns_relay, err);
     mvm_strv_free(argv);
     if (rc < 0)
         return -1;
@@ -346,7 +337,7 @@ static int start_port_relay(struct session *s, uid_t uid, struct mvm_error **err
                            .netns_fd = s->net.netns_fd,
                            .uid = uid,
                            .seccomp = s->port_filter};
-    int rc = start_net_helper(s, &h, &s->port_relay, err);
+    int rc = session_start_net_helper(s, &h, &s->port_relay, err);
     mvm_strv_free(argv);
     if (rc == 0)
         mvm_net_publish_close(&s->net); /* the relay has them */
@@ -391,10 +382,13 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
     if (open_mode)
         session_notice(s, "--net open: NO FILTERING; the guest can reach your LAN and this "
                           "host's services");
+    session_plan_gateway_ports(s);
     if (mvm_net_create(p, &s->net, err) < 0)
         return mvm_error_wrap(err, "setting up the network");
-    /* The port relay takes the id before the DNS relay's. */
-    if (start_relay(s, relay_uid, err) < 0 || start_port_relay(s, relay_uid - 1, err) < 0)
+    /* The port relay takes the id before the DNS relay's, the gateway
+     * the one before that. */
+    if (start_relay(s, relay_uid, err) < 0 || start_port_relay(s, relay_uid - 1, err) < 0 ||
+        session_start_gateway(s, relay_uid - 2, err) < 0)
         return -1;
     return 0;
 }

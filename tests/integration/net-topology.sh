@@ -6,7 +6,9 @@
 #   $NS_WAN   the "internet": 203.0.113.1, a web server on 198.51.100.80:80
 #             and dnsmasq on 198.51.100.53 (web.test and its subdomains ->
 #             198.51.100.80, cdn.test -> 198.51.100.81, api.test a CNAME of
-#             cdn.test, lan.test -> 192.168.77.10, lan11.test -> 192.168.77.11)
+#             cdn.test, lan.test -> 192.168.77.10, lan11.test -> 192.168.77.11,
+#             api.anthropic.com -> 198.51.100.90 and other-api.test ->
+#             198.51.100.91, where api-key.sh runs its stand-in APIs)
 #   $NS_LAN   the LAN: a web server on 192.168.77.10:80
 # Nothing is sent to an address outside these namespaces; the routes are
 # checked before any test traffic, and everything is removed on exit.
@@ -55,6 +57,7 @@ ip netns exec "$NS_WAN" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bi
     --listen-address=198.51.100.53 --address=/web.test/198.51.100.80 --log-queries \
     --host-record=cdn.test,198.51.100.81 --cname=api.test,cdn.test \
     --address=/lan.test/192.168.77.10 --address=/lan11.test/192.168.77.11 \
+    --host-record=api.anthropic.com,198.51.100.90 --host-record=other-api.test,198.51.100.91 \
     --log-facility="$WORK/dnsmasq.log" --pid-file="$WORK/dnsmasq.pid" --user=root &
 defer "kill $! 2> /dev/null"
 # Docker-style: a host port published to the LAN through DNAT.

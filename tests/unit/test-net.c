@@ -325,6 +325,43 @@ static void test_policy_allow(void **state)
     mvm_error_free(err);
 }
 
+/* The namespace's own services (the API gateway): the guest reaches
+ * their ports, and their connections out meet the guest's refusals in an
+ * output chain; without services there is no output chain. */
+static void test_ruleset_services(void **state)
+{
+    (void)state;
+    static struct mvm_net_plan p;
+    static struct mvm_net_policy pol;
+    fresh_plan(&p, &pol, MVM_NET_ISOLATED, 0, "abc");
+    char *r = mvm_net_ruleset_ns(&p);
+    assert_null(strstr(r, "chain output"));
+    assert_null(strstr(r, "tcp dport { 7480"));
+    free(r);
+    p.services[p.nservices++] = 7480;
+    p.services[p.nservices++] = 7481;
+    r = mvm_net_ruleset_ns(&p);
+    assert_non_null(
+        strstr(r, "iifname \"tap0\" ip daddr 10.0.2.2 tcp dport { 7480, 7481 } accept"));
+    const char *out = strstr(r, "chain output { type filter hook output priority filter; policy "
+                                "accept;\n    oifname != \"up0\" accept\n"
+                                "    ct state established,related accept\n");
+    assert_non_null(out);
+    assert_non_null(strstr(out, "ip daddr @blocked4 meta l4proto tcp reject"));
+    assert_non_null(strstr(out, "th dport { 53, 853 } meta l4proto tcp reject"));
+    assert_non_null(strstr(out, "    accept\n  }"));
+    free(r);
+    /* allow= mode: only the allowed sets pass out, the rest is refused. */
+    p.mode = MVM_NET_ALLOW;
+    r = mvm_net_ruleset_ns(&p);
+    out = strstr(r, "chain output");
+    assert_non_null(out);
+    assert_non_null(strstr(out, "ip daddr . tcp dport @allowdns4 accept\n"
+                                "    meta l4proto tcp reject with tcp reset\n"));
+    assert_null(strstr(out, "    accept\n  }"));
+    free(r);
+}
+
 static void test_ruleset_allow(void **state)
 {
     (void)state;
@@ -567,7 +604,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_policy_publish),  cmocka_unit_test(test_policy_lists),
         cmocka_unit_test(test_ruleset_holes),   cmocka_unit_test(test_ruleset_host),
         cmocka_unit_test(test_stale_holes),     cmocka_unit_test(test_policy_allow),
-        cmocka_unit_test(test_ruleset_allow),   cmocka_unit_test(test_reports),
+        cmocka_unit_test(test_ruleset_allow),   cmocka_unit_test(test_ruleset_services),
+        cmocka_unit_test(test_reports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
