@@ -95,5 +95,6 @@ const char *const mvm_gw_syscalls[] = {
     "getsockopt",
     "setsockopt",
     "shutdown",
+    "restart_syscall",
     NULL,
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -183,7 +184,8 @@ static int on_signal(struct session *s, struct mvm_error **err)
 /* Indices into the poll set (-1: not polled this round). */
 struct poll_set {
     struct mvm_pollset set;
-    int qmp, con, qlog, sig, qemu, routes, reports, tty, vlog[MAX_SHARES], vproc[MAX_SHARES];
+    int qmp, con, qlog, sig, qemu, routes, reports, tty, gateway, vlog[MAX_SHARES],
+        vproc[MAX_SHARES];
 };
 
 static void build_poll(struct session *s, struct poll_set *ps)
@@ -202,6 +204,7 @@ static void build_poll(struct session *s, struct poll_set *ps)
     ps->qemu = mvm_pollset_add(set, s->qemu.pidfd, POLLIN);
     ps->routes = mvm_pollset_add(set, s->net.watch_fd, POLLIN);
     ps->reports = mvm_pollset_add(set, s->net.report_fd, POLLIN);
+    ps->gateway = mvm_pollset_add(set, s->gateway.pidfd, POLLIN);
     for (size_t i = 0; i < s->nshares; i++) {
         ps->vlog[i] = mvm_pollset_add(set, s->shares[i].log_fd, POLLIN);
         ps->vproc[i] = mvm_pollset_add(set, s->shares[i].proc.pidfd, POLLIN);
@@ -290,6 +293,16 @@ static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err
                                  "destroyed",
                                  s->shares[i].host, why);
         }
+    }
+    /* Without its gateway the agent's every API request would fail: the
+     * session ends, saying why, rather than leave it retrying. */
+    if (ready(ps, ps->gateway) && mvm_child_poll(&s->gateway)) {
+        int st = s->gateway.status;
+        return mvm_error_set(err, 0,
+                             "the API gateway (--api-key) exited unexpectedly (%s %d); the VM "
+                             "was destroyed",
+                             WIFSIGNALED(st) ? "signal" : "status",
+                             WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
     }
     /* The host's routes changed: refuse the new prefixes at once, or end
      * the session rather than leave them reachable. */

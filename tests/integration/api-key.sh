@@ -140,9 +140,13 @@ gwpid=$(pgrep -P "$j" -f -- __api-gateway | head -1)
 [ -n "$gwpid" ] && assert_jailed_helper "$gwpid" "the API gateway" || fail "no API gateway process"
 assert_not_contains "$(tr '\0' ' ' < "/proc/$gwpid/cmdline")" "$KEY" "the key is not on the gateway's command line"
 assert_not_contains "$(tr '\0' '\n' < "/proc/$gwpid/environ" 2> /dev/null)" "$KEY" "nor in its environment"
-kill -TERM "$j"
-wait "$j" 2> /dev/null
-assert_no_leftovers "after the jailed-gateway session"
+# A gateway that dies ends the session, saying so.
+kill -KILL "$gwpid"
+wait "$j"
+assert_eq 125 "$?" "a dead gateway ends the session with status 125"
+assert_contains "$(cat "$WORK/j.err")" "mvm: the API gateway (--api-key) exited unexpectedly (signal 9); the VM was destroyed" \
+    "and says why"
+assert_no_leftovers "after the gateway died"
 
 # The refusals, each one line, status 125, nothing left.
 refuse() { # expected-message what args...
