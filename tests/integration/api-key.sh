@@ -11,27 +11,7 @@
 # others may read, an upstream allow= does not name.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/net-topology.sh"
-command -v openssl > /dev/null || skip "openssl is missing: contrib/install-deps.sh installs it"
-
-# The test CA and the stand-ins' certificate.
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/ca.key" -out "$WORK/ca.pem" -days 2 \
-    -subj "/CN=mvm test CA" 2> /dev/null || die "openssl could not make the test CA"
-openssl req -newkey rsa:2048 -nodes -keyout "$WORK/srv.key" -out "$WORK/srv.csr" \
-    -subj "/CN=api.anthropic.com" 2> /dev/null || die "openssl could not make a request"
-printf 'subjectAltName=DNS:api.anthropic.com,DNS:other-api.test\n' > "$WORK/srv.ext"
-openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
-    -out "$WORK/srv.pem" -days 2 -extfile "$WORK/srv.ext" 2> /dev/null || die "openssl could not sign"
-chmod 644 "$WORK/ca.pem"
-
-STANDIN=$(dirname "$0")/api-standin.py
-for a in 198.51.100.90 198.51.100.91; do
-    ip -n "$NS_WAN" addr add "$a/32" dev lo
-    ip netns exec "$NS_WAN" python3 "$STANDIN" "$a" 443 "$WORK/srv.pem" "$WORK/srv.key" \
-        "$WORK/standin-$a.log" > "$WORK/serve-$a-443.log" 2>&1 &
-    defer "kill $! 2> /dev/null"
-done
-wait_served 198.51.100.90:443 198.51.100.91:443
-touch "$WORK/standin-198.51.100.90.log" "$WORK/standin-198.51.100.91.log"
+. "$(dirname "$0")/api-standin.sh"
 
 KEY=sk-ant-api03-REAL-$$-$RANDOM-secret
 export KEY

@@ -1,8 +1,14 @@
 #!/bin/bash
 # The headline: the real Claude Code, installed the way most people
 # install it (npm's user prefix, in the home), runs in the guest and draws
-# its screen.  Neither needs the network.
+# its screen; neither needs the network.  Then, in the simulated network
+# of net-topology.sh, `claude -p` with --api-key anthropic completes a
+# round trip to a stand-in for api.anthropic.com (api-standin.sh) through
+# mvm's gateway, its base URL and placeholder key set by mvm (api-key.sh
+# shows that no guest process has the real one).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/net-topology.sh"
+. "$(dirname "$0")/api-standin.sh"
 
 command -v npm > /dev/null || skip "npm is not installed (apt-get install npm)"
 command -v tmux > /dev/null || skip "tmux is not installed"
@@ -47,3 +53,23 @@ tmux -S "$SOCK" kill-server 2> /dev/null
 # mvm tears down on the terminal's hangup; wait for it to finish.
 for _ in $(seq 100); do pgrep -f -- "run --net none -q -- claude" > /dev/null || break; sleep 0.1; done
 assert_no_leftovers "after claude"
+
+# claude -p through the gateway.  The CA is read with the user's rights:
+# a copy they may read.  Nonessential traffic (telemetry, update checks)
+# off: the simulated WAN has nothing for it.
+KEY=sk-ant-api03-REAL-claude-$$-$RANDOM
+CA=$TEST_HOME/mvm-test-ca.pem
+cp "$WORK/ca.pem" "$CA" && chown "$TEST_USER:" "$CA"
+defer "rm -f '$CA'"
+ANTHROPIC_API_KEY=$KEY SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER in_host_mvm -q -T \
+    --dns 198.51.100.53 --api-key anthropic --api-ca "$CA" --env CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 -- \
+    claude -p "Say hi" < /dev/null
+assert_eq 0 "$RC" "claude -p exited 0 (stderr: $(tail -3 "$WORK/err" | tr '\n' ' '))"
+assert_contains "$OUT" "standin-reply" "and printed the stand-in's reply, which came through the gateway"
+log=$WORK/standin-198.51.100.90.log
+msgs=$(grep -c '"path": "/v1/messages' "$log")
+[ "$msgs" -ge 1 ] && ok "the stand-in got claude's $msgs request(s) to /v1/messages" || fail "the stand-in got no /v1/messages request: $(head -c 600 "$log")"
+real=$(KEY=$KEY python3 -c 'import json, os, sys; print(all(json.loads(l)["headers"].get("x-api-key") == os.environ["KEY"] for l in open(sys.argv[1])))' "$log")
+assert_eq True "$real" "each with the real key"
+assert_not_contains "$(cat "$log")" "mvm-gateway-placeholder" "and never the placeholder"
+assert_no_leftovers "after claude -p through the gateway"
