@@ -15,7 +15,7 @@ PACKAGES="
     liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
     qemu-system-x86 qemu-utils e2fsprogs
     libcmocka-dev clang clang-format cpio lz4 xz-utils zstd gzip tmux util-linux procps passwd sudo
-    libmicrohttpd-dev libcurl4-openssl-dev ca-certificates openssl
+    libmicrohttpd-dev libcurl4-openssl-dev libssl-dev ca-certificates openssl
     iproute2 nftables dnsmasq-base python3 strace
     groff-base man-db zsh
 "

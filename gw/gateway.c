@@ -13,6 +13,12 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,7 +32,7 @@
 #include "util.h"
 
 /* At most this many of the guest's connections per port. */
-#define GW_MAX_CONN 16
+#define GW_MAX_CONN 32
 /* A buffered reply holds this much before the transfer pauses. */
 #define GW_OUT_CAP (256 * 1024)
 /* The upstream's headers, all together. */
@@ -44,7 +50,7 @@ struct gw_port {
 static struct {
     struct gw_port ports[MVM_GW_MAX_PROVIDERS];
     size_t nports;
-    struct curl_blob ca;
+    X509_STORE *ca; /* the bundle from the pipe, parsed once */
     CURLSH *share;
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 } gw;
@@ -52,6 +58,8 @@ static struct {
 /* One request of the guest, from its request line to the end of its reply. */
 struct gw_req {
     struct gw_port *port;
+    int client_fd;    /* the guest's connection, watched for its end */
+    bool client_busy; /* it sent more meanwhile: only checked, not waited on */
     char target[MVM_GW_MAX_TARGET];
     bool bad_target, started;
     char *body;
@@ -71,6 +79,16 @@ struct gw_req {
     uint64_t total;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+/* Each new upstream connection verifies against the store parsed at
+ * start: curl's own loading of a bundle of some 150 certificates took
+ * about 30 ms per connection. */
+static CURLcode use_store(CURL *h, void *sslctx, void *arg)
+{
+    (void)h, (void)arg;
+    SSL_CTX_set1_cert_store(sslctx, gw.ca);
+    return CURLE_OK;
+}
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *arg)
 {
@@ -122,6 +140,21 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (*con_cls)
         req_free(*con_cls);
     *con_cls = NULL;
+}
+
+/* Each event goes out as written: without TCP_NODELAY a small write
+ * after the headers waits for the guest's delayed ACK (40 ms). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls, (void)socket_context;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int one = 1;
+    if (info)
+        setsockopt(info->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
@@ -245,7 +278,21 @@ static bool have_output(const struct gw_req *r)
     return r->out_off < r->out_len;
 }
 
-/* Runs the transfer until enough() holds or it ends. */
+/* Whether the guest has hung up (or reset) the connection: then the
+ * transfer is abandoned at once rather than when the reply ends. */
+static bool client_gone(struct gw_req *r)
+{
+    struct pollfd p = {.fd = r->client_fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
+        return true;
+    r->client_busy = true; /* readable, yet not closed: a next request */
+    return false;
+}
+
+/* Runs the transfer until enough() holds, it ends, or the guest goes;
+ * its connection wakes the wait when it becomes readable. */
 static void drive(struct gw_req *r, bool (*enough)(const struct gw_req *))
 {
     while (!r->done && !enough(r)) {
@@ -263,7 +310,14 @@ static void drive(struct gw_req *r, bool (*enough)(const struct gw_req *))
             }
         if (r->done || enough(r))
             break;
-        curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
+        if (client_gone(r)) {
+            r->done = true;
+            r->result = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        struct curl_waitfd w = {.fd = r->client_fd, .events = CURL_WAIT_POLLIN};
+        bool watch = r->client_fd >= 0 && !r->client_busy;
+        curl_multi_poll(r->multi, watch ? &w : NULL, watch ? 1 : 0, 1000, NULL);
     }
 }
 
@@ -333,7 +387,7 @@ static int set_up_transfer(struct gw_req *r, const char *method, struct MHD_Conn
     curl_easy_setopt(e, CURLOPT_IPRESOLVE, (long)CURL_IPRESOLVE_V4);
     curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
     curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-    curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &gw.ca);
+    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, use_store);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_SHARE, gw.share);
@@ -361,6 +415,9 @@ static int set_up_transfer(struct gw_req *r, const char *method, struct MHD_Conn
 
 static enum MHD_Result forward(struct gw_req *r, struct MHD_Connection *c, const char *method)
 {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->client_fd = info ? info->connect_fd : -1;
     if (set_up_transfer(r, method, c) < 0)
         return reply_text(c, 500, "mvm api gateway: out of memory");
     drive(r, have_headers);
@@ -452,6 +509,23 @@ static char *read_item(int fd, size_t max, size_t *len)
     return s;
 }
 
+/* The CA bundle (PEM) into the store every connection verifies with. */
+static int load_store(const char *pem, size_t len)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+    gw.ca = X509_STORE_new();
+    int n = 0;
+    for (int i = 0; gw.ca && infos && i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *info = sk_X509_INFO_value(infos, i);
+        if (info->x509 && X509_STORE_add_cert(gw.ca, info->x509) == 1)
+            n++;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(bio);
+    return n > 0 ? 0 : -1;
+}
+
 static int load_secrets(int fd)
 {
     for (size_t i = 0; i < gw.nports; i++) {
@@ -471,22 +545,20 @@ static int load_secrets(int fd)
         mlock(port->key_header, hsize); /* best effort: not in swap */
     }
     size_t len;
-    gw.ca.data = read_item(fd, MVM_GW_MAX_CA, &len);
-    gw.ca.len = len;
-    gw.ca.flags = CURL_BLOB_NOCOPY;
+    cleanup_free char *pem = read_item(fd, MVM_GW_MAX_CA, &len);
     close(fd);
-    return gw.ca.data ? 0 : -1;
+    return pem ? load_store(pem, len) : -1;
 }
 
 static int start_port(struct gw_port *port, int fd)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
-    port->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, port, MHD_OPTION_LISTEN_SOCKET, fd,
-                         MHD_OPTION_URI_LOG_CALLBACK, on_uri, port, MHD_OPTION_NOTIFY_COMPLETED,
-                         on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)GW_MAX_CONN,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_IDLE_S,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
+    port->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, port, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, port, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)GW_MAX_CONN, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_IDLE_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
     return port->daemon ? 0 : -1;
 }
 

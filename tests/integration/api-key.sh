@@ -113,9 +113,24 @@ assert_contains "$(cat "$LOG")" '"host": "api.anthropic.com"' "and its own name 
 assert_eq 0 "$(wc -l < "$WORK/standin-198.51.100.91.log")" "the server the forged requests named got nothing"
 assert_no_leftovers "after the --api-key session"
 
-# The gateway is a jailed helper.
-ANTHROPIC_API_KEY=$KEY bg_mvm j -q --dns 198.51.100.53 --api-key anthropic --api-ca "$WORK/ca.pem" -- sh -c 'echo up; exec sleep 60'
+# Without --api-ca the stand-in's certificate is refused: the guest gets
+# a 502 saying so, and nothing reaches the stand-in.  The same gateway is
+# a jailed helper, and its death ends the session.
+before=$(wc -l < "$WORK/standin-198.51.100.90.log")
+cat > "$PROJECT/nocert.py" << 'PY'
+import os, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages", data=b"{}", timeout=30)
+    print("nocert 200")
+except urllib.error.HTTPError as e:
+    print("nocert", e.code, e.read().decode().strip())
+PY
+chmod 644 "$PROJECT/nocert.py"
+ANTHROPIC_API_KEY=$KEY bg_mvm j -q --dns 198.51.100.53 --api-key anthropic -- sh -c 'python3 nocert.py; echo up; exec sleep 60'
 j=$BG
+assert_contains "$(grep nocert "$WORK/j.out")" "nocert 502 mvm api gateway: https://api.anthropic.com:443: SSL certificate problem" \
+    "without --api-ca the stand-in's certificate is refused, and the guest is told why"
+assert_eq "$before" "$(wc -l < "$WORK/standin-198.51.100.90.log")" "and no request reached the stand-in"
 gwpid=$(pgrep -P "$j" -f -- __api-gateway | head -1)
 [ -n "$gwpid" ] && assert_jailed_helper "$gwpid" "the API gateway" || fail "no API gateway process"
 assert_not_contains "$(tr '\0' ' ' < "/proc/$gwpid/cmdline")" "$KEY" "the key is not on the gateway's command line"

@@ -8,7 +8,7 @@
 #   GET /slow-stream -- three events 1 s apart, each flushed;
 #   anything else -- {"path": ..., "seen": ...} echoing what it saw.
 # usage: api-standin.py ADDR PORT CERT KEY LOG
-import http.server, json, ssl, sys, time
+import http.server, json, socket, ssl, sys, time
 
 addr, port, cert, key, log = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 
@@ -45,6 +45,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        # Each write goes out at once, as a real API's server sends them.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def record(self, body):
         with open(log, "a") as f:
