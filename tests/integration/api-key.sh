@@ -19,7 +19,7 @@ export KEY
 # The guest's client: plain HTTP to the base URL mvm set, with the key it
 # was given.  Each line: "NAME RESULT".
 cat > "$PROJECT/gwprobe.py" << 'PY'
-import json, os, socket, time, urllib.request
+import json, os, socket, time, urllib.error, urllib.request
 base, key = os.environ["ANTHROPIC_BASE_URL"], os.environ["ANTHROPIC_API_KEY"]
 print("base", base, flush=True)
 print("key", key, flush=True)
@@ -43,6 +43,13 @@ try:
 except Exception as e:
     print("stream failed", e, flush=True)
 host, port = base[len("http://"):].split(":")
+# The second --api-key's upstream is in the LAN: the gateway's connection
+# meets the guest's refusals (a reset), not the LAN's web server.
+try:
+    req = urllib.request.Request("http://%s:%d/" % (host, int(port) + 1), headers={"x-lan-key": "x"})
+    print("lan", urllib.request.urlopen(req, timeout=30).status, flush=True)
+except urllib.error.HTTPError as e:
+    print("lan", e.code, e.read().decode().strip(), flush=True)
 for name, req in (("forged-host", "GET /forged-host HTTP/1.1\r\nHost: other-api.test\r\n"),
                   ("absolute", "GET https://198.51.100.91/absolute HTTP/1.1\r\nHost: 198.51.100.91\r\n")):
     try:
@@ -76,7 +83,8 @@ SH
 chmod 644 "$PROJECT/gwprobe.py" "$PROJECT/findkey.sh"
 command -v rev > /dev/null || skip "rev (util-linux) is missing: contrib/install-deps.sh installs it"
 
-ANTHROPIC_API_KEY=$KEY in_host_mvm -q --dns 198.51.100.53 --api-key anthropic --api-ca "$WORK/ca.pem" -- \
+ANTHROPIC_API_KEY=$KEY LAN_KEY=lan-$KEY in_host_mvm -q --dns 198.51.100.53 --api-key anthropic --api-ca "$WORK/ca.pem" \
+    --api-key custom:https://192.168.77.10:80:x-lan-key=LAN_KEY -- \
     sh -c 'python3 gwprobe.py; sh findkey.sh "$1"' sh "$(rev <<< "$KEY")"
 assert_eq 0 "$RC" "the session with --api-key ran (stderr: $ERR)"
 gw_line() { printf '%s\n' "$OUT" | grep -m1 "^$1 "; }
@@ -101,6 +109,10 @@ assert_contains "$(gw_line forged-host)" '"path": "/forged-host", "seen": "stand
     "a forged Host still reaches the configured upstream"
 assert_contains "$(gw_line absolute)" '"path": "/absolute", "seen": "standin"' \
     "an absolute URL naming another server still reaches the configured upstream"
+case "$(gw_line lan)" in
+"lan 502 mvm api gateway: https://192.168.77.10:80: "*"onnect"*) ok "an upstream in the LAN is refused to the gateway too ($(gw_line lan))" ;;
+*) fail "an upstream in the LAN: [$(gw_line lan)]" ;;
+esac
 assert_eq "findkey none" "$(gw_line findkey)" "the real key is in no process's environment or command line, /proc/cmdline or the guest's files"
 assert_eq "env 0" "$(gw_line env)" "and not in the command's environment"
 
@@ -142,6 +154,19 @@ assert_eq 125 "$?" "a dead gateway ends the session with status 125"
 assert_contains "$(cat "$WORK/j.err")" "mvm: the API gateway (--api-key) exited unexpectedly (signal 9); the VM was destroyed" \
     "and says why"
 assert_no_leftovers "after the gateway died"
+
+# --net allow= naming the provider: the gateway resolves through the
+# relay, which lets the answer's address into the namespace's set.
+cat > "$PROJECT/one.py" << 'PY'
+import json, os, urllib.request
+req = urllib.request.Request(os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages", data=b"{}")
+print("allow", json.load(urllib.request.urlopen(req, timeout=30))["content"][0]["text"])
+PY
+chmod 644 "$PROJECT/one.py"
+ANTHROPIC_API_KEY=$KEY in_host_mvm -q --dns 198.51.100.53 --net allow=api.anthropic.com --api-key anthropic \
+    --api-ca "$WORK/ca.pem" -- python3 one.py
+assert_eq "0 allow standin-reply" "$RC $OUT" "with --net allow=api.anthropic.com the gateway reaches the provider (stderr: $ERR)"
+assert_no_leftovers "after the allow= session"
 
 # The refusals, each one line, status 125, nothing left.
 refuse() { # expected-message what args...
