@@ -56,6 +56,27 @@ static void add_devices(struct argv_builder *b, const struct mvm_qemu_spec *s)
         add(b, "-device");
         add(b, "virtio-blk-%s,drive=d%zu,serial=%s", bus, i, s->disks[i].serial);
     }
+    const struct mvm_qemu_image *im = s->image;
+    if (im) {
+        size_t base = s->ndisks + 1, ov = s->ndisks + 2; /* fd sets after the disks' */
+        add(b, "-add-fd");
+        add(b, "fd=%d,set=%zu", im->base_fd, base);
+        add(b, "-add-fd");
+        add(b, "fd=%d,set=%zu", im->overlay_fd, ov);
+        add(b, "-add-fd");
+        add(b, "fd=%d,set=%zu", im->overlay_ro_fd, ov);
+        add(b, "-blockdev");
+        add(b, "driver=file,node-name=img-base-file,filename=/dev/fdset/%zu,read-only=on", base);
+        add(b, "-blockdev");
+        add(b, "driver=%s,node-name=img-base,file=img-base-file,read-only=on",
+            im->base_qcow2 ? "qcow2" : "raw");
+        add(b, "-blockdev");
+        add(b, "driver=file,node-name=img-top-file,filename=/dev/fdset/%zu,discard=unmap", ov);
+        add(b, "-blockdev");
+        add(b, "driver=qcow2,node-name=img-top,file=img-top-file,backing=img-base,discard=unmap");
+        add(b, "-device");
+        add(b, "virtio-blk-%s,drive=img-top,serial=%s", bus, im->serial);
+    }
     if (s->tap_fd >= 0) { /* no vhost: /dev/vhost-net is not for a jailed QEMU */
         add(b, "-netdev");
         add(b, "tap,id=n0,fd=%d,vhost=off", s->tap_fd);

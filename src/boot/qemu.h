@@ -19,6 +19,16 @@ struct mvm_qemu_disk {
     const char *serial; /* how the guest finds it: at most 20 bytes */
 };
 
+/* --image: a base opened read-only (raw or qcow2) under a qcow2 overlay
+ * that takes the writes; QEMU is told the base as the overlay's backing
+ * node, so the overlay's header names no file. */
+struct mvm_qemu_image {
+    int base_fd;                   /* O_RDONLY */
+    bool base_qcow2;               /* else raw */
+    int overlay_fd, overlay_ro_fd; /* O_RDWR and O_RDONLY on the overlay */
+    const char *serial;
+};
+
 struct mvm_qemu_spec {
     const char *binary;
     bool microvm; /* else q35 */
@@ -34,6 +44,7 @@ struct mvm_qemu_spec {
     size_t ndisks;
     int tap_fd; /* the guest's NIC on this tap; -1: no NIC at all */
     const char *mac;
+    const struct mvm_qemu_image *image; /* NULL: none */
 };
 
 /* NULL-terminated argv; free with mvm_strv_free() (util.h). */

@@ -48,6 +48,10 @@ const char mvm_run_usage[] =
     "  --kernel PATH        guest kernel (default: /boot/vmlinuz-$(uname -r), else the newest\n"
     "                       /boot/vmlinuz-* that has modules in /lib/modules)\n"
     "  --modules DIR        modules directory for --kernel (default /lib/modules/RELEASE)\n"
+    "  --image FILE         run the userland of disk image FILE (raw or qcow2; a filesystem\n"
+    "                       or a GPT/MBR disk) instead of the host's /usr, with mvm's kernel\n"
+    "                       and init; FILE never changes: the writes go to an overlay that\n"
+    "                       is gone at exit\n"
     "  --accel MODE         auto, kvm or tcg (default auto: KVM when it can run a guest)\n"
     "  --machine TYPE       auto, microvm or q35 (default auto: microvm)\n"
     "  --env NAME[=VALUE]   set NAME in the guest; NAME alone copies your value (under sudo,\n"
@@ -121,7 +125,7 @@ const char mvm_run_usage[] =
     "123 if --audit strict found something and CMD's own status was 0;\n"
     "122 if a disk limit paused the VM and it was stopped (s, or no terminal).\n"
     "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
-    "kernel, modules, accel, machine, timeout, console, quiet, net, dns, disk,\n"
+    "kernel, modules, image, accel, machine, timeout, console, quiet, net, dns, disk,\n"
     "publish, allow-host, allow-lan, api-key, api-ca, audit, share-limit, min-free);\n"
     "options win.\n";
 
@@ -163,6 +167,7 @@ void mvm_run_opts_clear(struct mvm_run_opts *o)
     free(o->net_allow);
     free_strs(o->api_keys, o->napi_keys);
     free(o->api_ca);
+    free(o->image);
     for (size_t i = 0; i < o->ndns; i++)
         free(o->dns[i]);
     free(o->kernel);
@@ -360,6 +365,7 @@ const struct mvm_config_key mvm_config_keys[] = {
     {"timeout", false, "(none)"},
     {"kernel", false, "(/boot's image of the running kernel, else its newest with modules)"},
     {"modules", false, "(the kernel's own under /lib/modules)"},
+    {"image", false, "(none: the host's /usr)"},
     {"accel", false, "auto"},
     {"machine", false, "auto"},
     {"net", false, "isolated"},
@@ -412,6 +418,10 @@ static int set_value(const char *key, const char *v, struct mvm_run_opts *o, boo
     }
     if (strcmp(key, "modules") == 0) {
         replace_str(&o->modules, v);
+        return 0;
+    }
+    if (strcmp(key, "image") == 0) {
+        replace_str(&o->image, v);
         return 0;
     }
     if (strcmp(key, "accel") == 0) {
@@ -623,6 +633,7 @@ enum {
     OPT_ALLOW_LAN,
     OPT_API_KEY,
     OPT_API_CA,
+    OPT_IMAGE,
     OPT_NO_CWD,
     OPT_NO_RESOLVE,
     OPT_FORCE_SHARE,
@@ -656,6 +667,7 @@ static const struct option run_options[] = {
     {"allow-lan", required_argument, NULL, OPT_ALLOW_LAN},
     {"api-key", required_argument, NULL, OPT_API_KEY},
     {"api-ca", required_argument, NULL, OPT_API_CA},
+    {"image", required_argument, NULL, OPT_IMAGE},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
     {"no-resolve", no_argument, NULL, OPT_NO_RESOLVE},
     {"force-share", no_argument, NULL, OPT_FORCE_SHARE},
@@ -701,6 +713,7 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_ALLOW_LAN:
     case OPT_API_KEY:
     case OPT_API_CA:
+    case OPT_IMAGE:
     case OPT_AUDIT:
     case OPT_SHARE_LIMIT:
     case OPT_MIN_FREE:

@@ -67,6 +67,16 @@ int mvm_disk_image_create(int dirfd, const char *name, const char *path, uint64_
                           const char *mkfs, const struct mvm_disk_mkfs *o, struct mvm_disk *d,
                           struct mvm_error **err);
 
+/* Runs argv (argv[0] a full path) with /dev/null as stdin and stdout,
+ * killed if mvm dies; a failure is "DOING with NAME: its stderr on one
+ * line". */
+int mvm_disk_run_tool(char **argv, const char *doing, struct mvm_error **err);
+
+/* Removes the regular files NAME+suffix in dir older than a minute
+ * that nobody holds (flock): what a crash between creating and
+ * unlinking one left.  Returns the number removed. */
+int mvm_disk_sweep(const char *dir, const char *suffix, struct mvm_error **err);
+
 /* Whether another open file holds a flock on dirfd/name (a fresh open,
  * so the caller's own fds count as others). */
 bool mvm_disk_locked(int dirfd, const char *name);

@@ -21,6 +21,7 @@
 
 #define MVM_VOLUME_DIR         "/var/lib/mvm/volumes"
 #define MVM_SCRATCH_DIR        "/var/lib/mvm/scratch"
+#define MVM_OVERLAY_DIR        "/var/lib/mvm/overlays"
 #define MVM_VOLUME_DEFAULT_MIB (4 * 1024)
 #define MVM_VOLUME_NAME_MAX    64
 
@@ -71,5 +72,53 @@ int mvm_disk_mkfs_find(const char **path, struct mvm_error **err);
 /* Removes the *.img files in dir older than a minute: what a crash
  * between creation and unlinking left.  Returns the number removed. */
 int mvm_scratch_cleanup(const char *dir, struct mvm_error **err);
+
+/* --- baseimage.c: --image --- */
+
+/* How much of an image's start the probe reads: past btrfs's superblock. */
+#define MVM_IMAGE_HEAD 0x10048
+
+enum mvm_image_format { MVM_IMAGE_RAW, MVM_IMAGE_QCOW2 };
+
+struct mvm_image_info {
+    enum mvm_image_format format;
+    uint64_t virtual_size; /* the disk the guest sees, bytes */
+    const char *kind;      /* "qcow2", or a raw image's "ext4", "gpt"... */
+};
+
+/* Probes an image's first n bytes (at most MVM_IMAGE_HEAD) of a file of
+ * file_size bytes: qcow2 (version 2 or 3, no backing file, not
+ * encrypted) or raw holding an ext4, xfs or btrfs filesystem or a GPT or
+ * MBR partition table; other formats QEMU knows are refused by name.
+ * shown names it in errors.  Pure. */
+int mvm_image_probe(const unsigned char *head, size_t n, uint64_t file_size, const char *shown,
+                    struct mvm_image_info *info, struct mvm_error **err);
+
+struct mvm_image {
+    int fd;         /* the base, O_RDONLY; -1 when closed */
+    int overlay_fd; /* the session's qcow2 overlay, O_RDWR, unlinked; or -1 */
+    char *path;
+    struct mvm_image_info info;
+};
+
+/* Opens path read-only for --image: a child with the user's rights must
+ * be able to open it (a regular file or block device), then mvm opens
+ * the same inode for itself, and probes it. */
+int mvm_image_open(const char *path, uid_t uid, gid_t gid, struct mvm_image *img,
+                   struct mvm_error **err);
+
+/* The session's overlay: dir/<id>.qcow2 (dir 0700), formatted by
+ * qemu-img with the base's virtual size and no backing file in its
+ * header, opened, locked and unlinked at once, so it is gone with the
+ * session even after kill -9 and the base is never written. */
+int mvm_image_overlay(const char *dir, const char *id, struct mvm_image *img,
+                      struct mvm_error **err);
+
+/* Removes *.qcow2 in dir older than a minute that nobody holds (a crash
+ * between creation and unlinking).  Returns the number removed. */
+int mvm_image_overlay_cleanup(const char *dir, struct mvm_error **err);
+
+/* Closes both descriptors; safe twice. */
+void mvm_image_close(struct mvm_image *img);
 
 #endif

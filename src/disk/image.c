@@ -3,6 +3,7 @@
  * directory is root's alone. */
 #include "disk-int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "syscalls.h"
@@ -74,7 +76,7 @@ int mvm_disk_mkfs_find(const char **path, struct mvm_error **err)
     return mvm_error_set(err, 0, "mkfs.ext4 not found; install it: apt-get install e2fsprogs");
 }
 
-static void __attribute__((noreturn)) mkfs_child(char **argv, int null_fd, int err_fd, pid_t parent)
+static void __attribute__((noreturn)) tool_child(char **argv, int null_fd, int err_fd, pid_t parent)
 {
     static char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     static const char msg[] = "cannot execute it\n";
@@ -93,17 +95,18 @@ static void __attribute__((noreturn)) mkfs_child(char **argv, int null_fd, int e
     _exit(127);
 }
 
-/* mkfs.ext4's stderr on one line (it wraps its messages), without its
- * "mkfs.ext4: " prefixes. */
-static char *mkfs_message(struct buf *out, int status)
+/* A tool's stderr on one line (mkfs.ext4 wraps its messages), without
+ * its "NAME: " prefixes. */
+static char *tool_message(struct buf *out, const char *name, int status)
 {
+    cleanup_free char *prefix = xasprintf("%s: ", name);
     struct buf msg = {0};
     buf_append(out, "", 1);
     char *save = NULL;
     for (char *line = strtok_r(out->data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         line += strspn(line, " \t\r");
-        if (str_has_prefix(line, "mkfs.ext4: "))
-            line += strlen("mkfs.ext4: ");
+        if (str_has_prefix(line, prefix))
+            line += strlen(prefix);
         line[strcspn(line, "\r")] = '\0';
         if (*line != '\0')
             buf_printf(&msg, "%s%s", msg.len ? " " : "", line);
@@ -131,16 +134,17 @@ static int collect(pid_t pid, int fd, struct buf *out, int *status)
     return 0;
 }
 
-static int run_mkfs(char **argv, const char *path, struct mvm_error **err)
+int mvm_disk_run_tool(char **argv, const char *doing, struct mvm_error **err)
 {
+    const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     int p[2];
     if (null_fd < 0 || pipe2(p, O_CLOEXEC) < 0)
-        return mvm_error_set(err, errno, "starting mkfs.ext4 for %s", path);
+        return mvm_error_set(err, errno, "%s: starting %s", doing, name);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        mkfs_child(argv, null_fd, p[1], parent);
+        tool_child(argv, null_fd, p[1], parent);
     int e = errno;
     close(p[1]);
     struct buf out = {0};
@@ -149,16 +153,16 @@ static int run_mkfs(char **argv, const char *path, struct mvm_error **err)
         e = pid < 0 ? e : errno;
         close(p[0]);
         buf_free(&out);
-        return mvm_error_set(err, e, "running mkfs.ext4 for %s", path);
+        return mvm_error_set(err, e, "%s: running %s", doing, name);
     }
     close(p[0]);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         buf_free(&out);
         return 0;
     }
-    cleanup_free char *why = mkfs_message(&out, st);
+    cleanup_free char *why = tool_message(&out, name, st);
     buf_free(&out);
-    return mvm_error_set(err, 0, "formatting %s with mkfs.ext4: %s", path, why);
+    return mvm_error_set(err, 0, "%s with %s: %s", doing, name, why);
 }
 
 static int size_and_format(int fd, const char *path, uint64_t size_mib, const char *mkfs,
@@ -170,7 +174,8 @@ static int size_and_format(int fd, const char *path, uint64_t size_mib, const ch
         return mvm_error_set(err, errno, "sizing %s to %llu MiB", path,
                              (unsigned long long)size_mib);
     char **argv = mvm_disk_mkfs_argv(mkfs, path, o);
-    int rc = run_mkfs(argv, path, err);
+    cleanup_free char *doing = xasprintf("formatting %s", path);
+    int rc = mvm_disk_run_tool(argv, doing, err);
     mvm_strv_free(argv);
     return rc;
 }
@@ -209,4 +214,27 @@ bool mvm_disk_is_ext4(int fd)
     unsigned char m[2];
     return pread(fd, m, sizeof m, MVM_EXT4_MAGIC_OFFSET) == (ssize_t)sizeof m &&
            (m[0] | m[1] << 8) == MVM_EXT4_MAGIC;
+}
+
+int mvm_disk_sweep(const char *dir, const char *suffix, struct mvm_error **err)
+{
+    cleanup_dir DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : mvm_error_set(err, errno, "reading %s", dir);
+    time_t now = time(NULL);
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        /* Still locked: a session is formatting it (a large one may take
+         * longer than the minute). */
+        if (!mvm_disk_has_suffix(de->d_name, suffix) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            now - st.st_mtime < 60 || mvm_disk_locked(dirfd(d), de->d_name))
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+            return mvm_error_set(err, errno, "removing %s/%s", dir, de->d_name);
+        removed++;
+    }
+    return removed;
 }

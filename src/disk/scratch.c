@@ -43,23 +43,5 @@ int mvm_scratch_create(const char *dir, const char *id, uint64_t size_mib, struc
 
 int mvm_scratch_cleanup(const char *dir, struct mvm_error **err)
 {
-    cleanup_dir DIR *d = opendir(dir);
-    if (d == NULL)
-        return errno == ENOENT ? 0 : mvm_error_set(err, errno, "reading %s", dir);
-    time_t now = time(NULL);
-    int removed = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        struct stat st;
-        /* Still locked: a session is formatting it (a large one may take
-         * longer than the minute). */
-        if (!mvm_disk_has_suffix(de->d_name, SCRATCH_SUFFIX) ||
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-            now - st.st_mtime < 60 || mvm_disk_locked(dirfd(d), de->d_name))
-            continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-            return mvm_error_set(err, errno, "removing %s/%s", dir, de->d_name);
-        removed++;
-    }
-    return removed;
+    return mvm_disk_sweep(dir, SCRATCH_SUFFIX, err);
 }

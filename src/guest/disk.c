@@ -40,17 +40,25 @@ static int find_device(const char *serial, char *dev, size_t devlen)
     return rc;
 }
 
-int guest_mount_disk(const char *serial, const char *dir, unsigned long flags, const char *what,
-                     char *why, size_t whylen)
+int guest_find_disk(const char *serial, char *dev, size_t devlen, const char *what, char *why,
+                    size_t whylen)
 {
-    char dev[300];
     /* The driver probes while the modules load; allow it a moment. */
-    for (int waited = 0; find_device(serial, dev, sizeof dev) < 0; waited += 10) {
+    for (int waited = 0; find_device(serial, dev, devlen) < 0; waited += 10) {
         if (waited >= DISK_WAIT_MS)
             return guest_fail(why, whylen, ENODEV, "finding the disk for %s", what);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    return 0;
+}
+
+int guest_mount_disk(const char *serial, const char *dir, unsigned long flags, const char *what,
+                     char *why, size_t whylen)
+{
+    char dev[300];
+    if (guest_find_disk(serial, dev, sizeof dev, what, why, whylen) < 0)
+        return -1;
     if (mount(dev, dir, "ext4", flags | MS_NOATIME, NULL) < 0)
         return guest_fail(why, whylen, errno, "mounting the disk for %s", what);
     return 0;

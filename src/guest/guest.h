@@ -64,6 +64,7 @@ struct guest_session {
     struct guest_disk *disks;
     size_t ndisks;
     char *scratch; /* serial of the scratch disk, or NULL: tmpfs, read-only /usr */
+    char *image;   /* serial of --image's disk, or NULL: the host's /usr */
     /* The host's system accounts (ids 1-999), appended to /etc/passwd and
      * /etc/group when guest root may run dpkg; or NULL */
     char *sys_passwd, *sys_group;
@@ -76,7 +77,7 @@ struct guest_session {
  * keeps); used for diagnostics the user sees only on failure. */
 void guest_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* log.c: "<what>: <strerror(err)>" into why; returns -1.  err is passed,
+/* log.c: "<what>: <strerror(err)>" (err 0: "<what>") into why; returns -1.  err is passed,
  * not read from errno, so formatting cannot clobber it. */
 int guest_fail(char *why, size_t whylen, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -114,6 +115,25 @@ int guest_wait_modules(char *why, size_t whylen);
  * with flags; `what` names it in errors. */
 int guest_mount_disk(const char *serial, const char *dir, unsigned long flags, const char *what,
                      char *why, size_t whylen);
+
+/* disk.c: /dev/vdX of the disk whose serial is `serial`, waiting a
+ * moment for the driver. */
+int guest_find_disk(const char *serial, char *dev, size_t devlen, const char *what, char *why,
+                    size_t whylen);
+
+/* rootdev.c: --image's root filesystem on disk (/dev/vdX): the disk
+ * itself when it holds one, else its partition of GPT type "Linux root
+ * (x86-64)", else the one named "root", else the largest that holds a
+ * filesystem; its device into dev and its type ("ext4", "xfs",
+ * "btrfs") into fstype. */
+int guest_image_root(const char *disk, char *dev, size_t devlen, const char **fstype, char *why,
+                     size_t whylen);
+/* The filesystem whose superblock starts the 64 KiB + 72 bytes at head
+ * (n of them), or NULL.  Pure. */
+const char *guest_fs_type(const unsigned char *head, size_t n);
+/* The 1-based number of the partition of GPT type Linux root (x86-64)
+ * among the n entries of size esize at entries, or 0.  Pure. */
+unsigned guest_gpt_root(const unsigned char *entries, size_t n, size_t esize);
 
 /* rootfs.c: builds the root under GUEST_NEWROOT and switches to it. */
 int guest_setup_root(const struct guest_session *s, char *why, size_t whylen);

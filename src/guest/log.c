@@ -102,6 +102,9 @@ int guest_fail(char *why, size_t whylen, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    snprintf(why, whylen, "%s: %s", what, strerror(err));
+    if (err)
+        snprintf(why, whylen, "%s: %s", what, strerror(err));
+    else
+        snprintf(why, whylen, "%s", what);
     return -1;
 }

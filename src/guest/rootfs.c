@@ -1,7 +1,8 @@
 /* Assembles the guest's root: a tmpfs holding the host's /usr (read-only
  * virtiofs), symlinks for /bin /lib /lib64 /sbin, a generated /etc,
  * tmpfs for /tmp /run /var and the home directory, the shares, and the
- * kernel filesystems; then makes it the root with MS_MOVE + chroot (an
+ * kernel filesystems -- or, with --image, the image's own root with the
+ * same on top; then makes it the root with MS_MOVE + chroot (an
  * initramfs cannot be pivot_root'ed away). */
 #include <dirent.h>
 #include <errno.h>
@@ -463,8 +464,76 @@ static int switch_root(char *why, size_t whylen)
     return 0;
 }
 
+/* --image's /etc is its own: the session's user is added to it (in the
+ * overlay) when the image does not know the uid, and the names, hosts
+ * and resolvers are the session's. */
+static int image_etc(const struct guest_session *s, char *why, size_t whylen)
+{
+    int rc = mkdirs(R "/etc", 0755, 0, 0);
+    FILE *f = rc == 0 ? fopen(R "/etc/passwd", "re") : NULL;
+    bool known = false;
+    char line[1024];
+    while (f && !known && fgets(line, sizeof line, f)) {
+        char *id = strchr(line, ':');
+        id = id ? strchr(id + 1, ':') : NULL;
+        known = id && strtoul(id + 1, NULL, 10) == s->uid && id[1] != ':';
+    }
+    if (f)
+        fclose(f);
+    if (!known && s->uid != 0) {
+        FILE *pw = fopen(R "/etc/passwd", "ae");
+        if (pw == NULL)
+            return guest_fail(why, whylen, errno, "adding the user to the image's /etc/passwd");
+        fprintf(pw, "%s:x:%u:%u:%s:%s:/bin/sh\n", s->user, (unsigned)s->uid, (unsigned)s->gid,
+                s->user, s->home);
+        if (fclose(pw) != 0)
+            return guest_fail(why, whylen, errno, "adding the user to the image's /etc/passwd");
+    }
+    /* A link (systemd-resolved's stub) would lead elsewhere: replaced. */
+    unlink(R "/etc/resolv.conf");
+    unlink(R "/etc/hostname");
+    rc |= write_text(R "/etc/hostname", 0644, "%s\n", s->hostname);
+    rc |= write_resolv_conf(&s->net);
+    if (rc != 0)
+        return guest_fail(why, whylen, errno, "writing the image's /etc");
+    if (sethostname(s->hostname, strlen(s->hostname)) < 0)
+        return guest_fail(why, whylen, errno, "setting the hostname");
+    return 0;
+}
+
+/* --image: its root filesystem, writable (the host's overlay takes the
+ * writes), then what every session has on top: kernel filesystems, a
+ * tmpfs /run and /tmp, the home, volumes and shares. */
+static int image_root(const struct guest_session *s, char *why, size_t whylen)
+{
+    char disk[300], dev[300];
+    const char *type = NULL;
+    if (guest_wait_modules(why, whylen) < 0 ||
+        guest_find_disk(s->image, disk, sizeof disk, "--image", why, whylen) < 0 ||
+        guest_image_root(disk, dev, sizeof dev, &type, why, whylen) < 0)
+        return -1;
+    if (mkdirs(R, 0755, 0, 0) < 0 || mount(dev, R, type, MS_NOATIME, NULL) < 0)
+        return guest_fail(why, whylen, errno, "mounting --image's %s root (%s)", type, dev);
+    guest_trace("image root mounted");
+    unsigned long f = MS_NOSUID | MS_NODEV;
+    char home[4096];
+    snprintf(home, sizeof home, R "%s", s->home);
+    if (image_etc(s, why, whylen) < 0 || make_dev(why, whylen) < 0 ||
+        mount_at("tmpfs", R "/run", "tmpfs", f, "mode=0755", why, whylen) < 0 ||
+        mount_at("tmpfs", R "/tmp", "tmpfs", f, "mode=1777", why, whylen) < 0)
+        return -1;
+    if (access(home, F_OK) != 0 && mkdirs(home, 0700, s->uid, s->gid) < 0)
+        return guest_fail(why, whylen, errno, "creating the home %s", s->home);
+    if (make_disks(s, why, whylen) < 0 || make_shares(s, why, whylen) < 0 ||
+        make_links(s, why, whylen) < 0)
+        return -1;
+    return switch_root(why, whylen);
+}
+
 int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)
 {
+    if (s->image)
+        return image_root(s, why, whylen);
     if (mount_at("tmpfs", R, "tmpfs", 0, "mode=0755", why, whylen) < 0)
         return -1;
     if (guest_wait_modules(why, whylen) < 0)

@@ -143,7 +143,8 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
     int rc = -1;
     if (get_string(root, "hostname", &s->hostname, why, whylen) < 0 ||
         get_string(root, "cwd", &s->cwd, why, whylen) < 0 ||
-        get_string(root, "usr_tag", &s->usr_tag, why, whylen) < 0 ||
+        (!json_is_string(json_object_get(root, "image")) &&
+         get_string(root, "usr_tag", &s->usr_tag, why, whylen) < 0) ||
         get_string(user, "name", &s->user, why, whylen) < 0 ||
         get_string(user, "home", &s->home, why, whylen) < 0 ||
         get_string(user, "shell", &s->shell, why, whylen) < 0 ||
@@ -154,6 +155,9 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
         load_disks(json_object_get(root, "disks"), s, why, whylen) < 0 ||
         guest_net_parse(json_object_get(root, "net"), &s->net, why, whylen) < 0)
         goto out;
+    json_t *image = json_object_get(root, "image");
+    if (json_is_string(image))
+        s->image = strdup(json_string_value(image));
     json_t *scratch = json_object_get(root, "scratch");
     if (json_is_string(scratch))
         s->scratch = strdup(json_string_value(scratch));

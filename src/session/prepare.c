@@ -102,13 +102,17 @@ static int plan_shares(struct session *s, struct mvm_error **err)
     if (getcwd(buf, sizeof buf) == NULL)
         return mvm_error_set(err, errno, "the current directory");
     s->cwd = xstrdup(buf);
-    /* The guest's root is the host's /usr, read-only, always share 0. */
-    mvm_share_init(&s->shares[s->nshares], "/usr", "/usr", true, "usr");
-    s->shares[s->nshares].submounts = true;
-    s->shares[s->nshares++].system = true;
+    /* The guest's root is the host's /usr, read-only, share 0 -- unless
+     * an image brings its own userland. */
+    bool image = s->image.fd >= 0;
+    if (!image) {
+        mvm_share_init(&s->shares[s->nshares], "/usr", "/usr", true, "usr");
+        s->shares[s->nshares].submounts = true;
+        s->shares[s->nshares++].system = true;
+    }
     /* Guest root may install packages into its /usr overlay: dpkg needs
      * its database, the host's, under an overlay of the same kind. */
-    if (s->o->root && s->o->disk_mib > 0 && access("/var/lib/dpkg/status", F_OK) == 0) {
+    if (!image && s->o->root && s->o->disk_mib > 0 && access("/var/lib/dpkg/status", F_OK) == 0) {
         mvm_share_init(&s->shares[s->nshares], "/var/lib/dpkg", "/var/lib/dpkg", true, "dpkg");
         s->shares[s->nshares].overlay = true;
         s->shares[s->nshares++].system = true;
@@ -142,9 +146,10 @@ static int plan_shares(struct session *s, struct mvm_error **err)
         s->shares[s->nshares - 1].submounts = o->submounts;
         s->shares[s->nshares - 1].overlay = o->overlay;
     }
-    if (session_resolve_program(s, err) < 0)
+    /* An image's commands are its own, found on its PATH in the guest. */
+    if (!image && session_resolve_program(s, err) < 0)
         return -1;
-    for (size_t i = 1; i < s->nshares; i++)
+    for (size_t i = session_first_share(s); i < s->nshares; i++)
         if (mvm_share_check_access(s->shares[i].host, s->shares[i].ro, s->user.uid, s->user.gid,
                                    err) < 0)
             return -1;
@@ -300,11 +305,12 @@ static int plan_boot(struct session *s, struct mvm_error **err)
                        s->kernel.release ? s->kernel.release : s->kernel.image);
     s->microvm = s->o->machine != MVM_MACHINE_Q35;
     const char *mods[SESSION_MAX_MODULES];
-    bool overlay = s->o->disk_mib > 0;
+    bool image = s->image.fd >= 0;
+    bool overlay = s->o->disk_mib > 0 && !image;
     for (size_t i = 0; i < s->nshares; i++)
         overlay |= s->shares[i].overlay;
     size_t nmods = session_modules(s->microvm, s->o->net != MVM_NETOPT_NONE,
-                                   s->ndisks > 0 || s->o->disk_mib > 0, overlay, mods);
+                                   s->ndisks > 0 || s->o->disk_mib > 0 || image, overlay, mods);
     struct mvm_initramfs_base spec = {
         .kernel = &s->kernel,
         .modules = mods,
@@ -346,6 +352,19 @@ static int plan_net(struct session *s, struct mvm_error **err)
     return 0;
 }
 
+/* --image: the base opened with the user's rights and probed, before
+ * anything is made. */
+static int plan_image(struct session *s, struct mvm_error **err)
+{
+    if (s->o->image == NULL)
+        return 0;
+    if (mvm_image_open(s->o->image, s->user.uid, s->user.gid, &s->image, err) < 0)
+        return -1;
+    if (s->o->disk_mib > 0 && s->o->disk_mib != MVM_DEFAULT_DISK_MIB)
+        session_notice(s, "--disk is not used with --image: the image's overlay takes the writes");
+    return 0;
+}
+
 int session_prepare(struct session *s, struct mvm_error **err)
 {
     if (geteuid() != 0)
@@ -359,8 +378,8 @@ int session_prepare(struct session *s, struct mvm_error **err)
     if (plan_net(s, err) < 0 || plan_user(s, err) < 0 ||
         session_build_env(s->o->env, s->o->nenv, s->o->argv, s->o->argc, &s->env, &s->nenv, err) <
             0 ||
-        session_plan_api_keys(s, err) < 0 || plan_shares(s, err) < 0 || plan_volumes(s, err) < 0 ||
-        find_qemu(s, err) < 0 || mvm_virtiofsd_find(&s->vfsd, err) < 0)
+        session_plan_api_keys(s, err) < 0 || plan_image(s, err) < 0 || plan_shares(s, err) < 0 ||
+        plan_volumes(s, err) < 0 || find_qemu(s, err) < 0 || mvm_virtiofsd_find(&s->vfsd, err) < 0)
         return -1;
     session_trace(s, "planned user, shares, helpers");
     if (plan_boot(s, err) < 0)

@@ -146,7 +146,7 @@ static json_t *summary(const struct session *s, const char *name)
     json_t *cmd = json_array(), *shares = json_array(), *volumes = json_array();
     for (int i = 0; s->o->argv && i < s->o->argc; i++)
         json_array_append_new(cmd, json_string(s->o->argv[i]));
-    for (size_t i = 1; i < s->nshares; i++)
+    for (size_t i = session_first_share(s); i < s->nshares; i++)
         json_array_append_new(shares, json_string(s->shares[i].host));
     for (size_t i = 0; i < s->o->nvolumes; i++)
         json_array_append_new(volumes, json_string(s->o->volumes[i].name));

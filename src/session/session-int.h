@@ -68,6 +68,7 @@ struct session {
     char *disk_paths[MAX_DISKS];      /* where the guest mounts each */
     size_t ndisks;
     struct mvm_disk scratch; /* --disk; fd -1 with --disk none */
+    struct mvm_image image;  /* --image; fd -1 without */
 
     char id[MVM_ID_LEN + 1];
     char *name;               /* --name, or generated; NULL until published (ps.c) */
@@ -231,5 +232,12 @@ int session_plan_api_keys(struct session *s, struct mvm_error **err);
 void session_plan_gateway_ports(struct session *s);
 int session_start_gateway(struct session *s, uid_t uid, struct mvm_error **err);
 void session_api_keys_free(struct session *s);
+
+/* The first share of the user's (0 is the host's /usr, except with
+ * --image, which has none). */
+static inline size_t session_first_share(const struct session *s)
+{
+    return s->image.fd >= 0 ? 0 : 1;
+}
 
 #endif

@@ -83,6 +83,7 @@ static void release(struct session *s)
         free(s->env[i]);
     free(s->env);
     mvm_disk_close(&s->scratch);
+    mvm_image_close(&s->image);
     free(s->name);
     for (size_t i = 0; i < s->ndisks; i++)
         mvm_disk_close(&s->disks[i]);
@@ -111,6 +112,7 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->net = (struct mvm_net)MVM_NET_INIT;
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;
     s->scratch.fd = -1;
+    s->image = (struct mvm_image){.fd = -1, .overlay_fd = -1};
     exec_server_init(&s->execs);
     s->guard_tty = -1;
     return s;

@@ -101,6 +101,7 @@ static void disk_serial(size_t i, char serial[16])
 }
 
 #define SCRATCH_SERIAL "scratch"
+#define IMAGE_SERIAL   "image"
 
 /* The lines of an account file (passwd(5), group(5)) whose id, the
  * third field, is a system one (1-999): what dpkg's statoverride and
@@ -142,7 +143,7 @@ static char *session_description(const struct session *s)
 {
     bool root = s->o->root;
     json_t *shares = json_array();
-    for (size_t i = 1; i < s->nshares; i++) /* 0 is /usr, mounted as the root */
+    for (size_t i = session_first_share(s); i < s->nshares; i++) /* 0: /usr, the root */
         json_array_append_new(shares, json_pack("{s:s, s:s, s:b, s:b}", "tag", s->shares[i].tag,
                                                 "path", s->shares[i].guest, "ro",
                                                 s->shares[i].ro && !s->shares[i].overlay, "overlay",
@@ -164,11 +165,13 @@ static char *session_description(const struct session *s)
         json_array_append_new(disks,
                               json_pack("{s:s, s:s}", "serial", serial, "path", s->disk_paths[i]));
     }
-    json_t *desc = json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "version",
-                             1, "hostname", "mvm", "cwd", s->guest_cwd, "usr_tag", s->shares[0].tag,
-                             "user", user, "shares", shares, "net", net_description(s), "links",
-                             links, "path", bins, "disks", disks, "scratch",
-                             s->scratch.fd >= 0 ? json_string(SCRATCH_SERIAL) : json_null());
+    bool image = s->image.fd >= 0;
+    json_t *desc = json_pack(
+        "{s:i, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "version", 1, "hostname",
+        "mvm", "cwd", s->guest_cwd, "usr_tag", image ? json_null() : json_string(s->shares[0].tag),
+        "user", user, "shares", shares, "net", net_description(s), "links", links, "path", bins,
+        "disks", disks, "scratch", s->scratch.fd >= 0 ? json_string(SCRATCH_SERIAL) : json_null(),
+        "image", image ? json_string(IMAGE_SERIAL) : json_null());
     if (has_dpkg_share(s))
         json_object_set_new(desc, "accounts",
                             json_pack("{s:o, s:o}", "passwd", system_accounts("/etc/passwd"),
@@ -481,6 +484,29 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         .disks = disks,
         .ndisks = ndisks,
     };
+    /* --image: the base and the overlay, whose read-only twin QEMU
+     * probes with as it does the disks'. */
+    struct mvm_qemu_image im = {.base_fd = s->image.fd,
+                                .base_qcow2 = s->image.info.format == MVM_IMAGE_QCOW2,
+                                .overlay_fd = s->image.overlay_fd,
+                                .overlay_ro_fd = -1,
+                                .serial = IMAGE_SERIAL};
+    cleanup_close int overlay_ro = -1;
+    if (s->image.fd >= 0) {
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", s->image.overlay_fd);
+        overlay_ro = im.overlay_ro_fd = open(self, O_RDONLY | O_CLOEXEC);
+        if (overlay_ro < 0) {
+            for (size_t i = 0; i < ndisks; i++)
+                close(ro_fds[i]);
+            return mvm_error_set(err, errno, "reopening the overlay of %s", s->image.path);
+        }
+        keep = xrealloc(keep, (nkeep + 3) * sizeof *keep);
+        keep[nkeep++] = s->image.fd;
+        keep[nkeep++] = s->image.overlay_fd;
+        keep[nkeep++] = overlay_ro;
+        spec.image = &im;
+    }
     char **argv = mvm_qemu_argv(&spec);
     int logp[2];
     if (pipe2(logp, O_CLOEXEC) < 0) {
@@ -635,6 +661,7 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     mvm_sessiondir_cleanup(MVM_RUN_DIR, NULL); /* what crashed sessions left */
     mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
     mvm_scratch_cleanup(MVM_SCRATCH_DIR, NULL);
+    mvm_image_overlay_cleanup(MVM_OVERLAY_DIR, NULL);
     if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)
         return -1;
     mvm_undo_push(&s->undo, undo_dir, s->dir, "session directory");
@@ -659,10 +686,15 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     if (start_network(s, helper_ids(s) + MVM_SHARE_IDS - 1, err) < 0)
         return -1;
     session_trace(s, "network ready");
-    if (s->o->disk_mib > 0 &&
-        mvm_scratch_create(MVM_SCRATCH_DIR, s->id, s->o->disk_mib, &s->scratch, err) < 0)
-        return -1;
-    session_trace(s, "scratch disk made");
+    if (s->image.fd >= 0) {
+        if (mvm_image_overlay(MVM_OVERLAY_DIR, s->id, &s->image, err) < 0)
+            return -1;
+        session_trace(s, "image overlay made");
+    } else if (s->o->disk_mib > 0) {
+        if (mvm_scratch_create(MVM_SCRATCH_DIR, s->id, s->o->disk_mib, &s->scratch, err) < 0)
+            return -1;
+        session_trace(s, "scratch disk made");
+    }
     /* After the network: the session description carries its addresses. */
     if (make_initrd(s, err) < 0 || spawn_qemu(s, qmp, ctl, con, err) < 0)
         return -1;

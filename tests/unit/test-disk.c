@@ -104,6 +104,62 @@ static void assert_argv(char **argv, const char *const *want)
     mvm_strv_free(argv);
 }
 
+static void put_be(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+/* --image's probe: qcow2's header read, raw images recognised by what
+ * they hold, other formats and qcow2 with a backing file refused. */
+static void test_image_probe(void **state)
+{
+    (void)state;
+    static unsigned char h[MVM_IMAGE_HEAD];
+    struct mvm_image_info info;
+    cleanup_error struct mvm_error *err = NULL;
+    memset(h, 0, sizeof h);
+    memcpy(h, "QFI\xfb", 4);
+    put_be(h + 4, 3, 4);
+    put_be(h + 24, 1ull << 30, 8);
+    assert_int_equal(mvm_image_probe(h, sizeof h, 200000, "--image x", &info, NULL), 0);
+    assert_int_equal(info.format, MVM_IMAGE_QCOW2);
+    assert_int_equal(info.virtual_size, 1ull << 30);
+    put_be(h + 8, 0x200, 8); /* a backing file */
+    assert_int_equal(mvm_image_probe(h, sizeof h, 200000, "--image x", &info, &err), -1);
+    assert_non_null(strstr(err->msg, "--image x is a qcow2 image with a backing file"));
+    mvm_error_free(err);
+    err = NULL;
+    put_be(h + 8, 0, 8);
+    put_be(h + 4, 4, 4);
+    assert_int_equal(mvm_image_probe(h, sizeof h, 200000, "--image x", &info, NULL), -1);
+    /* Raw: by what it holds; its size is the file's. */
+    memset(h, 0, sizeof h);
+    h[1080] = 0x53, h[1081] = 0xef;
+    assert_int_equal(mvm_image_probe(h, sizeof h, 64 << 20, "--image x", &info, NULL), 0);
+    assert_int_equal(info.format, MVM_IMAGE_RAW);
+    assert_string_equal(info.kind, "ext4");
+    assert_int_equal(info.virtual_size, 64 << 20);
+    assert_int_equal(mvm_image_probe(h, sizeof h, (64 << 20) + 1, "--image x", &info, NULL), -1);
+    memset(h, 0, sizeof h);
+    memcpy(h + 512, "EFI PART", 8);
+    h[510] = 0x55, h[511] = 0xaa;
+    assert_int_equal(mvm_image_probe(h, sizeof h, 64 << 20, "--image x", &info, NULL), 0);
+    assert_string_equal(info.kind, "gpt");
+    memset(h, 0, sizeof h);
+    assert_int_equal(mvm_image_probe(h, sizeof h, 64 << 20, "--image x", &info, &err), -1);
+    assert_non_null(strstr(err->msg, "is not an image mvm recognises"));
+    mvm_error_free(err);
+    err = NULL;
+    memcpy(h, "KDMV", 4);
+    assert_int_equal(mvm_image_probe(h, sizeof h, 64 << 20, "--image x", &info, &err), -1);
+    assert_non_null(strstr(err->msg, "is a VMDK image"));
+    /* A short read (a tiny file) reads no magic beyond it. */
+    memset(h, 0, sizeof h);
+    h[1080] = 0x53, h[1081] = 0xef;
+    assert_int_equal(mvm_image_probe(h, 1000, 1000, "--image x", &info, NULL), -1);
+}
+
 static void test_mkfs_argv(void **state)
 {
     struct mvm_disk_mkfs vol = {
@@ -592,10 +648,9 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "images") == 0)
         return images();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_human_size),
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_mkfs_argv),
+        cmocka_unit_test(test_names),       cmocka_unit_test(test_human_size),
+        cmocka_unit_test(test_table),       cmocka_unit_test(test_mkfs_argv),
+        cmocka_unit_test(test_image_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
