@@ -10,7 +10,8 @@ _mvm_commands="run ps stop exec attach cleanup volume doctor config help version
 _mvm_exec_opts="--env --root -t --tty -T --no-tty -h --help"
 # mvm run's options; tests/check-completion.sh keeps these in step with
 # `mvm run --help`.
-_mvm_run_with_arg="--cpus --memory --kernel --modules --image --accel --machine --env --share --name
+_mvm_run_with_arg="--cpus --memory --kernel --modules --image --rootfs
+    --accel --machine --env --share --name
     --disk --volume --net --dns --publish --allow-host --allow-lan --api-key --api-ca --audit
     --timeout
     --console-log --result --share-limit --min-free"
@@ -43,7 +44,7 @@ _mvm_run_value() {
     --min-free) _mvm_reply "0 5% 10% 2G" "$2" ;;
     --kernel | --console-log | --result | --api-ca | --image) _mvm_files -f "$2" ;;
     --api-key) _mvm_reply "anthropic openai custom:" "$2" ;;
-    --modules | --share) _mvm_files -d "$2" ;;
+    --modules | --share | --rootfs) _mvm_files -d "$2" ;;
     *) [[ " ${_mvm_run_with_arg//$'\n'/ } " == *" $1 "* ]] || return 1 ;;
     esac
     return 0

@@ -52,6 +52,9 @@ const char mvm_run_usage[] =
     "                       or a GPT/MBR disk) instead of the host's /usr, with mvm's kernel\n"
     "                       and init; FILE never changes: the writes go to an overlay that\n"
     "                       is gone at exit\n"
+    "  --rootfs DIR         the same with directory tree DIR (debootstrap output, an\n"
+    "                       unpacked OCI image) as the root, read-only below an overlay\n"
+    "                       on the throwaway disk\n"
     "  --accel MODE         auto, kvm or tcg (default auto: KVM when it can run a guest)\n"
     "  --machine TYPE       auto, microvm or q35 (default auto: microvm)\n"
     "  --env NAME[=VALUE]   set NAME in the guest; NAME alone copies your value (under sudo,\n"
@@ -125,7 +128,7 @@ const char mvm_run_usage[] =
     "123 if --audit strict found something and CMD's own status was 0;\n"
     "122 if a disk limit paused the VM and it was stopped (s, or no terminal).\n"
     "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
-    "kernel, modules, image, accel, machine, timeout, console, quiet, net, dns, disk,\n"
+    "kernel, modules, image, rootfs, accel, machine, timeout, console, quiet, net, dns, disk,\n"
     "publish, allow-host, allow-lan, api-key, api-ca, audit, share-limit, min-free);\n"
     "options win.\n";
 
@@ -168,6 +171,7 @@ void mvm_run_opts_clear(struct mvm_run_opts *o)
     free_strs(o->api_keys, o->napi_keys);
     free(o->api_ca);
     free(o->image);
+    free(o->rootfs);
     for (size_t i = 0; i < o->ndns; i++)
         free(o->dns[i]);
     free(o->kernel);
@@ -366,6 +370,7 @@ const struct mvm_config_key mvm_config_keys[] = {
     {"kernel", false, "(/boot's image of the running kernel, else its newest with modules)"},
     {"modules", false, "(the kernel's own under /lib/modules)"},
     {"image", false, "(none: the host's /usr)"},
+    {"rootfs", false, "(none: the host's /usr)"},
     {"accel", false, "auto"},
     {"machine", false, "auto"},
     {"net", false, "isolated"},
@@ -422,6 +427,10 @@ static int set_value(const char *key, const char *v, struct mvm_run_opts *o, boo
     }
     if (strcmp(key, "image") == 0) {
         replace_str(&o->image, v);
+        return 0;
+    }
+    if (strcmp(key, "rootfs") == 0) {
+        replace_str(&o->rootfs, v);
         return 0;
     }
     if (strcmp(key, "accel") == 0) {
@@ -634,6 +643,7 @@ enum {
     OPT_API_KEY,
     OPT_API_CA,
     OPT_IMAGE,
+    OPT_ROOTFS,
     OPT_NO_CWD,
     OPT_NO_RESOLVE,
     OPT_FORCE_SHARE,
@@ -668,6 +678,7 @@ static const struct option run_options[] = {
     {"api-key", required_argument, NULL, OPT_API_KEY},
     {"api-ca", required_argument, NULL, OPT_API_CA},
     {"image", required_argument, NULL, OPT_IMAGE},
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
     {"no-resolve", no_argument, NULL, OPT_NO_RESOLVE},
     {"force-share", no_argument, NULL, OPT_FORCE_SHARE},
@@ -714,6 +725,7 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_API_KEY:
     case OPT_API_CA:
     case OPT_IMAGE:
+    case OPT_ROOTFS:
     case OPT_AUDIT:
     case OPT_SHARE_LIMIT:
     case OPT_MIN_FREE:

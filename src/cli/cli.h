@@ -74,6 +74,7 @@ struct mvm_run_opts {
     size_t npublish, nallow_host, nallow_lan;
     char *net_allow; /* --net allow=RULES: the rules as given */
     char *image;     /* --image FILE: the guest's userland (disk/ opens it) */
+    char *rootfs;    /* --rootfs DIR: the guest's userland, a host tree */
     /* --api-key specs as given (gw/ parses them) and --api-ca's file. */
     char **api_keys;
     size_t napi_keys;

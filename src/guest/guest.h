@@ -65,6 +65,7 @@ struct guest_session {
     size_t ndisks;
     char *scratch; /* serial of the scratch disk, or NULL: tmpfs, read-only /usr */
     char *image;   /* serial of --image's disk, or NULL: the host's /usr */
+    bool rootfs;   /* usr_tag is --rootfs's tree, the whole root */
     /* The host's system accounts (ids 1-999), appended to /etc/passwd and
      * /etc/group when guest root may run dpkg; or NULL */
     char *sys_passwd, *sys_group;

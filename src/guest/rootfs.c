@@ -1,8 +1,8 @@
 /* Assembles the guest's root: a tmpfs holding the host's /usr (read-only
  * virtiofs), symlinks for /bin /lib /lib64 /sbin, a generated /etc,
  * tmpfs for /tmp /run /var and the home directory, the shares, and the
- * kernel filesystems -- or, with --image, the image's own root with the
- * same on top; then makes it the root with MS_MOVE + chroot (an
+ * kernel filesystems -- or, with --image or --rootfs, the image's or the
+ * tree's own root with the same on top; then makes it the root with MS_MOVE + chroot (an
  * initramfs cannot be pivot_root'ed away). */
 #include <dirent.h>
 #include <errno.h>
@@ -501,20 +501,11 @@ static int image_etc(const struct guest_session *s, char *why, size_t whylen)
     return 0;
 }
 
-/* --image: its root filesystem, writable (the host's overlay takes the
- * writes), then what every session has on top: kernel filesystems, a
- * tmpfs /run and /tmp, the home, volumes and shares. */
-static int image_root(const struct guest_session *s, char *why, size_t whylen)
+/* An image's or a tree's own userland at R: what every session has on
+ * top of it -- its /etc adjusted, kernel filesystems, a tmpfs /run and
+ * /tmp, the home, volumes and shares -- then the switch. */
+static int own_userland(const struct guest_session *s, char *why, size_t whylen)
 {
-    char disk[300], dev[300];
-    const char *type = NULL;
-    if (guest_wait_modules(why, whylen) < 0 ||
-        guest_find_disk(s->image, disk, sizeof disk, "--image", why, whylen) < 0 ||
-        guest_image_root(disk, dev, sizeof dev, &type, why, whylen) < 0)
-        return -1;
-    if (mkdirs(R, 0755, 0, 0) < 0 || mount(dev, R, type, MS_NOATIME, NULL) < 0)
-        return guest_fail(why, whylen, errno, "mounting --image's %s root (%s)", type, dev);
-    guest_trace("image root mounted");
     unsigned long f = MS_NOSUID | MS_NODEV;
     char home[4096];
     snprintf(home, sizeof home, R "%s", s->home);
@@ -530,10 +521,59 @@ static int image_root(const struct guest_session *s, char *why, size_t whylen)
     return switch_root(why, whylen);
 }
 
+/* --image: its root filesystem, writable (the host's overlay takes the
+ * writes). */
+static int image_root(const struct guest_session *s, char *why, size_t whylen)
+{
+    char disk[300], dev[300];
+    const char *type = NULL;
+    if (guest_wait_modules(why, whylen) < 0 ||
+        guest_find_disk(s->image, disk, sizeof disk, "--image", why, whylen) < 0 ||
+        guest_image_root(disk, dev, sizeof dev, &type, why, whylen) < 0)
+        return -1;
+    if (mkdirs(R, 0755, 0, 0) < 0 || mount(dev, R, type, MS_NOATIME, NULL) < 0)
+        return guest_fail(why, whylen, errno, "mounting --image's %s root (%s)", type, dev);
+    guest_trace("image root mounted");
+    return own_userland(s, why, whylen);
+}
+
+/* --rootfs: the host's tree, read-only over virtiofs, below an overlay
+ * whose upper layer is on the scratch disk (or in a tmpfs). */
+static int rootfs_root(const struct guest_session *s, char *why, size_t whylen)
+{
+    const char *rw = s->scratch ? SCRATCH "/root" : "/rootfs-rw";
+    char upper[64], work[64], opts[256];
+    snprintf(upper, sizeof upper, "%s/upper", rw);
+    snprintf(work, sizeof work, "%s/work", rw);
+    if (guest_wait_modules(why, whylen) < 0)
+        return -1;
+    if (s->scratch != NULL &&
+        (mkdirs(SCRATCH, 0755, 0, 0) < 0 ||
+         guest_mount_disk(s->scratch, SCRATCH, MS_NODEV, "the scratch disk", why, whylen) < 0))
+        return -1;
+    if (mkdirs("/rootfs-lower", 0755, 0, 0) < 0 ||
+        mount(s->usr_tag, "/rootfs-lower", "virtiofs", MS_RDONLY, NULL) < 0)
+        return guest_fail(why, whylen, errno, "mounting --rootfs's tree");
+    if (mkdirs(rw, 0755, 0, 0) < 0 ||
+        (s->scratch == NULL && mount("tmpfs", rw, "tmpfs", 0, "mode=0755") < 0) ||
+        mkdirs(upper, 0755, 0, 0) < 0 || mkdirs(work, 0755, 0, 0) < 0)
+        return guest_fail(why, whylen, errno, "making --rootfs's writable layer");
+    snprintf(opts, sizeof opts,
+             "lowerdir=/rootfs-lower,upperdir=%s,workdir=%s,redirect_dir=off,index=off,"
+             "metacopy=off,xino=off",
+             upper, work);
+    if (mkdirs(R, 0755, 0, 0) < 0 || mount("overlay", R, "overlay", 0, opts) < 0)
+        return guest_fail(why, whylen, errno, "mounting --rootfs's tree as the root");
+    guest_trace("rootfs mounted");
+    return own_userland(s, why, whylen);
+}
+
 int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)
 {
     if (s->image)
         return image_root(s, why, whylen);
+    if (s->rootfs)
+        return rootfs_root(s, why, whylen);
     if (mount_at("tmpfs", R, "tmpfs", 0, "mode=0755", why, whylen) < 0)
         return -1;
     if (guest_wait_modules(why, whylen) < 0)

@@ -155,6 +155,7 @@ int guest_session_load(const char *path, struct guest_session *s, char *why, siz
         load_disks(json_object_get(root, "disks"), s, why, whylen) < 0 ||
         guest_net_parse(json_object_get(root, "net"), &s->net, why, whylen) < 0)
         goto out;
+    s->rootfs = json_is_true(json_object_get(root, "rootfs"));
     json_t *image = json_object_get(root, "image");
     if (json_is_string(image))
         s->image = strdup(json_string_value(image));

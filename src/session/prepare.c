@@ -104,15 +104,26 @@ static int plan_shares(struct session *s, struct mvm_error **err)
     s->cwd = xstrdup(buf);
     /* The guest's root is the host's /usr, read-only, share 0 -- unless
      * an image brings its own userland. */
-    bool image = s->image.fd >= 0;
-    if (!image) {
+    bool image = s->image.fd >= 0, own = image || s->o->rootfs;
+    if (s->o->rootfs) {
+        /* --rootfs: share 0 is the whole tree, read-only, its root-owned
+         * files root's in the guest as /usr's are. */
+        cleanup_free char *tree = NULL;
+        if (resolve_dir("--rootfs", s->o->rootfs, &tree, err) < 0 ||
+            mvm_share_check_access(tree, true, s->user.uid, s->user.gid, err) < 0)
+            return -1;
+        if (strcmp(tree, "/") == 0)
+            return mvm_error_set(err, 0, "--rootfs /: the host's own root is not a guest's");
+        mvm_share_init(&s->shares[s->nshares], tree, "/", true, "rootfs");
+        s->shares[s->nshares++].system = true;
+    } else if (!image) {
         mvm_share_init(&s->shares[s->nshares], "/usr", "/usr", true, "usr");
         s->shares[s->nshares].submounts = true;
         s->shares[s->nshares++].system = true;
     }
     /* Guest root may install packages into its /usr overlay: dpkg needs
      * its database, the host's, under an overlay of the same kind. */
-    if (!image && s->o->root && s->o->disk_mib > 0 && access("/var/lib/dpkg/status", F_OK) == 0) {
+    if (!own && s->o->root && s->o->disk_mib > 0 && access("/var/lib/dpkg/status", F_OK) == 0) {
         mvm_share_init(&s->shares[s->nshares], "/var/lib/dpkg", "/var/lib/dpkg", true, "dpkg");
         s->shares[s->nshares].overlay = true;
         s->shares[s->nshares++].system = true;
@@ -147,7 +158,7 @@ static int plan_shares(struct session *s, struct mvm_error **err)
         s->shares[s->nshares - 1].overlay = o->overlay;
     }
     /* An image's commands are its own, found on its PATH in the guest. */
-    if (!image && session_resolve_program(s, err) < 0)
+    if (!own && session_resolve_program(s, err) < 0)
         return -1;
     for (size_t i = session_first_share(s); i < s->nshares; i++)
         if (mvm_share_check_access(s->shares[i].host, s->shares[i].ro, s->user.uid, s->user.gid,
@@ -306,7 +317,7 @@ static int plan_boot(struct session *s, struct mvm_error **err)
     s->microvm = s->o->machine != MVM_MACHINE_Q35;
     const char *mods[SESSION_MAX_MODULES];
     bool image = s->image.fd >= 0;
-    bool overlay = s->o->disk_mib > 0 && !image;
+    bool overlay = (s->o->disk_mib > 0 && !image) || s->o->rootfs;
     for (size_t i = 0; i < s->nshares; i++)
         overlay |= s->shares[i].overlay;
     size_t nmods = session_modules(s->microvm, s->o->net != MVM_NETOPT_NONE,
@@ -356,6 +367,8 @@ static int plan_net(struct session *s, struct mvm_error **err)
  * anything is made. */
 static int plan_image(struct session *s, struct mvm_error **err)
 {
+    if (s->o->image && s->o->rootfs)
+        return mvm_error_set(err, 0, "--image and --rootfs both name the guest's root: give one");
     if (s->o->image == NULL)
         return 0;
     if (mvm_image_open(s->o->image, s->user.uid, s->user.gid, &s->image, err) < 0)

@@ -172,6 +172,8 @@ static char *session_description(const struct session *s)
         "user", user, "shares", shares, "net", net_description(s), "links", links, "path", bins,
         "disks", disks, "scratch", s->scratch.fd >= 0 ? json_string(SCRATCH_SERIAL) : json_null(),
         "image", image ? json_string(IMAGE_SERIAL) : json_null());
+    if (s->o->rootfs)
+        json_object_set_new(desc, "rootfs", json_true());
     if (has_dpkg_share(s))
         json_object_set_new(desc, "accounts",
                             json_pack("{s:o, s:o}", "passwd", system_accounts("/etc/passwd"),

@@ -5,7 +5,8 @@
 # largest partition of an MBR disk.  The guest sees the image's own
 # userland (not the host's /usr), writes everywhere, and the base's
 # checksum does not change; no overlay is left after exit, nor after
-# kill -9 of mvm and mvm cleanup.  Then the refusals.
+# kill -9 of mvm and mvm cleanup.  --rootfs on the same tree runs and
+# leaves the tree unchanged.  Then the refusals.
 . "$(dirname "$0")/lib.sh"
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] && file -L "$BUSYBOX" 2> /dev/null | grep -q "statically linked" ||
@@ -63,6 +64,24 @@ assert_eq "" "$(overlays)" "no overlay is left after the sessions"
 run_mvm -q --image "$IMG/raw.img" -- sh -c 'ls /big /bin/ls 2>&1; head -1 /etc/passwd'
 assert_contains "$OUT" "/bin/ls" "the next session starts from the base again"
 assert_contains "$OUT" "root:x:0:0" "with the base's /etc/passwd"
+
+# --rootfs: the same tree as a directory, read-only below an overlay on
+# the scratch disk (or, with --disk none, in guest memory).
+tree_sum() { (cd "$IMG/tree" && find . -printf '%p %m %U %s %l\n' | sort && find . -type f -exec sha256sum {} + | sort) | sha256sum; }
+tree_before=$(tree_sum)
+for disk in 8G none; do
+    run_mvm -q --disk "$disk" --rootfs "$IMG/tree" -- sh -c "$WRITE"
+    assert_eq 0 "$RC" "--rootfs with --disk $disk runs a command (stderr: $ERR)"
+    assert_contains "$OUT" "mvm-test-image" "--rootfs --disk $disk: the guest sees the tree's files"
+    assert_contains "$OUT" "ls: /usr: No such file or directory" "--rootfs --disk $disk: not the host's /usr"
+    assert_contains "$OUT" "overlay overlay" "--rootfs --disk $disk: its root is an overlay"
+    assert_contains "$OUT" "wrote" "--rootfs --disk $disk: the guest wrote everywhere"
+done
+assert_eq "$tree_before" "$(tree_sum)" "the tree is unchanged, whatever the guest wrote"
+run_mvm -q --rootfs "$IMG/tree" --image "$IMG/raw.img" -- true
+assert_eq "125 mvm: --image and --rootfs both name the guest's root: give one" "$RC $ERR" "--rootfs with --image is refused"
+run_mvm -q --rootfs "$IMG/no-tree" -- true
+assert_eq "125 mvm: --rootfs $IMG/no-tree: No such file or directory" "$RC $ERR" "a missing --rootfs is refused"
 
 # As the invoking user: the command runs as them, the project shared.
 echo "from-the-host" > "$PROJECT/host-file"
