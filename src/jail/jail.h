@@ -84,6 +84,9 @@ struct mvm_jail {
     uid_t ns_uid;
     gid_t ns_gid;
     bool ambient_caps; /* keep the namespace's capabilities across exec */
+    /* With MVM_JAIL_CAPS: CAP_NET_ADMIN alone kept, ambient, across the
+     * uid change and exec (wireguard-go sets its tun's MTU). */
+    bool net_admin;
 };
 
 struct mvm_child {

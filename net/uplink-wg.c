@@ -1,0 +1,248 @@
+/* The WireGuard uplink (--wireguard): the tunnel is the session
+ * namespace's only interface to the world, so when it is down nothing
+ * leaves -- there is no veth, no host route to leak to.
+ *
+ * The tun is made in the host's namespace, so that wireguard-go, which
+ * runs there, keeps its UDP socket there; its UAPI socket is made here
+ * too (/run/wireguard/IF.sock, the path wireguard-go watches), and the
+ * caller's start() runs wireguard-go on both.  Once it has answered the
+ * configuration (the config's `set=1` text, never on a command line or
+ * in a file), the tun moves into the session namespace as wg0, where it
+ * gets the config's IPv4 addresses, its MTU and the default route.
+ * wireguard-go keeps working across the move: it holds the tun by its fd
+ * and finds out whether the link is up by writing to it, not by name.
+ * The DNS relay's upstream socket is made inside the namespace, so DNS
+ * goes through the tunnel too. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "net-int.h"
+#include "util.h"
+#include "wgconf.h"
+
+#define WG_SOCK_DIR "/run/wireguard"
+#define WG_MTU      1420 /* wg-quick's and wireguard-go's default */
+/* How long wireguard-go may take to start and answer. */
+#define WG_UAPI_TIMEOUT_MS 5000
+
+static int make_tun(const struct mvm_net_wg *wg, struct mvm_net *n, struct mvm_error **err)
+{
+    n->wg_tun_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (n->wg_tun_fd < 0)
+        return mvm_error_set(err, errno, "opening /dev/net/tun");
+    struct ifreq ifr = {.ifr_flags = IFF_TUN | IFF_NO_PI};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", wg->ifname);
+    if (ioctl(n->wg_tun_fd, TUNSETIFF, &ifr) < 0)
+        return mvm_error_set(err, errno, "creating the tunnel's interface %s", wg->ifname);
+    snprintf(n->wg_host_if, sizeof n->wg_host_if, "%s", wg->ifname);
+    return 0;
+}
+
+/* Listening, owned by wireguard-go's uid (it watches the path and exits
+ * when it goes), 0600; root connects to it. */
+static int uapi_listen(const struct mvm_net_wg *wg, struct mvm_net *n, int *fd,
+                       struct mvm_error **err)
+{
+    if (mkdir(WG_SOCK_DIR, 0755) < 0 && errno != EEXIST)
+        return mvm_error_set(err, errno, "creating %s", WG_SOCK_DIR);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (snprintf(sa.sun_path, sizeof sa.sun_path, WG_SOCK_DIR "/%s.sock", wg->ifname) >=
+        (int)sizeof sa.sun_path)
+        return mvm_error_set(err, ENAMETOOLONG, "the tunnel's UAPI socket");
+    unlink(sa.sun_path); /* a killed session's: the name is this session's own */
+    *fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0)
+        return mvm_error_set(err, errno, "making the tunnel's UAPI socket");
+    mode_t old = umask(0177);
+    int rc = bind(*fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rc < 0)
+        return mvm_error_set(err, errno, "binding %s", sa.sun_path);
+    snprintf(n->wg_sock, sizeof n->wg_sock, "%s", sa.sun_path);
+    if (chown(sa.sun_path, wg->uid, wg->uid) < 0 || listen(*fd, 4) < 0)
+        return mvm_error_set(err, errno, "listening on %s", sa.sun_path);
+    return 0;
+}
+
+/* Reads wireguard-go's answer, "errno=N" and an empty line. */
+static int uapi_reply(int fd, struct mvm_error **err)
+{
+    char reply[256];
+    size_t len = 0;
+    while (len < sizeof reply - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, WG_UAPI_TIMEOUT_MS);
+        if (r == 0)
+            return mvm_error_set(err, ETIMEDOUT, "wireguard-go did not answer");
+        ssize_t got = r < 0 ? -1 : read(fd, reply + len, sizeof reply - 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return mvm_error_set(err, got < 0 ? errno : 0, "wireguard-go closed its UAPI socket");
+        len += (size_t)got;
+        reply[len] = '\0';
+        if (strstr(reply, "\n\n"))
+            break;
+    }
+    reply[len] = '\0';
+    if (strncmp(reply, "errno=0\n", 8) != 0) {
+        reply[strcspn(reply, "\n")] = '\0';
+        return mvm_error_set(err, 0, "wireguard-go refused the configuration (%.64s)", reply);
+    }
+    return 0;
+}
+
+/* The config's `set=1` over the UAPI socket; the text is wiped. */
+static int uapi_configure(const struct mvm_net_wg *wg, const struct mvm_net *n,
+                          struct mvm_error **err)
+{
+    cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", n->wg_sock);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        return mvm_error_set(err, errno, "connecting to wireguard-go");
+    char *text = xmalloc(MVM_WG_UAPI_MAX);
+    size_t len = 0;
+    int rc = mvm_wg_uapi_set(wg->conf, wg->ep, text, MVM_WG_UAPI_MAX, &len, err);
+    if (rc == 0 && write_all(fd, text, len) < 0)
+        rc = mvm_error_set(err, errno, "configuring wireguard-go");
+    explicit_bzero(text, MVM_WG_UAPI_MAX);
+    free(text);
+    return rc < 0 ? -1 : uapi_reply(fd, err);
+}
+
+/* Applies change (which it frees) to the link name in sk's namespace. */
+static int change_link(struct nl_sock *sk, const char *name, struct rtnl_link *change)
+{
+    struct rtnl_link *link = NULL;
+    int rc = change ? rtnl_link_get_kernel(sk, 0, name, &link) : -NLE_NOMEM;
+    if (rc == 0)
+        rc = rtnl_link_change(sk, link, change, 0);
+    if (link)
+        rtnl_link_put(link);
+    if (change)
+        rtnl_link_put(change);
+    return rc;
+}
+
+/* Into the session namespace, renamed wg0 on the way (one request). */
+static int move_in(struct nl_sock *sk, struct mvm_net *n, struct mvm_error **err)
+{
+    struct rtnl_link *change = rtnl_link_alloc();
+    if (change) {
+        rtnl_link_set_ns_fd(change, n->netns_fd);
+        rtnl_link_set_name(change, MVM_NET_WG_IF);
+    }
+    int rc = change_link(sk, n->wg_host_if, change);
+    if (rc < 0)
+        return mvm_nl_fail(err, rc, "moving into the session namespace:", n->wg_host_if);
+    n->wg_host_if[0] = '\0'; /* no longer ours to delete in the host's */
+    return 0;
+}
+
+static int outside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+{
+    const struct mvm_net_wg *wg = p->wg;
+    cleanup_close int uapi = -1;
+    if (wg == NULL)
+        return mvm_error_set(err, EINVAL, "internal: a WireGuard uplink without its config");
+    if (make_tun(wg, n, err) < 0 || uapi_listen(wg, n, &uapi, err) < 0 ||
+        wg->start(wg->arg, n->wg_tun_fd, uapi, err) < 0)
+        return -1;
+    /* wireguard-go holds both now. */
+    close(n->wg_tun_fd);
+    n->wg_tun_fd = -1;
+    if (uapi_configure(wg, n, err) < 0)
+        return mvm_error_wrap(err, "starting the WireGuard tunnel");
+    struct nl_sock *sk = mvm_nl_open(err);
+    if (sk == NULL)
+        return -1;
+    int rc = move_in(sk, n, err);
+    nl_socket_free(sk);
+    return rc;
+}
+
+static int set_mtu(struct nl_sock *sk, unsigned mtu, struct mvm_error **err)
+{
+    struct rtnl_link *change = rtnl_link_alloc();
+    if (change)
+        rtnl_link_set_mtu(change, mtu);
+    int rc = change_link(sk, MVM_NET_WG_IF, change);
+    return rc < 0 ? mvm_nl_fail(err, rc, "setting the MTU of", MVM_NET_WG_IF) : 0;
+}
+
+/* The config's IPv4 addresses (the guest has no IPv6: the namespace
+ * refuses it), its MTU, the default route through the tunnel. */
+static int inside(const struct mvm_net_plan *p, struct nl_sock *sk, struct mvm_error **err)
+{
+    const struct mvm_wg_config *c = p->wg->conf;
+    int rc = set_mtu(sk, c->mtu ? c->mtu : WG_MTU, err);
+    for (size_t i = 0; rc == 0 && i < c->naddr; i++) {
+        if (c->addr[i].family != 4)
+            continue;
+        uint32_t ip;
+        memcpy(&ip, c->addr[i].addr, 4);
+        rc = mvm_nl_add_addr(sk, MVM_NET_WG_IF, ip, c->addr[i].len, err);
+    }
+    if (rc == 0)
+        rc = mvm_nl_link_up(sk, MVM_NET_WG_IF, err);
+    if (rc == 0)
+        rc = mvm_nl_add_default_route(sk, MVM_NET_WG_IF, 0, err);
+    return rc;
+}
+
+static int upstream_fn(void *arg, struct mvm_error **err)
+{
+    const struct mvm_net_plan *p = ((void **)arg)[0];
+    struct mvm_net *n = ((void **)arg)[1];
+    n->relay_up = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(53), .sin_addr = p->upstream[0]};
+    if (n->relay_up < 0 || connect(n->relay_up, (struct sockaddr *)&sa, sizeof sa) < 0)
+        return mvm_error_set(err, errno, "connecting the DNS relay to its upstream in the tunnel");
+    return 0;
+}
+
+/* Inside the namespace: the relay's questions go through the tunnel. */
+static int dns_upstream(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+{
+    void *args[] = {(void *)p, n};
+    return mvm_net_in_ns(n, upstream_fn, args, err);
+}
+
+static void destroy(struct mvm_net *n)
+{
+    if (n->wg_tun_fd >= 0) {
+        close(n->wg_tun_fd);
+        n->wg_tun_fd = -1;
+    }
+    if (n->wg_host_if[0]) { /* a tun goes with its last fd; in case */
+        mvm_nl_link_delete(n->wg_host_if);
+        n->wg_host_if[0] = '\0';
+    }
+    if (n->wg_sock[0]) {
+        unlink(n->wg_sock);
+        n->wg_sock[0] = '\0';
+    }
+}
+
+const struct mvm_net_uplink mvm_net_uplink_wg = {
+    .name = "the WireGuard tunnel",
+    .ifname = MVM_NET_WG_IF,
+    .outside = outside,
+    .inside = inside,
+    .dns_upstream = dns_upstream,
+    .destroy = destroy,
+};
