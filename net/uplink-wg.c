@@ -42,7 +42,9 @@ static int make_tun(const struct mvm_net_wg *wg, struct mvm_net *n, struct mvm_e
     n->wg_tun_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (n->wg_tun_fd < 0)
         return mvm_error_set(err, errno, "opening /dev/net/tun");
-    struct ifreq ifr = {.ifr_flags = IFF_TUN | IFF_NO_PI};
+    /* With the 4-byte packet information header: wireguard-go (0.0.20220316)
+     * expects it on a tun it is handed (it strips it from every packet read). */
+    struct ifreq ifr = {.ifr_flags = IFF_TUN};
     snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", wg->ifname);
     if (ioctl(n->wg_tun_fd, TUNSETIFF, &ifr) < 0)
         return mvm_error_set(err, errno, "creating the tunnel's interface %s", wg->ifname);

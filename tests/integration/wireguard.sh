@@ -1,0 +1,187 @@
+#!/bin/bash
+# --wireguard: the guest's only way out is the tunnel, in the simulated
+# host of the network tests (net-topology.sh).  A WireGuard server
+# (wireguard-go) in a namespace of its own behind the simulated WAN, which
+# forwards only the tunnel's UDP to it, serves a page and a resolver on
+# addresses reachable only through the tunnel.  The guest reaches them;
+# it does not reach the WAN's own servers or the LAN; the simulated
+# host's wan0 carries nothing but the tunnel's UDP, and after the server
+# is gone nothing else either; DNS arrives at the tunnel's resolver and
+# nowhere else.  Bad configs fail with 125 and leave nothing.
+. "$(dirname "$0")/lib.sh"
+command -v wireguard-go > /dev/null || skip "wireguard-go is missing: contrib/install-deps.sh installs it"
+command -v wg > /dev/null || skip "wg (wireguard-tools) is missing: contrib/install-deps.sh installs it"
+. "$(dirname "$0")/net-topology.sh"
+
+# The server: 198.51.100.202 behind the WAN; inside the tunnel 10.66.0.1
+# (its resolver, in a range the guest is refused) and 192.0.2.80 (a page).
+NS_WG=mvmt-wg-$$ WG_IF=wgs-$$
+ip netns add "$NS_WG" || die "ip netns add $NS_WG"
+defer "ip netns del $NS_WG 2> /dev/null"
+ip -n "$NS_WG" link set lo up
+ip link add wgpeer netns "$NS_WAN" type veth peer name eth0 netns "$NS_WG"
+ip -n "$NS_WAN" addr add 198.51.100.201/30 dev wgpeer
+ip -n "$NS_WG" addr add 198.51.100.202/30 dev eth0
+ip -n "$NS_WAN" link set wgpeer up
+ip -n "$NS_WG" link set eth0 up
+ip -n "$NS_WG" route add default via 198.51.100.201
+ip -n "$NS_WG" addr add 192.0.2.80/32 dev lo
+# The WAN forwards the tunnel's UDP to the server and nothing else.
+ip netns exec "$NS_WAN" sysctl -qw net.ipv4.ip_forward=1
+ip netns exec "$NS_WAN" nft -f - << 'NFT'
+table inet wanfw {
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ip daddr 198.51.100.202 udp dport 51820 accept
+  }
+}
+NFT
+
+umask 077
+wg genkey > "$WORK/server.key"
+wg genkey > "$WORK/client.key"
+SERVER_PUB=$(wg pubkey < "$WORK/server.key")
+CLIENT_PUB=$(wg pubkey < "$WORK/client.key")
+umask 022
+ip netns exec "$NS_WG" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$WG_IF" > "$WORK/wgs.log" 2>&1 &
+WGS=$!
+defer "kill $WGS 2> /dev/null; rm -f /var/run/wireguard/$WG_IF.sock"
+for _ in $(seq 50); do [ -S "/var/run/wireguard/$WG_IF.sock" ] && break; sleep 0.1; done
+ip netns exec "$NS_WG" wg set "$WG_IF" private-key "$WORK/server.key" listen-port 51820 \
+    peer "$CLIENT_PUB" allowed-ips 10.66.0.2/32 || die "configuring the WireGuard server"
+ip -n "$NS_WG" addr add 10.66.0.1/24 dev "$WG_IF"
+ip -n "$NS_WG" link set "$WG_IF" up
+serve "$NS_WG" 192.0.2.80 80 tunnel-page
+ip netns exec "$NS_WG" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+    --listen-address=10.66.0.1 --address=/wg.test/192.0.2.80 --log-queries \
+    --log-facility="$WORK/dnsmasq-wg.log" --pid-file="$WORK/dnsmasq-wg.pid" --user=root &
+defer "kill $! 2> /dev/null"
+for _ in $(seq 50); do
+    ip netns exec "$NS_WG" python3 -c 'import socket; socket.create_connection(("192.0.2.80", 80), timeout=1)' 2> /dev/null && break
+    sleep 0.1
+done
+
+conf() { # file mode [private key]: a client config
+    cat > "$1" << EOF
+[Interface]
+PrivateKey = ${3:-$(cat "$WORK/client.key")}
+Address = 10.66.0.2/32
+DNS = 10.66.0.1
+
+[Peer]
+PublicKey = $SERVER_PUB
+Endpoint = 198.51.100.202:51820
+AllowedIPs = 0.0.0.0/0
+EOF
+    chmod "$2" "$1"
+}
+conf "$WORK/wg.conf" 600
+
+# The topology's web servers look their own names up when they bind (at
+# the host's resolvers, through wan0): done once they answer.
+wait_served 203.0.113.2:8000 192.168.77.10:80
+# Everything the simulated host sends out of wan0, counted: the tunnel's
+# UDP, and the rest.  No IPv6 on it (its router solicitations would
+# count).
+inh sysctl -qw net.ipv6.conf.wan0.disable_ipv6=1
+inh nft -f - << 'NFT'
+table inet wancount {
+  counter tunnel {}
+  counter other {}
+  chain out { type filter hook postrouting priority filter; policy accept;
+    oifname "wan0" ip daddr 198.51.100.202 udp dport 51820 counter name tunnel accept
+    oifname "wan0" counter name other
+  }
+}
+NFT
+count() { inh nft list counter inet wancount "$1" | awk '/packets/ {print $2}'; }
+: > "$WORK/dnsmasq.log"
+
+runs_before
+# The UAPI sockets but the server's.
+wgsocks() { local f; for f in /var/run/wireguard/*.sock; do [ "$f" = "/var/run/wireguard/$WG_IF.sock" ] || echo "$f"; done; }
+socks_before=$(wgsocks)
+
+# Bad configs: nothing starts, nothing is left.
+conf "$WORK/open.conf" 644
+in_host_mvm -q --wireguard "$WORK/open.conf" -- true
+assert_contains "$RC $ERR" "125 mvm: $WORK/open.conf holds a private key but others than its owner may read it (mode 0644)" \
+    "a config others may read is refused"
+conf "$WORK/badkey.conf" 600 "c2hvcnQ="
+in_host_mvm -q --wireguard "$WORK/badkey.conf" -- true
+assert_contains "$RC $ERR" "125 mvm: $WORK/badkey.conf:2: PrivateKey is not a base64 WireGuard key" \
+    "a key of the wrong length is refused with its line"
+assert_not_contains "$ERR" "c2hvcnQ" "the bad key is not quoted"
+grep -v '^DNS' "$WORK/wg.conf" > "$WORK/nodns.conf"
+chmod 600 "$WORK/nodns.conf"
+in_host_mvm -q --wireguard "$WORK/nodns.conf" -- true
+assert_contains "$RC $ERR" "125 mvm: $WORK/nodns.conf: no IPv4 DNS line: give --dns ADDR" \
+    "without a DNS line, --dns is required"
+in_host_mvm -q --net none --wireguard "$WORK/wg.conf" -- true
+assert_contains "$RC $ERR" "125 mvm: --net none has no network: --wireguard" "--net none is refused"
+assert_no_leftovers "after the refused configs"
+assert_eq "$socks_before" "$(wgsocks)" "no UAPI socket left by them"
+
+bg_mvm a -q --wireguard "$WORK/wg.conf" -- sh -c '
+/usr/bin/python3 probe.py name=wg.test http=http://wg.test/ http=http://192.0.2.80/ \
+    tcp=192.168.77.10:80 dns=198.51.100.53 dns=10.66.0.1 tcp=198.51.100.80:80
+echo up
+while [ ! -e go2 ]; do sleep 0.2; done
+/usr/bin/python3 probe.py http=http://192.0.2.80/ name=other.wg.test
+echo done2; exec sleep 60'
+a=$BG
+A="$WORK/a.out"
+assert_eq "name=wg.test 192.0.2.80" "$(line name=wg.test "$A")" "a name resolves through the tunnel"
+assert_eq "http=http://wg.test/ tunnel-page" "$(line http=http://wg.test/ "$A")" "the guest reaches the page behind the tunnel by name"
+assert_eq "http=http://192.0.2.80/ tunnel-page" "$(line http=http://192.0.2.80/ "$A")" "and by address"
+refused "$(line tcp=192.168.77.10:80 "$A")" "the LAN is refused"
+refused "$(line dns=198.51.100.53 "$A")" "DNS straight to the WAN resolver is refused"
+refused "$(line dns=10.66.0.1 "$A")" "DNS straight to the tunnel's resolver is refused (the relay asks it)"
+case "$(line tcp=198.51.100.80:80 "$A")" in
+*" ok "*) fail "the guest reached the WAN's own server" ;;
+*) ok "the WAN's own server is out of reach ($(line tcp=198.51.100.80:80 "$A"))" ;;
+esac
+
+wgpid=$(pgrep -P "$a" -f 'wireguard-go' | head -1)
+[ -z "$wgpid" ] && wgpid=$(pgrep -f "wireguard-go -f mvmwg" | head -1)
+if [ -n "$wgpid" ]; then
+    st=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" || $1 == "NoNewPrivs:" {printf "%s ", $2}' "/proc/$wgpid/status")
+    if in_helper_range "$(host_ids "$wgpid")"; then ok "wireguard-go runs as a helper id"; else fail "wireguard-go runs as $(host_ids "$wgpid")"; fi
+    assert_eq "0000000000001000 0000000000001000 1 " "$st" "wireguard-go holds CAP_NET_ADMIN alone, no_new_privs"
+    assert_not_contains "$(tr '\0' ' ' < "/proc/$wgpid/cmdline"; tr '\0' '\n' < "/proc/$wgpid/environ")" \
+        "$(cat "$WORK/client.key")" "the private key is not in wireguard-go's command line or environment"
+else
+    fail "no wireguard-go process for the session"
+fi
+qemu=$(pgrep -P "$a" -f qemu-system | head -1)
+links=$(nsenter -t "$qemu" -n ip -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
+assert_eq "lo tap0 wg0 " "$links" "the session namespace has the tunnel and the tap alone"
+[ -z "$(grep -rlsF "$(cat "$WORK/client.key")" /run/mvm)" ] && ok "nothing under /run/mvm holds the private key" ||
+    fail "the private key is under /run/mvm"
+
+tunnel=$(count tunnel) other=$(count other)
+[ "$tunnel" -gt 0 ] && ok "the tunnel's UDP left through wan0 ($tunnel packets)" || fail "no tunnel packet on wan0"
+assert_eq 0 "$other" "nothing but the tunnel's UDP left through wan0"
+log=$(cat "$WORK/dnsmasq-wg.log")
+assert_contains "$log" "query[A] wg.test from 10.66.0.2" "DNS arrived at the tunnel's resolver, through the tunnel"
+assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "and nothing at the WAN's resolver"
+
+# The server gone: the guest gets nothing out, and still nothing but the
+# tunnel's UDP leaves.
+kill "$WGS"
+wait "$WGS" 2> /dev/null
+touch "$PROJECT/go2"
+for _ in $(seq 600); do grep -q done2 "$A" && break; sleep 0.1; done
+assert_contains "$(cat "$A")" "done2" "the guest's second round ran"
+case "$(grep -F http=http://192.0.2.80/ "$A" | tail -1)" in
+*tunnel-page) fail "the page answered with the server gone" ;;
+*) ok "with the server gone the page is out of reach" ;;
+esac
+assert_eq "name=other.wg.test unresolved" "$(line name=other.wg.test "$A")" "and names do not resolve"
+assert_eq 0 "$(count other)" "still nothing but the tunnel's UDP left through wan0"
+assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "nor reached the WAN's resolver"
+
+kill -TERM "$a"
+wait "$a" 2> /dev/null
+assert_no_leftovers "after the WireGuard session"
+assert_eq "$socks_before" "$(wgsocks)" "its UAPI socket is removed"
