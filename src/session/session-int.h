@@ -249,5 +249,7 @@ int session_plan_wireguard(struct session *s, struct mvm_error **err);
 void session_wireguard_plan(struct session *s, struct mvm_net_plan *p, uid_t uid);
 int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error **err);
 void session_wireguard_free(struct session *s);
+/* The wireguard-go --wireguard runs, or NULL (also for mvm doctor). */
+const char *session_wireguard_go(void);
 
 #endif

@@ -18,7 +18,17 @@
 #include "wgconf.h"
 
 #define WG_CONF_MAX (64 * 1024)
-#define WG_GO       "/usr/bin/wireguard-go"
+
+/* Below /usr, which every jail has. */
+const char *session_wireguard_go(void)
+{
+    static const char *const paths[] = {"/usr/bin/wireguard-go", "/usr/sbin/wireguard-go",
+                                        "/usr/local/bin/wireguard-go"};
+    for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+        if (access(paths[i], X_OK) == 0)
+            return paths[i];
+    return NULL;
+}
 
 struct session_wg {
     struct mvm_wg_config conf;
@@ -133,6 +143,10 @@ int session_plan_wireguard(struct session *s, struct mvm_error **err)
         return 0;
     if (s->o->net == MVM_NETOPT_NONE)
         return mvm_error_set(err, 0, "--net none has no network: --wireguard needs another --net");
+    if (session_wireguard_go() == NULL)
+        return mvm_error_set(err, 0,
+                             "--wireguard needs wireguard-go: apt-get install wireguard-go "
+                             "(mvm doctor checks it)");
     struct session_wg *w = xcalloc(1, sizeof *w);
     s->wg = w;
     if (read_conf(s, path, &w->conf, err) < 0 || check_dns_and_addr(s, path, &w->conf, err) < 0 ||
@@ -190,7 +204,7 @@ int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error
     int keep[] = {tun_fd, uapi_fd};
     struct mvm_jail j = {
         .name = "wireguard-go",
-        .path = WG_GO,
+        .path = session_wireguard_go(),
         .argv = argv,
         .envp = envp,
         .stdin_fd = -1,
