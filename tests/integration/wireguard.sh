@@ -7,74 +7,12 @@
 # it does not reach the WAN's own servers or the LAN; the simulated
 # host's wan0 carries nothing but the tunnel's UDP, and after the server
 # is gone nothing else either; DNS arrives at the tunnel's resolver and
-# nowhere else.  Bad configs fail with 125 and leave nothing.
+# nowhere else; --net allow= applies inside the tunnel.  Bad configs
+# fail with 125 and leave nothing.
 . "$(dirname "$0")/lib.sh"
-command -v wireguard-go > /dev/null || skip "wireguard-go is missing: contrib/install-deps.sh installs it"
-command -v wg > /dev/null || skip "wg (wireguard-tools) is missing: contrib/install-deps.sh installs it"
 . "$(dirname "$0")/net-topology.sh"
 
-# The server: 198.51.100.202 behind the WAN; inside the tunnel 10.66.0.1
-# (its resolver, in a range the guest is refused) and 192.0.2.80 (a page).
-NS_WG=mvmt-wg-$$ WG_IF=wgs-$$
-ip netns add "$NS_WG" || die "ip netns add $NS_WG"
-defer "ip netns del $NS_WG 2> /dev/null"
-ip -n "$NS_WG" link set lo up
-ip link add wgpeer netns "$NS_WAN" type veth peer name eth0 netns "$NS_WG"
-ip -n "$NS_WAN" addr add 198.51.100.201/30 dev wgpeer
-ip -n "$NS_WG" addr add 198.51.100.202/30 dev eth0
-ip -n "$NS_WAN" link set wgpeer up
-ip -n "$NS_WG" link set eth0 up
-ip -n "$NS_WG" route add default via 198.51.100.201
-ip -n "$NS_WG" addr add 192.0.2.80/32 dev lo
-# The WAN forwards the tunnel's UDP to the server and nothing else.
-ip netns exec "$NS_WAN" sysctl -qw net.ipv4.ip_forward=1
-ip netns exec "$NS_WAN" nft -f - << 'NFT'
-table inet wanfw {
-  chain forward { type filter hook forward priority filter; policy drop;
-    ct state established,related accept
-    ip daddr 198.51.100.202 udp dport 51820 accept
-  }
-}
-NFT
-
-umask 077
-wg genkey > "$WORK/server.key"
-wg genkey > "$WORK/client.key"
-SERVER_PUB=$(wg pubkey < "$WORK/server.key")
-CLIENT_PUB=$(wg pubkey < "$WORK/client.key")
-umask 022
-ip netns exec "$NS_WG" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$WG_IF" > "$WORK/wgs.log" 2>&1 &
-WGS=$!
-defer "kill $WGS 2> /dev/null; rm -f /var/run/wireguard/$WG_IF.sock"
-for _ in $(seq 50); do [ -S "/var/run/wireguard/$WG_IF.sock" ] && break; sleep 0.1; done
-ip netns exec "$NS_WG" wg set "$WG_IF" private-key "$WORK/server.key" listen-port 51820 \
-    peer "$CLIENT_PUB" allowed-ips 10.66.0.2/32 || die "configuring the WireGuard server"
-ip -n "$NS_WG" addr add 10.66.0.1/24 dev "$WG_IF"
-ip -n "$NS_WG" link set "$WG_IF" up
-serve "$NS_WG" 192.0.2.80 80 tunnel-page
-ip netns exec "$NS_WG" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
-    --listen-address=10.66.0.1 --address=/wg.test/192.0.2.80 --log-queries \
-    --log-facility="$WORK/dnsmasq-wg.log" --pid-file="$WORK/dnsmasq-wg.pid" --user=root &
-defer "kill $! 2> /dev/null"
-for _ in $(seq 50); do
-    ip netns exec "$NS_WG" python3 -c 'import socket; socket.create_connection(("192.0.2.80", 80), timeout=1)' 2> /dev/null && break
-    sleep 0.1
-done
-
-conf() { # file mode [private key]: a client config
-    cat > "$1" << EOF
-[Interface]
-PrivateKey = ${3:-$(cat "$WORK/client.key")}
-Address = 10.66.0.2/32
-DNS = 10.66.0.1
-
-[Peer]
-PublicKey = $SERVER_PUB
-Endpoint = 198.51.100.202:51820
-AllowedIPs = 0.0.0.0/0
-EOF
-    chmod "$2" "$1"
-}
+. "$(dirname "$0")/wg-server.sh"
 conf "$WORK/wg.conf" 600
 
 # The topology's web servers look their own names up when they bind (at
@@ -99,7 +37,7 @@ count() { inh nft list counter inet wancount "$1" | awk '/packets/ {print $2}'; 
 
 runs_before
 # The UAPI sockets but the server's.
-wgsocks() { local f; for f in /var/run/wireguard/*.sock; do [ "$f" = "/var/run/wireguard/$WG_IF.sock" ] || echo "$f"; done; }
+wgsocks() { local f; for f in /var/run/wireguard/*.sock; do [ -e "$f" ] && [ "$f" != "/var/run/wireguard/$WG_IF.sock" ] && echo "$f"; done; true; }
 socks_before=$(wgsocks)
 
 # Bad configs: nothing starts, nothing is left.
@@ -127,7 +65,7 @@ bg_mvm a -q --wireguard "$WORK/wg.conf" -- sh -c '
     tcp=192.168.77.10:80 dns=198.51.100.53 dns=10.66.0.1 tcp=198.51.100.80:80
 echo up
 while [ ! -e go2 ]; do sleep 0.2; done
-/usr/bin/python3 probe.py http=http://192.0.2.80/ name=other.wg.test
+/usr/bin/python3 probe.py http=http://192.0.2.80/ name=x.wg.test
 echo done2; exec sleep 60'
 a=$BG
 A="$WORK/a.out"
@@ -153,6 +91,12 @@ if [ -n "$wgpid" ]; then
 else
     fail "no wireguard-go process for the session"
 fi
+sock=$(wgsocks)
+if [ -n "$sock" ] && [ -n "$wgpid" ]; then
+    assert_eq "600 $(host_ids "$wgpid" | cut -d' ' -f1)" "$(stat -c '%a %u' "$sock")" "the session's UAPI socket is wireguard-go's alone"
+else
+    fail "no UAPI socket for the session"
+fi
 qemu=$(pgrep -P "$a" -f qemu-system | head -1)
 links=$(nsenter -t "$qemu" -n ip -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
 assert_eq "lo tap0 wg0 " "$links" "the session namespace has the tunnel and the tap alone"
@@ -166,6 +110,17 @@ log=$(cat "$WORK/dnsmasq-wg.log")
 assert_contains "$log" "query[A] wg.test from 10.66.0.2" "DNS arrived at the tunnel's resolver, through the tunnel"
 assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "and nothing at the WAN's resolver"
 
+# --net allow= inside the tunnel: the allowed name, nothing else.
+in_host_mvm -q --wireguard "$WORK/wg.conf" --net allow=wg.test -- \
+    /usr/bin/python3 probe.py http=http://wg.test/ tcp=192.0.2.81:80 tcp=192.168.77.10:80 name=other.test
+B="$WORK/out"
+assert_eq "http=http://wg.test/ tunnel-page" "$(line http=http://wg.test/ "$B")" "allow= inside the tunnel: the allowed name works"
+refused "$(line tcp=192.0.2.81:80 "$B")" "allow= inside the tunnel: another address behind it is refused"
+refused "$(line tcp=192.168.77.10:80 "$B")" "allow= inside the tunnel: the LAN is refused"
+assert_eq "name=other.test unresolved" "$(line name=other.test "$B")" "allow= inside the tunnel: another name gets no answer"
+assert_not_contains "$(cat "$WORK/dnsmasq-wg.log")" "other.test" "which the tunnel's resolver never sees"
+assert_eq 0 "$(count other)" "nothing but the tunnel's UDP left through wan0 in allow= mode either"
+
 # The server gone: the guest gets nothing out, and still nothing but the
 # tunnel's UDP leaves.
 kill "$WGS"
@@ -177,7 +132,7 @@ case "$(grep -F http=http://192.0.2.80/ "$A" | tail -1)" in
 *tunnel-page) fail "the page answered with the server gone" ;;
 *) ok "with the server gone the page is out of reach" ;;
 esac
-assert_eq "name=other.wg.test unresolved" "$(line name=other.wg.test "$A")" "and names do not resolve"
+assert_eq "name=x.wg.test unresolved" "$(line name=x.wg.test "$A")" "and names do not resolve"
 assert_eq 0 "$(count other)" "still nothing but the tunnel's UDP left through wan0"
 assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "nor reached the WAN's resolver"
 
