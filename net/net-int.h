@@ -44,6 +44,9 @@ struct mvm_net_uplink {
     /* n->relay_up: the DNS relay's socket to its upstream resolver, made
      * where the upstream is reachable. */
     int (*dns_upstream)(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err);
+    /* Last, once everything is made: waits until the way out carries
+     * packets. */
+    int (*ready)(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err);
     /* Removes what outside() made; idempotent. */
     void (*destroy)(struct mvm_net *n);
 };

@@ -34,8 +34,11 @@
 
 #define WG_SOCK_DIR "/run/wireguard"
 #define WG_MTU      1420 /* wg-quick's and wireguard-go's default */
-/* How long wireguard-go may take to start and answer. */
+/* How long wireguard-go may take to start and answer, and to see its
+ * link up (it looks every second). */
 #define WG_UAPI_TIMEOUT_MS 5000
+#define WG_UP_TIMEOUT_MS   5000
+#define WG_UP_POLL_MS      20
 
 static int make_tun(const struct mvm_net_wg *wg, struct mvm_net *n, struct mvm_error **err)
 {
@@ -78,51 +81,70 @@ static int uapi_listen(const struct mvm_net_wg *wg, struct mvm_net *n, int *fd,
     return 0;
 }
 
-/* Reads wireguard-go's answer, "errno=N" and an empty line. */
-static int uapi_reply(int fd, struct mvm_error **err)
+/* Reads an answer into reply (cap bytes, NUL-terminated): lines, then
+ * "errno=N" and an empty line. */
+static int uapi_read(int fd, char *reply, size_t cap, struct mvm_error **err)
 {
-    char reply[256];
     size_t len = 0;
-    while (len < sizeof reply - 1) {
+    reply[0] = '\0';
+    while (len < cap - 1 && !strstr(reply, "\n\n")) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int r = poll(&p, 1, WG_UAPI_TIMEOUT_MS);
         if (r == 0)
             return mvm_error_set(err, ETIMEDOUT, "wireguard-go did not answer");
-        ssize_t got = r < 0 ? -1 : read(fd, reply + len, sizeof reply - 1 - len);
+        ssize_t got = r < 0 ? -1 : read(fd, reply + len, cap - 1 - len);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
             return mvm_error_set(err, got < 0 ? errno : 0, "wireguard-go closed its UAPI socket");
         len += (size_t)got;
         reply[len] = '\0';
-        if (strstr(reply, "\n\n"))
-            break;
-    }
-    reply[len] = '\0';
-    if (strncmp(reply, "errno=0\n", 8) != 0) {
-        reply[strcspn(reply, "\n")] = '\0';
-        return mvm_error_set(err, 0, "wireguard-go refused the configuration (%.64s)", reply);
     }
     return 0;
 }
 
-/* The config's `set=1` over the UAPI socket; the text is wiped. */
-static int uapi_configure(const struct mvm_net_wg *wg, const struct mvm_net *n,
-                          struct mvm_error **err)
+/* One request over the UAPI socket; 0 when the answer ends in errno=0.
+ * Answers to get=1 hold the private key: only the errno line is ever
+ * quoted, and the caller wipes reply. */
+static int uapi_call(const struct mvm_net *n, const char *req, size_t len, char *reply, size_t cap,
+                     struct mvm_error **err)
 {
     cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", n->wg_sock);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
         return mvm_error_set(err, errno, "connecting to wireguard-go");
+    if (write_all(fd, req, len) < 0)
+        return mvm_error_set(err, errno, "writing to wireguard-go");
+    if (uapi_read(fd, reply, cap, err) < 0)
+        return -1;
+    const char *e = strncmp(reply, "errno=", 6) == 0 ? reply : strstr(reply, "\nerrno=");
+    e = e && *e == '\n' ? e + 1 : e;
+    if (e && strncmp(e, "errno=0\n", 8) == 0)
+        return 0;
+    return mvm_error_set(err, 0, "wireguard-go refused the request (%.*s)",
+                         e ? (int)strcspn(e, "\n") : 0, e ? e : "");
+}
+
+/* The config's `set=1`, the text wiped.  Without its ListenPort: until
+ * the device is up, listen_port then tells whether it is (ready()). */
+static int uapi_configure(const struct mvm_net_wg *wg, const struct mvm_net *n,
+                          struct mvm_error **err)
+{
+    struct mvm_wg_config *c = xmalloc(sizeof *c);
+    *c = *wg->conf;
+    c->listen_port = 0;
     char *text = xmalloc(MVM_WG_UAPI_MAX);
+    char reply[256];
     size_t len = 0;
-    int rc = mvm_wg_uapi_set(wg->conf, wg->ep, text, MVM_WG_UAPI_MAX, &len, err);
-    if (rc == 0 && write_all(fd, text, len) < 0)
-        rc = mvm_error_set(err, errno, "configuring wireguard-go");
+    int rc = mvm_wg_uapi_set(c, wg->ep, text, MVM_WG_UAPI_MAX, &len, err);
+    if (rc == 0)
+        rc = uapi_call(n, text, len, reply, sizeof reply, err);
     explicit_bzero(text, MVM_WG_UAPI_MAX);
+    explicit_bzero(c, sizeof *c);
     free(text);
-    return rc < 0 ? -1 : uapi_reply(fd, err);
+    free(c);
+    return rc;
 }
 
 /* Applies change (which it frees) to the link name in sk's namespace. */
@@ -224,6 +246,43 @@ static int dns_upstream(const struct mvm_net_plan *p, struct mvm_net *n, struct 
     return mvm_net_in_ns(n, upstream_fn, args, err);
 }
 
+/* Whether wireguard-go has seen the link up (it asks the tun every
+ * second, since it cannot see the link's events in another namespace):
+ * it binds its UDP socket then, so get=1 names a listen_port. */
+static int device_up(const struct mvm_net *n, bool *up, struct mvm_error **err)
+{
+    static const char get[] = "get=1\n\n";
+    size_t cap = 2 * MVM_WG_UAPI_MAX;
+    char *reply = xmalloc(cap);
+    int rc = uapi_call(n, get, sizeof get - 1, reply, cap, err);
+    *up = rc == 0 && strstr(reply, "\nlisten_port=") != NULL;
+    explicit_bzero(reply, cap);
+    free(reply);
+    return rc;
+}
+
+/* Before the guest boots, so that its first packets are not dropped:
+ * the device up, then the config's ListenPort, if any. */
+static int ready(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+{
+    bool up = false;
+    for (int waited = 0; !up; waited += WG_UP_POLL_MS) {
+        if (waited >= WG_UP_TIMEOUT_MS)
+            return mvm_error_set(err, ETIMEDOUT, "the WireGuard tunnel did not come up");
+        if (device_up(n, &up, err) < 0)
+            return mvm_error_wrap(err, "starting the WireGuard tunnel");
+        if (!up)
+            usleep(WG_UP_POLL_MS * 1000);
+    }
+    if (p->wg->conf->listen_port == 0)
+        return 0;
+    char req[64], reply[256];
+    int len = snprintf(req, sizeof req, "set=1\nlisten_port=%u\n\n", p->wg->conf->listen_port);
+    if (uapi_call(n, req, (size_t)len, reply, sizeof reply, err) < 0)
+        return mvm_error_wrap(err, "setting the tunnel's ListenPort %u", p->wg->conf->listen_port);
+    return 0;
+}
+
 static void destroy(struct mvm_net *n)
 {
     if (n->wg_tun_fd >= 0) {
@@ -246,5 +305,6 @@ const struct mvm_net_uplink mvm_net_uplink_wg = {
     .outside = outside,
     .inside = inside,
     .dns_upstream = dns_upstream,
+    .ready = ready,
     .destroy = destroy,
 };

@@ -4,7 +4,8 @@
 # inside the tunnel 10.66.0.1/24 (dnsmasq: wg.test and its subdomains ->
 # 192.0.2.80, queries logged to $WORK/dnsmasq-wg.log) and web pages at
 # 192.0.2.80:80 and 192.0.2.81:80, reachable only through the tunnel.  The client is
-# 10.66.0.2/32; conf FILE MODE [PRIVATEKEY] writes its wg-quick file.
+# 10.66.0.2/32; conf FILE MODE [PRIVATEKEY [LINES]] writes its wg-quick
+# file.
 # $WGS is the server's wireguard-go.
 command -v wireguard-go > /dev/null || skip "wireguard-go is missing: contrib/install-deps.sh installs it"
 command -v wg > /dev/null || skip "wg (wireguard-tools) is missing: contrib/install-deps.sh installs it"
@@ -58,12 +59,13 @@ for a in 192.0.2.80 192.0.2.81; do
     done
 done
 
-conf() { # file mode [private key]: a client config
+conf() { # file mode [private key [more Interface lines]]: a client config
     cat > "$1" << EOF
 [Interface]
 PrivateKey = ${3:-$(cat "$WORK/client.key")}
 Address = 10.66.0.2/32
 DNS = 10.66.0.1
+${4:-}
 
 [Peer]
 PublicKey = $SERVER_PUB

@@ -13,7 +13,7 @@
 . "$(dirname "$0")/net-topology.sh"
 
 . "$(dirname "$0")/wg-server.sh"
-conf "$WORK/wg.conf" 600
+conf "$WORK/wg.conf" 600 "" "ListenPort = 51821"
 
 # The topology's web servers look their own names up when they bind (at
 # the host's resolvers, through wan0): done once they answer.
@@ -103,6 +103,8 @@ assert_eq "lo tap0 wg0 " "$links" "the session namespace has the tunnel and the 
 [ -z "$(grep -rlsF "$(cat "$WORK/client.key")" /run/mvm)" ] && ok "nothing under /run/mvm holds the private key" ||
     fail "the private key is under /run/mvm"
 
+assert_contains "$(ip netns exec "$NS_WG" wg show "$WG_IF" endpoints)" "203.0.113.2:51821" \
+    "the tunnel leaves from the config's ListenPort"
 tunnel=$(count tunnel) other=$(count other)
 [ "$tunnel" -gt 0 ] && ok "the tunnel's UDP left through wan0 ($tunnel packets)" || fail "no tunnel packet on wan0"
 assert_eq 0 "$other" "nothing but the tunnel's UDP left through wan0"
@@ -111,7 +113,8 @@ assert_contains "$log" "query[A] wg.test from 10.66.0.2" "DNS arrived at the tun
 assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "and nothing at the WAN's resolver"
 
 # --net allow= inside the tunnel: the allowed name, nothing else.
-in_host_mvm -q --wireguard "$WORK/wg.conf" --net allow=wg.test -- \
+conf "$WORK/wg2.conf" 600 # a port of its own: the first session holds 51821
+in_host_mvm -q --wireguard "$WORK/wg2.conf" --net allow=wg.test -- \
     /usr/bin/python3 probe.py http=http://wg.test/ tcp=192.0.2.81:80 tcp=192.168.77.10:80 name=other.test
 B="$WORK/out"
 assert_eq "http=http://wg.test/ tunnel-page" "$(line http=http://wg.test/ "$B")" "allow= inside the tunnel: the allowed name works"
