@@ -300,6 +300,12 @@ int mvm_net_forwarding_restore(const char *state_file, struct mvm_error **err);
  * `mvm cleanup` call it. */
 void mvm_net_sweep_holes(void);
 
+/* Removes the WireGuard UAPI sockets of sessions whose directory in
+ * run_dir is gone (mvm was killed: wireguard-go died with it, its socket
+ * stayed); returns how many.  Each session start and `mvm cleanup` call
+ * it after the session directories' own sweep. */
+int mvm_net_wg_sweep(const char *run_dir);
+
 /* Deletes the host table `inet mvm` (mvm cleanup --all); absent is fine. */
 int mvm_net_remove_host_table(struct mvm_error **err);
 

@@ -13,6 +13,7 @@
  * and finds out whether the link is up by writing to it, not by name.
  * The DNS relay's upstream socket is made inside the namespace, so DNS
  * goes through the tunnel too. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -32,8 +33,9 @@
 #include "util.h"
 #include "wgconf.h"
 
-#define WG_SOCK_DIR "/run/wireguard"
-#define WG_MTU      1420 /* wg-quick's and wireguard-go's default */
+#define WG_SOCK_DIR  "/run/wireguard"
+#define WG_IF_PREFIX "mvmwg" /* session/wireguard.c names the tun so */
+#define WG_MTU       1420    /* wg-quick's and wireguard-go's default */
 /* How long wireguard-go may take to start and answer, and to see its
  * link up (it looks every second). */
 #define WG_UAPI_TIMEOUT_MS 5000
@@ -308,3 +310,39 @@ const struct mvm_net_uplink mvm_net_uplink_wg = {
     .ready = ready,
     .destroy = destroy,
 };
+
+/* Whether run_dir holds a session directory whose name starts with the
+ * id part of an interface name. */
+static bool session_alive(const char *run_dir, const char *id_part)
+{
+    DIR *d = opendir(run_dir);
+    if (d == NULL)
+        return true; /* cannot tell: keep it */
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL;)
+        found = e->d_name[0] != '.' && str_has_prefix(e->d_name, id_part);
+    closedir(d);
+    return found;
+}
+
+int mvm_net_wg_sweep(const char *run_dir)
+{
+    DIR *d = opendir(WG_SOCK_DIR);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char id[16];
+        size_t len = strlen(e->d_name);
+        if (!str_has_prefix(e->d_name, WG_IF_PREFIX) || len < 6 || len > 5 + 10 + 5 ||
+            strcmp(e->d_name + len - 5, ".sock") != 0)
+            continue;
+        snprintf(id, sizeof id, "%.*s", (int)(len - 5 - 5), e->d_name + 5);
+        if (id[0] == '\0' || session_alive(run_dir, id))
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}

@@ -666,6 +666,7 @@ int session_start_vm(struct session *s, struct mvm_error **err)
 {
     mvm_sessiondir_cleanup(MVM_RUN_DIR, NULL); /* what crashed sessions left */
     mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
+    mvm_net_wg_sweep(MVM_RUN_DIR);
     mvm_scratch_cleanup(MVM_SCRATCH_DIR, NULL);
     mvm_image_overlay_cleanup(MVM_OVERLAY_DIR, NULL);
     if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)

@@ -164,6 +164,7 @@ void session_wireguard_plan(struct session *s, struct mvm_net_plan *p, uid_t uid
     struct session_wg *w = s->wg;
     p->uplink = MVM_NET_UPLINK_WG;
     p->wg = &w->net;
+    /* net/uplink-wg.c's sweep finds the session by this name. */
     snprintf(w->net.ifname, sizeof w->net.ifname, "mvmwg%.10s", s->id);
     w->net.uid = uid;
     w->net.start = session_wireguard_start;

@@ -143,3 +143,16 @@ kill -TERM "$a"
 wait "$a" 2> /dev/null
 assert_no_leftovers "after the WireGuard session"
 assert_eq "$socks_before" "$(wgsocks)" "its UAPI socket is removed"
+
+# kill -9 of mvm: wireguard-go dies with it (its parent-death signal);
+# the UAPI socket it leaves goes with mvm cleanup, like the session
+# directory.
+bg_mvm k -q --wireguard "$WORK/wg2.conf" -- sh -c 'echo up; exec sleep 60'
+kill -KILL "$BG"
+wait "$BG" 2> /dev/null
+for _ in $(seq 50); do pgrep -f "wireguard-go -f mvmwg" > /dev/null || break; sleep 0.1; done
+assert_eq "" "$(pgrep -f "wireguard-go -f mvmwg")" "wireguard-go died with mvm"
+[ -n "$(wgsocks)" ] && ok "mvm's kill -9 left its UAPI socket" || fail "no UAPI socket left to sweep: the check below proves nothing"
+"$REAL_MVM" cleanup > /dev/null
+assert_no_leftovers "after kill -9 and mvm cleanup"
+assert_eq "$socks_before" "$(wgsocks)" "mvm cleanup removed the UAPI socket"
