@@ -89,6 +89,7 @@ struct session {
     struct mvm_child port_relay;     /* jailed; for --publish */
     struct session_wg *wg;           /* --wireguard (wireguard.c), or NULL */
     struct mvm_child wg_proc;        /* wireguard-go, jailed */
+    void *wg_filter;                 /* its seccomp filter */
     void *dns_filter, *port_filter;  /* the relays' seccomp allowlists */
     /* --api-key (apikey.c): the providers, their keys (wiped at the end)
      * and the CA bundle for the gateway, which is jailed */

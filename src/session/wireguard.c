@@ -184,13 +184,15 @@ static void undo_wg(void *arg)
 
 /* wireguard-go in the host's network namespace (its UDP socket), with
  * the tun and the UAPI listener net/ made, in the jail but for
- * CAP_NET_ADMIN, which it needs to set its tun's MTU.  Go's runtime
- * does not take mvm's seccomp filter's refusals kindly (it is not
- * loaded). */
+ * CAP_NET_ADMIN, which it needs to set its tun's MTU, and under mvm's
+ * deny-list filter without its socket rules (it makes UDP and netlink
+ * sockets; Go's runtime rules out an allowlist). */
 int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error **err)
 {
     struct session *s = arg;
     struct session_wg *w = s->wg;
+    if (s->wg_filter == NULL && (s->wg_filter = mvm_jail_filter_new_net(err)) == NULL)
+        return -1;
     cleanup_close int host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (host_ns < 0)
         return mvm_error_set(err, errno, "holding the host's network namespace");
@@ -214,13 +216,14 @@ int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error
         .keep = keep,
         .nkeep = 2,
         .nofile = 256,
-        .layers = MVM_JAIL_ALL & ~(unsigned)(MVM_JAIL_CGROUP | MVM_JAIL_SECCOMP),
+        .layers = MVM_JAIL_ALL & ~(unsigned)MVM_JAIL_CGROUP,
         .binds = binds,
         .nbinds = ARRAY_SIZE(binds),
         .netns_fd = host_ns,
         .uid = w->net.uid,
         .gid = (gid_t)w->net.uid,
         .net_admin = true,
+        .seccomp = s->wg_filter,
     };
     mvm_undo_push(&s->undo, undo_wg, &s->wg_proc, "wireguard-go");
     return mvm_jail_start(&j, &s->wg_proc, err);
@@ -228,6 +231,8 @@ int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error
 
 void session_wireguard_free(struct session *s)
 {
+    mvm_jail_filter_free(s->wg_filter);
+    s->wg_filter = NULL;
     if (s->wg == NULL)
         return;
     explicit_bzero(s->wg, sizeof *s->wg);

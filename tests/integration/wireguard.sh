@@ -83,9 +83,9 @@ esac
 wgpid=$(pgrep -P "$a" -f 'wireguard-go' | head -1)
 [ -z "$wgpid" ] && wgpid=$(pgrep -f "wireguard-go -f mvmwg" | head -1)
 if [ -n "$wgpid" ]; then
-    st=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" || $1 == "NoNewPrivs:" {printf "%s ", $2}' "/proc/$wgpid/status")
+    st=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" || $1 == "NoNewPrivs:" || $1 == "Seccomp:" {printf "%s ", $2}' "/proc/$wgpid/status")
     if in_helper_range "$(host_ids "$wgpid")"; then ok "wireguard-go runs as a helper id"; else fail "wireguard-go runs as $(host_ids "$wgpid")"; fi
-    assert_eq "0000000000001000 0000000000001000 1 " "$st" "wireguard-go holds CAP_NET_ADMIN alone, no_new_privs"
+    assert_eq "0000000000001000 0000000000001000 1 2 " "$st" "wireguard-go holds CAP_NET_ADMIN alone, no_new_privs and a seccomp filter"
     assert_not_contains "$(tr '\0' ' ' < "/proc/$wgpid/cmdline"; tr '\0' '\n' < "/proc/$wgpid/environ")" \
         "$(cat "$WORK/client.key")" "the private key is not in wireguard-go's command line or environment"
 else
