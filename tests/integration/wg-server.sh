@@ -5,7 +5,7 @@
 # 192.0.2.80, queries logged to $WORK/dnsmasq-wg.log) and web pages at
 # 192.0.2.80:80 and 192.0.2.81:80, reachable only through the tunnel.  The client is
 # 10.66.0.2/32; conf FILE MODE [PRIVATEKEY [LINES]] writes its wg-quick
-# file.
+# file ($ENDPOINT: the server's address or name).
 # $WGS is the server's wireguard-go.
 command -v wireguard-go > /dev/null || skip "wireguard-go is missing: contrib/install-deps.sh installs it"
 command -v wg > /dev/null || skip "wg (wireguard-tools) is missing: contrib/install-deps.sh installs it"
@@ -69,7 +69,7 @@ ${4:-}
 
 [Peer]
 PublicKey = $SERVER_PUB
-Endpoint = 198.51.100.202:51820
+Endpoint = ${ENDPOINT:-198.51.100.202}:51820
 AllowedIPs = 0.0.0.0/0
 EOF
     chmod "$2" "$1"

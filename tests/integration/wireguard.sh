@@ -45,6 +45,10 @@ conf "$WORK/open.conf" 644
 in_host_mvm -q --wireguard "$WORK/open.conf" -- true
 assert_contains "$RC $ERR" "125 mvm: $WORK/open.conf holds a private key but others than its owner may read it (mode 0644)" \
     "a config others may read is refused"
+ensure_test_user
+SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER in_host_mvm -q --wireguard "$WORK/wg.conf" -- true
+assert_contains "$RC $ERR" "125 mvm: reading $WORK/wg.conf: Permission denied" \
+    "a config the invoking user cannot read is refused (root's, mode 600)"
 conf "$WORK/badkey.conf" 600 "c2hvcnQ="
 in_host_mvm -q --wireguard "$WORK/badkey.conf" -- true
 assert_contains "$RC $ERR" "125 mvm: $WORK/badkey.conf:2: PrivateKey is not a base64 WireGuard key" \
@@ -100,20 +104,33 @@ fi
 qemu=$(pgrep -P "$a" -f qemu-system | head -1)
 links=$(nsenter -t "$qemu" -n ip -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
 assert_eq "lo tap0 wg0 " "$links" "the session namespace has the tunnel and the tap alone"
-[ -z "$(grep -rlsF "$(cat "$WORK/client.key")" /run/mvm)" ] && ok "nothing under /run/mvm holds the private key" ||
+# As written (base64) or as wireguard-go's UAPI text has it (hex).
+keyhex=$(base64 -d < "$WORK/client.key" | od -An -tx1 | tr -d ' \n')
+if grep -rqsF -e "$(cat "$WORK/client.key")" -e "$keyhex" /run/mvm; then
     fail "the private key is under /run/mvm"
+else
+    ok "nothing under /run/mvm holds the private key"
+fi
 
 assert_contains "$(ip netns exec "$NS_WG" wg show "$WG_IF" endpoints)" "203.0.113.2:51821" \
     "the tunnel leaves from the config's ListenPort"
 tunnel=$(count tunnel) other=$(count other)
-[ "$tunnel" -gt 0 ] && ok "the tunnel's UDP left through wan0 ($tunnel packets)" || fail "no tunnel packet on wan0"
+if [ "$tunnel" -gt 0 ]; then ok "the tunnel's UDP left through wan0 ($tunnel packets)"; else fail "no tunnel packet on wan0"; fi
 assert_eq 0 "$other" "nothing but the tunnel's UDP left through wan0"
 log=$(cat "$WORK/dnsmasq-wg.log")
 assert_contains "$log" "query[A] wg.test from 10.66.0.2" "DNS arrived at the tunnel's resolver, through the tunnel"
 assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "and nothing at the WAN's resolver"
 
 # --net allow= inside the tunnel: the allowed name, nothing else.
-conf "$WORK/wg2.conf" 600 # a port of its own: the first session holds 51821
+# A named Endpoint, resolved on the host before boot: from the simulated
+# host's own hosts file (ip netns exec binds /etc/netns/NS/ over /etc),
+# its resolver the WAN's dnsmasq, which must never be asked.
+mkdir -p "/etc/netns/$NS_HOST"
+defer "rm -rf /etc/netns/$NS_HOST"
+printf '127.0.0.1 localhost\n198.51.100.202 wg-server.test\n' > "/etc/netns/$NS_HOST/hosts"
+echo "nameserver 198.51.100.53" > "/etc/netns/$NS_HOST/resolv.conf"
+# A port of its own: the first session holds 51821.
+ENDPOINT=wg-server.test conf "$WORK/wg2.conf" 600
 in_host_mvm -q --wireguard "$WORK/wg2.conf" --net allow=wg.test -- \
     /usr/bin/python3 probe.py http=http://wg.test/ tcp=192.0.2.81:80 tcp=192.168.77.10:80 name=other.test
 B="$WORK/out"
@@ -123,6 +140,14 @@ refused "$(line tcp=192.168.77.10:80 "$B")" "allow= inside the tunnel: the LAN i
 assert_eq "name=other.test unresolved" "$(line name=other.test "$B")" "allow= inside the tunnel: another name gets no answer"
 assert_not_contains "$(cat "$WORK/dnsmasq-wg.log")" "other.test" "which the tunnel's resolver never sees"
 assert_eq 0 "$(count other)" "nothing but the tunnel's UDP left through wan0 in allow= mode either"
+# The first session leaves from 51821, this one from a port of its own.
+ep=$(ip netns exec "$NS_WG" wg show "$WG_IF" endpoints | cut -f2)
+case "$ep" in
+203.0.113.2:51821 | "") fail "the session with a named Endpoint never reached the server ($ep)" ;;
+203.0.113.2:*) ok "the named Endpoint led to the server ($ep)" ;;
+*) fail "the server saw the peer at $ep" ;;
+esac
+assert_not_contains "$(cat "$WORK/dnsmasq.log")" "wg-server.test" "resolved from the host's hosts file alone"
 
 # The server gone: the guest gets nothing out, and still nothing but the
 # tunnel's UDP leaves.
@@ -152,7 +177,7 @@ kill -KILL "$BG"
 wait "$BG" 2> /dev/null
 for _ in $(seq 50); do pgrep -f "wireguard-go -f mvmwg" > /dev/null || break; sleep 0.1; done
 assert_eq "" "$(pgrep -f "wireguard-go -f mvmwg")" "wireguard-go died with mvm"
-[ -n "$(wgsocks)" ] && ok "mvm's kill -9 left its UAPI socket" || fail "no UAPI socket left to sweep: the check below proves nothing"
+if [ -n "$(wgsocks)" ]; then ok "mvm's kill -9 left its UAPI socket"; else fail "no UAPI socket left to sweep: the check below proves nothing"; fi
 "$REAL_MVM" cleanup > /dev/null
 assert_no_leftovers "after kill -9 and mvm cleanup"
 assert_eq "$socks_before" "$(wgsocks)" "mvm cleanup removed the UAPI socket"
