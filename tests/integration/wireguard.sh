@@ -84,8 +84,7 @@ case "$(line tcp=198.51.100.80:80 "$A")" in
 *) ok "the WAN's own server is out of reach ($(line tcp=198.51.100.80:80 "$A"))" ;;
 esac
 
-wgpid=$(pgrep -P "$a" -f 'wireguard-go' | head -1)
-[ -z "$wgpid" ] && wgpid=$(pgrep -f "wireguard-go -f mvmwg" | head -1)
+wgpid=$(pgrep -P "$a" -f 'wireguard-go -f mvmwg' | head -1)
 if [ -n "$wgpid" ]; then
     st=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" || $1 == "NoNewPrivs:" || $1 == "Seccomp:" {printf "%s ", $2}' "/proc/$wgpid/status")
     if in_helper_range "$(host_ids "$wgpid")"; then ok "wireguard-go runs as a helper id"; else fail "wireguard-go runs as $(host_ids "$wgpid")"; fi
@@ -169,14 +168,29 @@ wait "$a" 2> /dev/null
 assert_no_leftovers "after the WireGuard session"
 assert_eq "$socks_before" "$(wgsocks)" "its UAPI socket is removed"
 
+# wireguard-go killed under a session: it ends with 125, saying why.
+bg_mvm w -q --wireguard "$WORK/wg2.conf" -- sh -c 'echo up; exec sleep 60'
+wgpid=$(pgrep -P "$BG" -f "wireguard-go -f mvmwg")
+[ -n "$wgpid" ] || die "no wireguard-go under the session's mvm"
+kill -KILL "$wgpid"
+wait "$BG"
+RC=$?
+assert_eq 125 "$RC" "a session whose wireguard-go died exits 125"
+assert_contains "$(cat "$WORK/w.err")" "mvm: wireguard-go (--wireguard) exited unexpectedly (signal 9); the VM was destroyed" \
+    "saying why"
+assert_no_leftovers "after wireguard-go died"
+assert_eq "$socks_before" "$(wgsocks)" "its UAPI socket is removed"
+
 # kill -9 of mvm: wireguard-go dies with it (its parent-death signal);
 # the UAPI socket it leaves goes with mvm cleanup, like the session
 # directory.
 bg_mvm k -q --wireguard "$WORK/wg2.conf" -- sh -c 'echo up; exec sleep 60'
+wgpid=$(pgrep -P "$BG" -f "wireguard-go -f mvmwg")
+[ -n "$wgpid" ] || die "no wireguard-go under the session's mvm"
 kill -KILL "$BG"
 wait "$BG" 2> /dev/null
-for _ in $(seq 50); do pgrep -f "wireguard-go -f mvmwg" > /dev/null || break; sleep 0.1; done
-assert_eq "" "$(pgrep -f "wireguard-go -f mvmwg")" "wireguard-go died with mvm"
+for _ in $(seq 50); do kill -0 "$wgpid" 2> /dev/null || break; sleep 0.1; done
+if kill -0 "$wgpid" 2> /dev/null; then fail "wireguard-go outlived mvm's kill -9"; else ok "wireguard-go died with mvm"; fi
 if [ -n "$(wgsocks)" ]; then ok "mvm's kill -9 left its UAPI socket"; else fail "no UAPI socket left to sweep: the check below proves nothing"; fi
 "$REAL_MVM" cleanup > /dev/null
 assert_no_leftovers "after kill -9 and mvm cleanup"
