@@ -244,6 +244,8 @@ static int upstream_fn(void *arg, struct mvm_error **err)
 /* Inside the namespace: the relay's questions go through the tunnel. */
 static int dns_upstream(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
 {
+    if (p->nupstream == 0) /* the caller refuses a tunnel without resolvers */
+        return mvm_error_set(err, EINVAL, "internal: a WireGuard uplink without a resolver");
     void *args[] = {(void *)p, n};
     return mvm_net_in_ns(n, upstream_fn, args, err);
 }

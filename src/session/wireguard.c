@@ -143,6 +143,11 @@ int session_plan_wireguard(struct session *s, struct mvm_error **err)
         return 0;
     if (s->o->net == MVM_NETOPT_NONE)
         return mvm_error_set(err, 0, "--net none has no network: --wireguard needs another --net");
+    /* No veth, so no way to the host: the hole would lead into the tunnel. */
+    if (s->o->nallow_host > 0)
+        return mvm_error_set(err, 0,
+                             "--allow-host needs the host's uplink: with --wireguard the tunnel "
+                             "is the only way out");
     if (session_wireguard_go() == NULL)
         return mvm_error_set(err, 0,
                              "--wireguard needs wireguard-go: apt-get install wireguard-go "

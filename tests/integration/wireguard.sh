@@ -61,6 +61,9 @@ assert_contains "$RC $ERR" "125 mvm: $WORK/nodns.conf: no IPv4 DNS line: give --
     "without a DNS line, --dns is required"
 in_host_mvm -q --net none --wireguard "$WORK/wg.conf" -- true
 assert_contains "$RC $ERR" "125 mvm: --net none has no network: --wireguard" "--net none is refused"
+in_host_mvm -q --allow-host 8000 --wireguard "$WORK/wg.conf" -- true
+assert_contains "$RC $ERR" "125 mvm: --allow-host needs the host's uplink: with --wireguard" \
+    "--allow-host is refused: there is no way to the host"
 assert_no_leftovers "after the refused configs"
 assert_eq "$socks_before" "$(wgsocks)" "no UAPI socket left by them"
 
