@@ -214,6 +214,11 @@ static int set_mtu(struct nl_sock *sk, unsigned mtu, struct mvm_error **err)
 static int inside(const struct mvm_net_plan *p, struct nl_sock *sk, struct mvm_error **err)
 {
     const struct mvm_wg_config *c = p->wg->conf;
+    /* No IPv6 in the session (the rules refuse it): not even the link's
+     * own solicitations into the tunnel.  Absent without IPv6 at all. */
+    if (write_existing_file("/proc/sys/net/ipv6/conf/" MVM_NET_WG_IF "/disable_ipv6", "1") < 0 &&
+        errno != ENOENT)
+        return mvm_error_set(err, errno, "turning IPv6 off on %s", MVM_NET_WG_IF);
     int rc = set_mtu(sk, c->mtu ? c->mtu : WG_MTU, err);
     for (size_t i = 0; rc == 0 && i < c->naddr; i++) {
         if (c->addr[i].family != 4)

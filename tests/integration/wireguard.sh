@@ -106,6 +106,7 @@ fi
 qemu=$(pgrep -P "$a" -f qemu-system | head -1)
 links=$(nsenter -t "$qemu" -n ip -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
 assert_eq "lo tap0 wg0 " "$links" "the session namespace has the tunnel and the tap alone"
+assert_eq "" "$(nsenter -t "$qemu" -n ip -6 -o addr show dev wg0)" "the tunnel has no IPv6 address"
 # As written (base64) or as wireguard-go's UAPI text has it (hex).
 keyhex=$(base64 -d < "$WORK/client.key" | od -An -tx1 | tr -d ' \n')
 if grep -rqsF -e "$(cat "$WORK/client.key")" -e "$keyhex" /run/mvm; then
