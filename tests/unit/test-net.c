@@ -389,6 +389,15 @@ static void test_ruleset_wg(void **state)
                                 "    ct state established,related accept\n"
                                 "    ip daddr 10.64.0.1 udp dport 53 accept\n"));
     free(r);
+    /* --net open with the tunnel: no refusals, and still only wg0 out. */
+    p.mode = MVM_NET_OPEN;
+    p.nservices = 0;
+    r = mvm_net_ruleset_ns(&p);
+    assert_null(strstr(r, "ip daddr @blocked4 meta l4proto tcp reject"));
+    assert_non_null(strstr(r, "    oifname \"wg0\" accept\n  }"));
+    free(r);
+    p.mode = MVM_NET_ISOLATED;
+    p.services[p.nservices++] = 7480;
     p.uplink = MVM_NET_UPLINK_HOST;
     r = mvm_net_ruleset_ns(&p);
     assert_null(strstr(r, "10.64.0.1")); /* the host's uplink: the relay asks from the host */
