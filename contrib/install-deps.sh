@@ -18,6 +18,7 @@ PACKAGES="
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev ca-certificates openssl
     busybox-static fdisk file
     iproute2 nftables dnsmasq-base python3 strace
+    wireguard-go wireguard-tools
     groff-base man-db zsh
 "
 

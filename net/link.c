@@ -168,7 +168,9 @@ int mvm_net_create(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
     struct inside_args args = {p, n};
     if (mvm_net_in_ns(n, inside_fn, &args, err) < 0)
         return -1;
-    return n->uplink->dns_upstream ? n->uplink->dns_upstream(p, n, err) : 0;
+    if (n->uplink->dns_upstream && n->uplink->dns_upstream(p, n, err) < 0)
+        return -1;
+    return n->uplink->ready ? n->uplink->ready(p, n, err) : 0;
 }
 
 void mvm_net_destroy(struct mvm_net *n)

@@ -19,6 +19,7 @@ int mvm_nl_link_up(struct nl_sock *sk, const char *name, struct mvm_error **err)
 int mvm_nl_ifindex(struct nl_sock *sk, const char *name);
 int mvm_nl_add_addr(struct nl_sock *sk, const char *name, uint32_t ip, unsigned len,
                     struct mvm_error **err);
+/* gw 0: through the link itself (a tunnel). */
 int mvm_nl_add_default_route(struct nl_sock *sk, const char *name, uint32_t gw,
                              struct mvm_error **err);
 /* Deletes a link in the current namespace; absent is fine. */
@@ -43,12 +44,18 @@ struct mvm_net_uplink {
     /* n->relay_up: the DNS relay's socket to its upstream resolver, made
      * where the upstream is reachable. */
     int (*dns_upstream)(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err);
+    /* Last, once everything is made: waits until the way out carries
+     * packets. */
+    int (*ready)(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err);
     /* Removes what outside() made; idempotent. */
     void (*destroy)(struct mvm_net *n);
 };
 const struct mvm_net_uplink *mvm_net_uplink_of(enum mvm_net_uplink_kind kind);
 /* uplink-host.c: a veth to the host, NAT behind the host's own routes. */
 extern const struct mvm_net_uplink mvm_net_uplink_host;
+/* uplink-wg.c: a WireGuard interface made in the host's namespace and
+ * moved into the session's; no veth. */
+extern const struct mvm_net_uplink mvm_net_uplink_wg;
 
 /* nft.c: applies a ruleset in the current network namespace. */
 int mvm_nft_apply(const char *ruleset, const char *where, struct mvm_error **err);

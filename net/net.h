@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -104,10 +105,25 @@ const char *mvm_net_proto_name(int proto);
  * (plan.c's LAN list). */
 bool mvm_net_in_lan(uint32_t addr, unsigned len);
 
-/* The namespace's way out (net-int.h's struct mvm_net_uplink): today
- * only the host's own routes, through a veth and NAT.  A tunnel (the
- * WireGuard issue) is a second kind beside it. */
-enum mvm_net_uplink_kind { MVM_NET_UPLINK_HOST };
+/* The namespace's way out (net-int.h's struct mvm_net_uplink): the
+ * host's own routes, through a veth and NAT, or a WireGuard tunnel
+ * (--wireguard), then the namespace's only interface to the world. */
+enum mvm_net_uplink_kind { MVM_NET_UPLINK_HOST, MVM_NET_UPLINK_WG };
+
+/* The WireGuard uplink's inputs (uplink-wg.c).  net/ starts no process:
+ * the caller's start() runs wireguard-go (jailed) on the tun and the
+ * listening UAPI socket that uplink-wg.c made, and keeps it running. */
+struct mvm_wg_config;
+struct mvm_wg_ip;
+#define MVM_NET_WG_IF "wg0" /* its name inside the session namespace */
+struct mvm_net_wg {
+    const struct mvm_wg_config *conf; /* holds the private key */
+    const struct mvm_wg_ip *ep;       /* each peer's Endpoint, resolved */
+    char ifname[16];                  /* in the host's namespace; names the UAPI socket */
+    uid_t uid;                        /* wireguard-go's: the socket is its */
+    int (*start)(void *arg, int tun_fd, int uapi_fd, struct mvm_error **err);
+    void *arg;
+};
 
 /* Everything decided before anything is created.  Pure. */
 struct mvm_net_plan {
@@ -135,6 +151,7 @@ struct mvm_net_plan {
     uint16_t services[MVM_NET_MAX_SERVICES];
     size_t nservices;
     const struct mvm_net_policy *policy; /* NULL: no holes, nothing published */
+    const struct mvm_net_wg *wg;         /* MVM_NET_UPLINK_WG's */
 };
 
 /* Addresses for session slot `slot` (0..4095) and the names from id. */
@@ -198,6 +215,12 @@ struct mvm_net {
     bool veth_made;
     char host_if[16];
     char *holes_del;
+    /* the WireGuard uplink's: its tun (until wireguard-go has it), its
+     * UAPI socket's path (removed at the end), and its name while it is
+     * still in the host's namespace */
+    int wg_tun_fd;
+    char wg_sock[64];
+    char wg_host_if[16];
     /* --publish listeners in the host's namespace, as the plan lists them,
      * until the port relay has them */
     int publish_fds[MVM_NET_MAX_PUBLISH];
@@ -217,7 +240,7 @@ struct mvm_net {
 #define MVM_NET_INIT                                                                      \
     {                                                                                     \
         .netns_fd = -1, .tap_fd = -1, .relay_guest = -1, .relay_tcp = -1, .relay_up = -1, \
-        .watch_fd = -1, .report_fd = -1, .relay_report = -1                               \
+        .watch_fd = -1, .report_fd = -1, .relay_report = -1, .wg_tun_fd = -1              \
     }
 
 /* Opens the --publish listeners (first: a port in use fails before
@@ -276,6 +299,12 @@ int mvm_net_forwarding_restore(const char *state_file, struct mvm_error **err);
  * pile up).  Quietly does nothing on failure.  Each session start and
  * `mvm cleanup` call it. */
 void mvm_net_sweep_holes(void);
+
+/* Removes the WireGuard UAPI sockets of sessions whose directory in
+ * run_dir is gone (mvm was killed: wireguard-go died with it, its socket
+ * stayed); returns how many.  Each session start and `mvm cleanup` call
+ * it after the session directories' own sweep. */
+int mvm_net_wg_sweep(const char *run_dir);
 
 /* Deletes the host table `inet mvm` (mvm cleanup --all); absent is fine. */
 int mvm_net_remove_host_table(struct mvm_error **err);

@@ -77,7 +77,8 @@ int mvm_nl_add_default_route(struct nl_sock *sk, const char *name, uint32_t gw,
     struct nl_addr *via = nl_addr_build(AF_INET, &gw, 4);
     nl_addr_set_prefixlen(dst, 0);
     struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
-    rtnl_route_nh_set_gateway(nh, via);
+    if (gw != 0) /* else a point-to-point link: the route needs no gateway */
+        rtnl_route_nh_set_gateway(nh, via);
     rtnl_route_nh_set_ifindex(nh, mvm_nl_ifindex(sk, name));
     rtnl_route_set_family(r, AF_INET);
     int rc = rtnl_route_set_dst(r, dst);

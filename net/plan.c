@@ -286,6 +286,12 @@ char *mvm_net_ruleset_ns(const struct mvm_net_plan *p)
                    "    oifname != \"%s\" accept\n"
                    "    ct state established,related accept\n",
                    up);
+        /* The relay's questions to the tunnel's resolver, which may
+         * stand in a range refused to everything else. */
+        char dns[16];
+        for (size_t i = 0; p->uplink == MVM_NET_UPLINK_WG && i < p->nupstream; i++)
+            buf_printf(&b, "    ip daddr %s udp dport 53 accept\n",
+                       mvm_ip4_str(p->upstream[i].s_addr, dns));
         policy_rules(&b, p, false, up);
         buf_printf(&b, "  }\n");
     }

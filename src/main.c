@@ -116,6 +116,7 @@ static int cmd_cleanup(int argc, char **argv)
     }
     int cg = mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
     mvm_net_sweep_holes();
+    mvm_net_wg_sweep(MVM_RUN_DIR);
     /* Scratch disks are unlinked at once; only a crash in between leaves one. */
     int sc = mvm_scratch_cleanup(MVM_SCRATCH_DIR, NULL);
     mvm_ps_prune();

@@ -12,8 +12,8 @@ _mvm_exec_opts="--env --root -t --tty -T --no-tty -h --help"
 # `mvm run --help`.
 _mvm_run_with_arg="--cpus --memory --kernel --modules --image --rootfs
     --accel --machine --env --share --name
-    --disk --volume --net --dns --publish --allow-host --allow-lan --api-key --api-ca --audit
-    --timeout
+    --disk --volume --net --dns --publish --allow-host --allow-lan --wireguard --api-key --api-ca
+    --audit --timeout
     --console-log --result --share-limit --min-free"
 _mvm_run_flags="--no-cwd --force-share --no-resolve --root --console -t --tty -T --no-tty
     --detach -q --quiet -h --help"
@@ -42,7 +42,7 @@ _mvm_run_value() {
     --disk) _mvm_reply "none 4G 8G 16G" "$2" ;;
     --share-limit) _mvm_reply "none 1G 4G 16G" "$2" ;;
     --min-free) _mvm_reply "0 5% 10% 2G" "$2" ;;
-    --kernel | --console-log | --result | --api-ca | --image) _mvm_files -f "$2" ;;
+    --kernel | --console-log | --result | --api-ca | --image | --wireguard) _mvm_files -f "$2" ;;
     --api-key) _mvm_reply "anthropic openai custom:" "$2" ;;
     --modules | --share | --rootfs) _mvm_files -d "$2" ;;
     *) [[ " ${_mvm_run_with_arg//$'\n'/ } " == *" $1 "* ]] || return 1 ;;

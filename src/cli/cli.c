@@ -89,6 +89,9 @@ const char mvm_run_usage[] =
     "                       address 10.0.2.2 or any host address); repeatable\n"
     "  --allow-lan HOST:PORT\n"
     "                       let the guest reach TCP PORT at LAN address HOST; repeatable\n"
+    "  --wireguard FILE     the guest's only way out is the WireGuard tunnel FILE (a\n"
+    "                       wg-quick file, yours alone): nothing leaves when it is down;\n"
+    "                       DNS through the tunnel (its DNS line, else --dns)\n"
     "  --api-key PROVIDER[=ENVNAME|=ENVNAME=@FILE]\n"
     "                       keep an API key out of the guest: a gateway outside the VM adds\n"
     "                       it to the guest's requests and speaks TLS to the provider; the\n"
@@ -129,7 +132,8 @@ const char mvm_run_usage[] =
     "122 if a disk limit paused the VM and it was stopped (s, or no terminal).\n"
     "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
     "kernel, modules, image, rootfs, accel, machine, timeout, console, quiet, net, dns, disk,\n"
-    "publish, allow-host, allow-lan, api-key, api-ca, audit, share-limit, min-free);\n"
+    "publish, allow-host, allow-lan, wireguard, api-key, api-ca, audit, share-limit,\n"
+    "min-free);\n"
     "options win.\n";
 
 void mvm_run_opts_init(struct mvm_run_opts *o)
@@ -172,6 +176,7 @@ void mvm_run_opts_clear(struct mvm_run_opts *o)
     free(o->api_ca);
     free(o->image);
     free(o->rootfs);
+    free(o->wireguard);
     for (size_t i = 0; i < o->ndns; i++)
         free(o->dns[i]);
     free(o->kernel);
@@ -378,6 +383,7 @@ const struct mvm_config_key mvm_config_keys[] = {
     {"publish", true, "(none)"},
     {"allow-host", true, "(none)"},
     {"allow-lan", true, "(none)"},
+    {"wireguard", false, "(none: the host's routes)"},
     {"api-key", true, "(none)"},
     {"api-ca", false, "(the system's CA bundle alone)"},
     {"audit", false, "warn"},
@@ -477,6 +483,11 @@ static int set_value(const char *key, const char *v, struct mvm_run_opts *o, boo
     }
     if (strcmp(key, "allow-lan") == 0) {
         push_str(&o->allow_lan, &o->nallow_lan, v);
+        return 0;
+    }
+    /* The session's only way out: a security setting too. */
+    if (strcmp(key, "wireguard") == 0) {
+        replace_str(&o->wireguard, v);
         return 0;
     }
     /* Where the user's API keys go: never from a file in the project. */
@@ -640,6 +651,7 @@ enum {
     OPT_PUBLISH,
     OPT_ALLOW_HOST,
     OPT_ALLOW_LAN,
+    OPT_WIREGUARD,
     OPT_API_KEY,
     OPT_API_CA,
     OPT_IMAGE,
@@ -675,6 +687,7 @@ static const struct option run_options[] = {
     {"publish", required_argument, NULL, OPT_PUBLISH},
     {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
     {"allow-lan", required_argument, NULL, OPT_ALLOW_LAN},
+    {"wireguard", required_argument, NULL, OPT_WIREGUARD},
     {"api-key", required_argument, NULL, OPT_API_KEY},
     {"api-ca", required_argument, NULL, OPT_API_CA},
     {"image", required_argument, NULL, OPT_IMAGE},
@@ -722,6 +735,7 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_PUBLISH:
     case OPT_ALLOW_HOST:
     case OPT_ALLOW_LAN:
+    case OPT_WIREGUARD:
     case OPT_API_KEY:
     case OPT_API_CA:
     case OPT_IMAGE:

@@ -75,6 +75,10 @@ struct mvm_run_opts {
     char *net_allow; /* --net allow=RULES: the rules as given */
     char *image;     /* --image FILE: the guest's userland (disk/ opens it) */
     char *rootfs;    /* --rootfs DIR: the guest's userland, a host tree */
+    /* --wireguard: the tunnel's wg-quick file as given, read with the
+     * user's rights (session/prepare.c); from the command line and the
+     * system's and user's config only. */
+    char *wireguard;
     /* --api-key specs as given (gw/ parses them) and --api-ca's file. */
     char **api_keys;
     size_t napi_keys;

@@ -8,6 +8,7 @@
 #include <linux/sched.h>
 #include <netinet/in.h>
 #include <seccomp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -89,7 +90,7 @@ static int add_by_name(scmp_filter_ctx ctx, uint32_t action, const char *name, u
     return rc;
 }
 
-static int add_rules(scmp_filter_ctx ctx, unsigned *n)
+static int add_rules(scmp_filter_ctx ctx, bool sockets, unsigned *n)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof deny_eperm / sizeof deny_eperm[0]; i++)
@@ -115,6 +116,8 @@ static int add_rules(scmp_filter_ctx ctx, unsigned *n)
                                           SCMP_A0(SCMP_CMP_NE, 0))) == 0)
         (*n)++;
     /* Sockets: QEMU gets every network endpoint as a descriptor. */
+    if (!sockets)
+        return rc;
     if (rc == 0 && (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
                                           SCMP_A0(SCMP_CMP_NE, AF_UNIX))) == 0)
         (*n)++;
@@ -124,7 +127,7 @@ static int add_rules(scmp_filter_ctx ctx, unsigned *n)
     return rc;
 }
 
-void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err)
+static void *filter_new(bool sockets, unsigned *nrules, struct mvm_error **err)
 {
     /* Only the native architecture; a call through another ABI (x32,
      * i386 int 0x80) kills the process. */
@@ -134,7 +137,7 @@ void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err)
     unsigned n = 0;
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (rc == 0)
-        rc = add_rules(ctx, &n);
+        rc = add_rules(ctx, sockets, &n);
     if (rc < 0) {
         seccomp_release(ctx);
         mvm_error_set(err, -rc, "building the seccomp filter");
@@ -143,6 +146,16 @@ void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err)
     if (nrules)
         *nrules = n;
     return ctx;
+}
+
+void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err)
+{
+    return filter_new(true, nrules, err);
+}
+
+void *mvm_jail_filter_new_net(struct mvm_error **err)
+{
+    return filter_new(false, NULL, err);
 }
 
 /* An allowlist: for a helper of mvm's own (a relay), whose every system

@@ -153,19 +153,26 @@ static int drop_privileges(const struct mvm_jail *j, const char **what)
     *what = "dropping capabilities";
     if (caps) {
         capng_clear(CAPNG_SELECT_ALL);
+        if (j->net_admin)
+            capng_update(CAPNG_ADD, CAPNG_BOUNDING_SET, CAP_NET_ADMIN);
         if (capng_apply(CAPNG_SELECT_BOUNDS) < 0 ||
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
             return -1;
     }
     *what = "switching to the jail's user";
-    if (uid && !caps && prctl(PR_SET_KEEPCAPS, 1) < 0)
+    if (uid && (!caps || j->net_admin) && prctl(PR_SET_KEEPCAPS, 1) < 0)
         return -1;
     if (uid && (setresgid(j->gid, j->gid, j->gid) < 0 || setresuid(j->uid, j->uid, j->uid) < 0))
         return -1;
     *what = "dropping capabilities";
     if (caps) {
         capng_clear(CAPNG_SELECT_BOTH);
+        if (j->net_admin)
+            capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE,
+                         CAP_NET_ADMIN);
         if (capng_apply(CAPNG_SELECT_BOTH) < 0)
+            return -1;
+        if (j->net_admin && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) < 0)
             return -1;
     }
     return 0;

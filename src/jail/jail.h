@@ -84,6 +84,9 @@ struct mvm_jail {
     uid_t ns_uid;
     gid_t ns_gid;
     bool ambient_caps; /* keep the namespace's capabilities across exec */
+    /* With MVM_JAIL_CAPS: CAP_NET_ADMIN alone kept, ambient, across the
+     * uid change and exec (wireguard-go sets its tun's MTU). */
+    bool net_admin;
 };
 
 struct mvm_child {
@@ -109,6 +112,10 @@ int mvm_jail_userns_fd(const char *uid_map, const char *gid_map, struct mvm_erro
 /* jail-filter.c: mvm's seccomp filter (a libseccomp context), its rule
  * count, and its release. */
 void *mvm_jail_filter_new(unsigned *nrules, struct mvm_error **err);
+/* The same without its socket rules: for a helper that makes its own
+ * network sockets (wireguard-go, whose Go runtime rules out an
+ * allowlist). */
+void *mvm_jail_filter_new_net(struct mvm_error **err);
 /* An allowlist filter for mvm's own helpers: only the named system calls
  * (NULL-terminated; names this architecture lacks are skipped), socket()
  * only for AF_INET of the kinds in flags; the rest fails with EPERM. */

@@ -473,36 +473,25 @@ static bool lists_module(const char *dir, const char *list, const char *file)
     return text && strstr(text, file) != NULL;
 }
 
-static char *on_path(const char *name)
-{
-    const char *env = getenv("PATH");
-    cleanup_free char *path = xstrdup(env && *env ? env : "/usr/local/bin:/usr/bin:/bin");
-    char *save = NULL;
-    for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-        char *file = xasprintf("%s/%s", dir, name);
-        if (dir[0] == '/' && access(file, X_OK) == 0)
-            return file;
-        free(file);
-    }
-    return NULL;
-}
-
+/* --wireguard runs wireguard-go (session/wireguard.c), kernel module
+ * or not: say which wireguard-go, and whether the kernel has WireGuard. */
 static void check_wireguard(struct doctor *d)
 {
     cleanup_free char *dir = xasprintf("/lib/modules/%s", d->release_text);
-    cleanup_free char *go = NULL;
-    if (access("/sys/module/wireguard", F_OK) == 0)
-        ADD(d, "wireguard", MVM_DOCTOR_OK, NULL, "the wireguard kernel module is loaded");
-    else if (lists_module(dir, "modules.dep", "/wireguard.ko") ||
-             lists_module(dir, "modules.builtin", "/wireguard.ko"))
-        ADD(d, "wireguard", MVM_DOCTOR_OK, NULL, "the wireguard kernel module is in %s", dir);
-    else if ((go = on_path("wireguard-go")) != NULL)
-        ADD(d, "wireguard", MVM_DOCTOR_OK, NULL, "%s (no kernel module)", go);
+    const char *kernel = access("/sys/module/wireguard", F_OK) == 0 ? "loaded"
+                         : lists_module(dir, "modules.dep", "/wireguard.ko") ||
+                                 lists_module(dir, "modules.builtin", "/wireguard.ko")
+                             ? "available, unused"
+                             : "absent";
+    const char *go = session_wireguard_go();
+    if (go)
+        ADD(d, "wireguard", MVM_DOCTOR_OK, NULL,
+            "%s for --wireguard (the kernel's WireGuard module: %s)", go, kernel);
     else
-        ADD(d, "wireguard", MVM_DOCTOR_WARN,
-            "apt-get install wireguard-go wireguard-tools, or a kernel with the wireguard module",
-            "neither the wireguard kernel module nor wireguard-go: only a WireGuard exit needs "
-            "them");
+        ADD(d, "wireguard", MVM_DOCTOR_WARN, "apt-get install wireguard-go wireguard-tools",
+            "no wireguard-go, which --wireguard needs (the kernel's WireGuard module: %s, "
+            "unused)",
+            kernel);
 }
 
 #define IDMAP_FIX "Linux 5.12 or later, with /usr on ext4, xfs or btrfs"

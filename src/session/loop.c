@@ -186,6 +186,7 @@ struct poll_set {
     struct mvm_pollset set;
     int qmp, con, qlog, sig, qemu, routes, reports, tty, gateway, vlog[MAX_SHARES],
         vproc[MAX_SHARES];
+    int wg; /* wireguard-go's pidfd */
 };
 
 static void build_poll(struct session *s, struct poll_set *ps)
@@ -205,6 +206,7 @@ static void build_poll(struct session *s, struct poll_set *ps)
     ps->routes = mvm_pollset_add(set, s->net.watch_fd, POLLIN);
     ps->reports = mvm_pollset_add(set, s->net.report_fd, POLLIN);
     ps->gateway = mvm_pollset_add(set, s->gateway.pidfd, POLLIN);
+    ps->wg = mvm_pollset_add(set, s->wg_proc.pidfd, POLLIN);
     for (size_t i = 0; i < s->nshares; i++) {
         ps->vlog[i] = mvm_pollset_add(set, s->shares[i].log_fd, POLLIN);
         ps->vproc[i] = mvm_pollset_add(set, s->shares[i].proc.pidfd, POLLIN);
@@ -255,6 +257,14 @@ static bool ready(const struct poll_set *ps, int i)
     return i >= 0 && ps->set.fds[i].revents != 0;
 }
 
+/* A helper the session cannot do without exited (wait status st). */
+static int helper_died(const char *what, int st, struct mvm_error **err)
+{
+    return mvm_error_set(err, 0, "%s exited unexpectedly (%s %d); the VM was destroyed", what,
+                         WIFSIGNALED(st) ? "signal" : "status",
+                         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
 static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err)
 {
     if (mvm_relay_handle(&s->relay, ps->set.fds, err) < 0)
@@ -296,14 +306,13 @@ static int handle(struct session *s, struct poll_set *ps, struct mvm_error **err
     }
     /* Without its gateway the agent's every API request would fail: the
      * session ends, saying why, rather than leave it retrying. */
-    if (ready(ps, ps->gateway) && mvm_child_poll(&s->gateway)) {
-        int st = s->gateway.status;
-        return mvm_error_set(err, 0,
-                             "the API gateway (--api-key) exited unexpectedly (%s %d); the VM "
-                             "was destroyed",
-                             WIFSIGNALED(st) ? "signal" : "status",
-                             WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-    }
+    if (ready(ps, ps->gateway) && mvm_child_poll(&s->gateway))
+        return helper_died("the API gateway (--api-key)", s->gateway.status, err);
+    /* Without wireguard-go the tunnel is gone and nothing leaves (its tun
+     * and the default route went with it): say so rather than leave the
+     * command failing to connect. */
+    if (ready(ps, ps->wg) && mvm_child_poll(&s->wg_proc))
+        return helper_died("wireguard-go (--wireguard)", s->wg_proc.status, err);
     /* The host's routes changed: refuse the new prefixes at once, or end
      * the session rather than leave them reachable. */
     if (ready(ps, ps->routes) && mvm_net_refresh(&s->netplan, &s->net, err) < 0)

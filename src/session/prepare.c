@@ -388,7 +388,7 @@ int session_prepare(struct session *s, struct mvm_error **err)
     s->stdout_tty = isatty(STDOUT_FILENO);
     s->tty =
         s->o->tty == MVM_TTY_ALWAYS || (s->o->tty == MVM_TTY_AUTO && s->stdin_tty && s->stdout_tty);
-    if (plan_net(s, err) < 0 || plan_user(s, err) < 0 ||
+    if (plan_net(s, err) < 0 || plan_user(s, err) < 0 || session_plan_wireguard(s, err) < 0 ||
         session_build_env(s->o->env, s->o->nenv, s->o->argv, s->o->argc, &s->env, &s->nenv, err) <
             0 ||
         session_plan_api_keys(s, err) < 0 || plan_image(s, err) < 0 || plan_shares(s, err) < 0 ||

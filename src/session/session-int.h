@@ -87,6 +87,9 @@ struct session {
     struct mvm_child dns_relay;      /* jailed */
     struct mvm_net_policy netpolicy; /* --publish, --allow-host, --allow-lan */
     struct mvm_child port_relay;     /* jailed; for --publish */
+    struct session_wg *wg;           /* --wireguard (wireguard.c), or NULL */
+    struct mvm_child wg_proc;        /* wireguard-go, jailed */
+    void *wg_filter;                 /* its seccomp filter */
     void *dns_filter, *port_filter;  /* the relays' seccomp allowlists */
     /* --api-key (apikey.c): the providers, their keys (wiped at the end)
      * and the CA bundle for the gateway, which is jailed */
@@ -239,5 +242,15 @@ static inline size_t session_first_share(const struct session *s)
 {
     return s->image.fd >= 0 ? 0 : 1;
 }
+
+/* wireguard.c: --wireguard's file read with the user's rights and its
+ * Endpoints resolved, in prepare; the plan's uplink and resolvers; the
+ * jailed wireguard-go net/uplink-wg.c asks for; the config wiped. */
+int session_plan_wireguard(struct session *s, struct mvm_error **err);
+void session_wireguard_plan(struct session *s, struct mvm_net_plan *p, uid_t uid);
+int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error **err);
+void session_wireguard_free(struct session *s);
+/* The wireguard-go --wireguard runs, or NULL (also for mvm doctor). */
+const char *session_wireguard_go(void);
 
 #endif

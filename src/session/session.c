@@ -79,6 +79,7 @@ static void release(struct session *s)
     mvm_jail_filter_free(s->port_filter);
     mvm_jail_filter_free(s->gw_filter);
     session_api_keys_free(s);
+    session_wireguard_free(s);
     for (size_t i = 0; i < s->nenv; i++)
         free(s->env[i]);
     free(s->env);
@@ -108,6 +109,7 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->qemu = (struct mvm_child)MVM_CHILD_INIT;
     s->dns_relay = (struct mvm_child)MVM_CHILD_INIT;
     s->port_relay = (struct mvm_child)MVM_CHILD_INIT;
+    s->wg_proc = (struct mvm_child)MVM_CHILD_INIT;
     s->gateway = (struct mvm_child)MVM_CHILD_INIT;
     s->net = (struct mvm_net)MVM_NET_INIT;
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;

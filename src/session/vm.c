@@ -363,6 +363,9 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
     p->policy = &s->netpolicy;
     for (size_t i = 0; i < s->o->ndns; i++)
         inet_pton(AF_INET, s->o->dns[i], &p->upstream[p->nupstream++]);
+    /* wireguard-go takes the id before the gateway's. */
+    if (s->wg)
+        session_wireguard_plan(s, p, relay_uid - 3);
     snprintf(s->mac, sizeof s->mac, "%02x:%02x:%02x:%02x:%02x:%02x", p->mac[0], p->mac[1],
              p->mac[2], p->mac[3], p->mac[4], p->mac[5]);
     bool changed = false;
@@ -371,12 +374,13 @@ static int start_network(struct session *s, uid_t relay_uid, struct mvm_error **
      * watch goes unseen (isolated mode; open mode refuses nothing). */
     if ((!open_mode && mvm_net_watch(&s->net, err) < 0) ||
         mvm_net_plan_host(p, "/etc/resolv.conf", err) < 0 ||
-        mvm_net_forwarding_on(MVM_RUN_DIR "/ip_forward.orig", &changed, err) < 0)
+        (!s->wg && mvm_net_forwarding_on(MVM_RUN_DIR "/ip_forward.orig", &changed, err) < 0))
         return mvm_error_wrap(err, "setting up the network");
     if (changed)
         session_notice(s, "IPv4 forwarding was off: mvm turned it on (as Docker and libvirt do); "
                           "mvm cleanup --all turns it off again");
-    cleanup_free char *dropper = mvm_net_forward_blocked();
+    /* The tunnel's traffic is not forwarded by the host. */
+    cleanup_free char *dropper = s->wg ? NULL : mvm_net_forward_blocked();
     if (dropper)
         session_notice(s,
                        "another firewall drops forwarded traffic by default (%s; Docker, ufw or "
@@ -662,6 +666,7 @@ int session_start_vm(struct session *s, struct mvm_error **err)
 {
     mvm_sessiondir_cleanup(MVM_RUN_DIR, NULL); /* what crashed sessions left */
     mvm_cgroup_sweep("/sys/fs/cgroup", MVM_RUN_DIR);
+    mvm_net_wg_sweep(MVM_RUN_DIR);
     mvm_scratch_cleanup(MVM_SCRATCH_DIR, NULL);
     mvm_image_overlay_cleanup(MVM_OVERLAY_DIR, NULL);
     if (mvm_sessiondir_create(MVM_RUN_DIR, s->id, &s->dir, err) < 0)

@@ -62,7 +62,7 @@ mkdir -p "$PROJECT"
 
 # Session directories that exist before a test (other sessions) are not
 # the test's business; anything new afterwards is a leftover.
-helper_pids() { pgrep -f -- 'qemu-system-x86_64|virtiofsd|__dns-relay|__port-relay|__api-gateway' | sort; }
+helper_pids() { pgrep -f -- 'qemu-system-x86_64|virtiofsd|__dns-relay|__port-relay|__api-gateway|wireguard-go' | sort; }
 runs_before() {
     ls -1 /run/mvm 2>/dev/null | sort > "$WORK/runs.before"
     helper_pids > "$WORK/pids.before"

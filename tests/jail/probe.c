@@ -81,6 +81,22 @@ static int do_capset(void)
     return (int)syscall(SYS_capset, &h, d);
 }
 
+/* Effective: CAP_NET_ADMIN and nothing else, and ambient (it survived
+ * exec); EPERM otherwise. */
+static int do_net_admin_only(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return -1;
+    if (d[0].effective != 1u << CAP_NET_ADMIN || d[1].effective != 0 ||
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_ADMIN, 0, 0) != 1) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
+}
+
 static int do_write_usr(void)
 {
     char path[64];
@@ -252,6 +268,8 @@ static int run_check(const char *c)
         return do_open("/run/mvm");
     if (!strcmp(c, "capset"))
         return do_capset();
+    if (!strcmp(c, "net_admin_only"))
+        return do_net_admin_only();
     if (!strcmp(c, "setuid0"))
         return setuid(0);
     if (!strcmp(c, "write_usr"))
@@ -313,6 +331,7 @@ const char *const all_checks[] = {
     "open_proc1_root",
     "open_run_mvm",
     "capset",
+    "net_admin_only",
     "setuid0",
     "write_usr",
     "signal_other",

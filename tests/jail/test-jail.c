@@ -73,6 +73,7 @@ static const struct expect table[] = {
     {"open_proc1_root", "errno:ENOENT", FS | MVM_JAIL_PIDNS, "not:ENOENT", false},
     {"open_run_mvm", "errno:ENOENT", FS, "ok", false},
     {"capset", "errno:EPERM", MVM_JAIL_CAPS | MVM_JAIL_UID, "ok", false},
+    {"net_admin_only", "errno:EPERM", 0, NULL, false}, /* ok with .net_admin (below) */
     {"setuid0", "errno:EPERM", MVM_JAIL_UID, "ok", false},
     {"write_usr", "errno:EROFS", FS, "ok", false},
     {"signal_other", "errno:ESRCH", MVM_JAIL_PIDNS, "ok", true},
@@ -91,6 +92,7 @@ static const struct expect table[] = {
 
 static const char *probe_path;
 static void *filter;
+static bool net_admin; /* run_probe's jails keep CAP_NET_ADMIN (wireguard-go's) */
 static int failures;
 
 /* Runs the probe in a jail with `layers` for the given checks; returns
@@ -125,6 +127,7 @@ static char *run_probe(unsigned layers, uid_t uid, pid_t other, const char *cons
         .uid = uid,
         .gid = (gid_t)uid,
         .seccomp = filter,
+        .net_admin = net_admin,
     };
     cleanup_pid struct mvm_child c = MVM_CHILD_INIT;
     struct mvm_error *err = NULL;
@@ -307,6 +310,17 @@ int main(int argc, char **argv)
         expect(what, e->check, e->twin, result_of(twin, e->check, res, sizeof res));
         free(twin);
     }
+    /* wireguard-go's jail: CAP_NET_ADMIN alone, still no way back to
+     * root or to any other capability. */
+    net_admin = true;
+    static const char *const kept[] = {"net_admin_only", "capset", "setuid0", "mount"};
+    static const char *const kept_want[] = {"ok", "errno:EPERM", "errno:EPERM", "errno:EPERM"};
+    out = run_probe(ALL, UID_A, other.pid, kept, (int)ARRAY_SIZE(kept));
+    for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
+        expect("with CAP_NET_ADMIN kept", kept[i], kept_want[i],
+               result_of(out, kept[i], res, sizeof res));
+    free(out);
+    net_admin = false;
     check_many_fds();
     mvm_child_kill(&other);
     shmctl(shm, IPC_RMID, NULL);

@@ -595,6 +595,25 @@ static void test_run_net_holes(void **state)
             fail_msg("usage does not mention %s", documented[i]);
 }
 
+/* --wireguard: one file, the last one given wins; a config key too. */
+static void test_run_wireguard(void **state)
+{
+    struct fx *fx = *state;
+    PARSE_OK(fx, "true");
+    assert_null(fx->o.wireguard);
+    mvm_run_opts_clear(&fx->o);
+    PARSE_OK(fx, "--wireguard", "/a/wg0.conf", "--wireguard=/b/wg1.conf", "true");
+    assert_string_equal(fx->o.wireguard, "/b/wg1.conf");
+    assert_int_equal(mvm_cli_apply_config("wireguard = /etc/wireguard/x.conf\n", "/etc/mvm/config",
+                                          &fx->o, NULL),
+                     0);
+    assert_string_equal(fx->o.wireguard, "/etc/wireguard/x.conf");
+    mvm_run_opts_clear(&fx->o);
+    assert_null(fx->o.wireguard);
+    PARSE_BAD(fx, "missing value for '--wireguard'", "--wireguard");
+    assert_non_null(strstr(mvm_run_usage, "--wireguard FILE"));
+}
+
 /* --audit: warn unless told, from the command line or the two config
  * files (a security setting: nothing else may set it). */
 static void test_run_audit(void **state)
@@ -939,6 +958,7 @@ int main(void)
         FX_TEST(test_run_long_forms),
         FX_TEST(test_run_help),
         FX_TEST(test_run_disk_limits),
+        FX_TEST(test_run_wireguard),
         FX_TEST(test_run_audit),
         FX_TEST(test_run_env),
         FX_TEST(test_run_share),

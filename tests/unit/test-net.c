@@ -362,6 +362,48 @@ static void test_ruleset_services(void **state)
     free(r);
 }
 
+/* The WireGuard uplink: what is accepted goes out through wg0 and is
+ * masqueraded there, the refusals as before; the services' output chain
+ * lets the relay ask the tunnel's resolver, which may stand in a refused
+ * range, and nothing else there. */
+static void test_ruleset_wg(void **state)
+{
+    (void)state;
+    static struct mvm_net_plan p;
+    static struct mvm_net_policy pol;
+    fresh_plan(&p, &pol, MVM_NET_ISOLATED, 0, "abc");
+    p.uplink = MVM_NET_UPLINK_WG;
+    inet_pton(AF_INET, "10.64.0.1", &p.upstream[p.nupstream++]);
+    char *r = mvm_net_ruleset_ns(&p);
+    assert_null(strstr(r, "up0"));
+    assert_non_null(strstr(r, "ip daddr @blocked4 meta l4proto tcp reject"));
+    assert_non_null(strstr(r, "    oifname \"wg0\" accept\n"));
+    assert_non_null(strstr(r, "    oifname \"wg0\" masquerade\n"));
+    assert_null(strstr(r, "10.64.0.1")); /* no output chain: the guest never gets it */
+    free(r);
+    p.services[p.nservices++] = 7480;
+    r = mvm_net_ruleset_ns(&p);
+    const char *out = strstr(r, "chain output");
+    assert_non_null(out);
+    assert_non_null(strstr(out, "    oifname != \"wg0\" accept\n"
+                                "    ct state established,related accept\n"
+                                "    ip daddr 10.64.0.1 udp dport 53 accept\n"));
+    free(r);
+    /* --net open with the tunnel: no refusals, and still only wg0 out. */
+    p.mode = MVM_NET_OPEN;
+    p.nservices = 0;
+    r = mvm_net_ruleset_ns(&p);
+    assert_null(strstr(r, "ip daddr @blocked4 meta l4proto tcp reject"));
+    assert_non_null(strstr(r, "    oifname \"wg0\" accept\n  }"));
+    free(r);
+    p.mode = MVM_NET_ISOLATED;
+    p.services[p.nservices++] = 7480;
+    p.uplink = MVM_NET_UPLINK_HOST;
+    r = mvm_net_ruleset_ns(&p);
+    assert_null(strstr(r, "10.64.0.1")); /* the host's uplink: the relay asks from the host */
+    free(r);
+}
+
 static void test_ruleset_allow(void **state)
 {
     (void)state;
@@ -576,6 +618,16 @@ static void test_kernel_rulesets(void **state)
     apply_ok(add_rep);
     free(add_rep);
     apply_ok("delete element inet mvm allowdns4 { 198.51.100.81 . 443 }\n");
+
+    /* The WireGuard uplink's, with the services' output chain. */
+    p.mode = MVM_NET_ISOLATED;
+    p.uplink = MVM_NET_UPLINK_WG;
+    p.services[p.nservices++] = 7480;
+    inet_pton(AF_INET, "10.64.0.1", &p.upstream[p.nupstream++]);
+    mvm_nft_apply("add table inet mvm\ndelete table inet mvm\n", "the test namespace", NULL);
+    ns = mvm_net_ruleset_ns(&p);
+    apply_ok(ns);
+    free(ns);
 }
 
 static int kernel_tests(void)
@@ -605,7 +657,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ruleset_holes),   cmocka_unit_test(test_ruleset_host),
         cmocka_unit_test(test_stale_holes),     cmocka_unit_test(test_policy_allow),
         cmocka_unit_test(test_ruleset_allow),   cmocka_unit_test(test_ruleset_services),
-        cmocka_unit_test(test_reports),
+        cmocka_unit_test(test_reports),         cmocka_unit_test(test_ruleset_wg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,76 @@
+# A WireGuard server for the --wireguard tests, sourced after
+# net-topology.sh: $NS_WG behind the simulated WAN at 198.51.100.202
+# (the WAN forwards it the tunnel's UDP, port 51820, and nothing else);
+# inside the tunnel 10.66.0.1/24 (dnsmasq: wg.test and its subdomains ->
+# 192.0.2.80, queries logged to $WORK/dnsmasq-wg.log) and web pages at
+# 192.0.2.80:80 and 192.0.2.81:80, reachable only through the tunnel.  The client is
+# 10.66.0.2/32; conf FILE MODE [PRIVATEKEY [LINES]] writes its wg-quick
+# file ($ENDPOINT: the server's address or name).
+# $WGS is the server's wireguard-go.
+command -v wireguard-go > /dev/null || skip "wireguard-go is missing: contrib/install-deps.sh installs it"
+command -v wg > /dev/null || skip "wg (wireguard-tools) is missing: contrib/install-deps.sh installs it"
+NS_WG=mvmt-wg-$$ WG_IF=wgs-$$
+ip netns add "$NS_WG" || die "ip netns add $NS_WG"
+defer "ip netns del $NS_WG 2> /dev/null"
+ip -n "$NS_WG" link set lo up
+ip link add wgpeer netns "$NS_WAN" type veth peer name eth0 netns "$NS_WG"
+ip -n "$NS_WAN" addr add 198.51.100.201/30 dev wgpeer
+ip -n "$NS_WG" addr add 198.51.100.202/30 dev eth0
+ip -n "$NS_WAN" link set wgpeer up
+ip -n "$NS_WG" link set eth0 up
+ip -n "$NS_WG" route add default via 198.51.100.201
+ip -n "$NS_WG" addr add 192.0.2.80/32 dev lo
+ip -n "$NS_WG" addr add 192.0.2.81/32 dev lo
+# The WAN forwards the tunnel's UDP to the server and nothing else.
+ip netns exec "$NS_WAN" sysctl -qw net.ipv4.ip_forward=1
+ip netns exec "$NS_WAN" nft -f - << 'NFT'
+table inet wanfw {
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ip daddr 198.51.100.202 udp dport 51820 accept
+  }
+}
+NFT
+
+umask 077
+wg genkey > "$WORK/server.key"
+wg genkey > "$WORK/client.key"
+SERVER_PUB=$(wg pubkey < "$WORK/server.key")
+CLIENT_PUB=$(wg pubkey < "$WORK/client.key")
+umask 022
+ip netns exec "$NS_WG" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$WG_IF" > "$WORK/wgs.log" 2>&1 &
+WGS=$!
+defer "kill $WGS 2> /dev/null; rm -f /var/run/wireguard/$WG_IF.sock"
+for _ in $(seq 50); do [ -S "/var/run/wireguard/$WG_IF.sock" ] && break; sleep 0.1; done
+ip netns exec "$NS_WG" wg set "$WG_IF" private-key "$WORK/server.key" listen-port 51820 \
+    peer "$CLIENT_PUB" allowed-ips 10.66.0.2/32 || die "configuring the WireGuard server"
+ip -n "$NS_WG" addr add 10.66.0.1/24 dev "$WG_IF"
+ip -n "$NS_WG" link set "$WG_IF" up
+serve "$NS_WG" 192.0.2.80 80 tunnel-page
+serve "$NS_WG" 192.0.2.81 80 other-tunnel-page
+ip netns exec "$NS_WG" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+    --listen-address=10.66.0.1 --address=/wg.test/192.0.2.80 --log-queries \
+    --log-facility="$WORK/dnsmasq-wg.log" --pid-file="$WORK/dnsmasq-wg.pid" --user=root &
+defer "kill $! 2> /dev/null"
+for a in 192.0.2.80 192.0.2.81; do
+    for _ in $(seq 50); do
+        ip netns exec "$NS_WG" python3 -c "import socket; socket.create_connection(('$a', 80), timeout=1)" 2> /dev/null && break
+        sleep 0.1
+    done
+done
+
+conf() { # file mode [private key [more Interface lines]]: a client config
+    cat > "$1" << EOF
+[Interface]
+PrivateKey = ${3:-$(cat "$WORK/client.key")}
+Address = 10.66.0.2/32
+DNS = 10.66.0.1
+${4:-}
+
+[Peer]
+PublicKey = $SERVER_PUB
+Endpoint = ${ENDPOINT:-198.51.100.202}:51820
+AllowedIPs = 0.0.0.0/0
+EOF
+    chmod "$2" "$1"
+}
