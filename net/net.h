@@ -219,7 +219,7 @@ struct mvm_net {
      * UAPI socket's path (removed at the end), and its name while it is
      * still in the host's namespace */
     int wg_tun_fd;
-    char wg_sock[64];
+    char wg_sock[108]; /* a sun_path */
     char wg_host_if[16];
     /* --publish listeners in the host's namespace, as the plan lists them,
      * until the port relay has them */
