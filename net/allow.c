@@ -37,8 +37,7 @@ int mvm_net_report_check(const struct mvm_net_plan *p, const struct mvm_net_repo
         return mvm_error_set(err, 0, "an address report into the LAN");
     for (size_t i = 0; i < p->nblocked; i++) {
         const struct mvm_prefix4 *b = &p->blocked[i];
-        uint32_t mask = b->len ? htonl(~0u << (32 - b->len)) : 0;
-        if (((ip ^ b->addr) & mask) == 0)
+        if (((ip ^ b->addr) & mvm_ip4_mask(b->len)) == 0)
             return mvm_error_set(err, 0, "an address report for a refused prefix");
     }
     return 0;
@@ -60,13 +59,8 @@ char *mvm_net_ruleset_reports(const struct mvm_net_plan *p, const struct mvm_net
     struct buf b = {0};
     for (size_t i = 0; i < n; i++) {
         const struct mvm_net_allow *a = &p->policy->allow[r[i].rule];
-        uint16_t ports[2] = {a->port, 0};
-        size_t np = 1;
-        if (a->port == 0) {
-            ports[0] = 80;
-            ports[1] = 443;
-            np = 2;
-        }
+        uint16_t ports[2];
+        size_t np = mvm_net_allow_ports(a, ports);
         uint32_t ip;
         char text[16];
         memcpy(&ip, r[i].addr, 4);

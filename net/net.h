@@ -99,6 +99,16 @@ int mvm_net_policy_allow_lan(struct mvm_net_policy *pol, const char *spec, struc
 int mvm_net_policy_allow(struct mvm_net_policy *pol, const char *rules, struct mvm_error **err);
 /* A rule as the user would write it, into buf. */
 const char *mvm_net_allow_str(const struct mvm_net_allow *a, char *buf, size_t cap);
+/* The ports of an allow= rule (its own, else TCP 80 and 443) into
+ * ports; returns how many. */
+size_t mvm_net_allow_ports(const struct mvm_net_allow *a, uint16_t ports[2]);
+/* Whether allow= lets a connection to host:port out: a name rule for
+ * host (or *.NAME above it), matched as the DNS relay matches, or, when
+ * host is an IPv4 literal, an address rule holding it -- on one of the
+ * rule's ports.  Pure. */
+bool mvm_net_policy_allows(const struct mvm_net_policy *pol, const char *host, uint16_t port);
+/* The network-order mask of a /len prefix. */
+uint32_t mvm_ip4_mask(unsigned len);
 /* "tcp" or "udp". */
 const char *mvm_net_proto_name(int proto);
 /* True when prefix addr/len overlaps the ranges that are never public

@@ -30,11 +30,6 @@ static const char *const lan4[] = {
     NULL,
 };
 
-static uint32_t mask4(unsigned len)
-{
-    return len ? htonl(~0u << (32 - len)) : 0;
-}
-
 bool mvm_net_in_lan(uint32_t addr, unsigned len)
 {
     for (size_t i = 0; lan4[i]; i++) {
@@ -44,7 +39,7 @@ bool mvm_net_in_lan(uint32_t addr, unsigned len)
         if (sscanf(lan4[i], "%15[0-9.]/%u", ip, &plen) != 2 || inet_pton(AF_INET, ip, &a) != 1)
             continue;
         unsigned n = len < plen ? len : plen;
-        if (((a.s_addr ^ addr) & mask4(n)) == 0)
+        if (((a.s_addr ^ addr) & mvm_ip4_mask(n)) == 0)
             return true;
     }
     return false;
@@ -87,7 +82,7 @@ int mvm_net_plan_block(struct mvm_net_plan *p, uint32_t addr, unsigned len, stru
                              "the host has more than %d addresses and routes to keep from the "
                              "guest",
                              MVM_NET_MAX_PREFIXES);
-    p->blocked[p->nblocked++] = (struct mvm_prefix4){addr & mask4(len), len};
+    p->blocked[p->nblocked++] = (struct mvm_prefix4){addr & mvm_ip4_mask(len), len};
     return 0;
 }
 
@@ -181,18 +176,6 @@ static void reject(struct buf *b, const char *match)
     buf_printf(b, "    %s%sreject with icmpx type admin-prohibited\n", match, sp);
 }
 
-/* The ports of an allow= rule, each in turn. */
-static size_t rule_ports(const struct mvm_net_allow *a, uint16_t ports[2])
-{
-    if (a->port) {
-        ports[0] = a->port;
-        return 1;
-    }
-    ports[0] = 80;
-    ports[1] = 443;
-    return 2;
-}
-
 /* allow4: the literal addresses and prefixes, fixed; allowdns4: what the
  * relay answered for the names, each element for its TTL (dnsallow.c). */
 static void allow_sets(struct buf *b, const struct mvm_net_plan *p)
@@ -206,7 +189,7 @@ static void allow_sets(struct buf *b, const struct mvm_net_plan *p)
         char ip[16];
         if (a->name[0])
             continue;
-        for (size_t k = 0; k < rule_ports(a, ports); k++, sep = ",")
+        for (size_t k = 0; k < mvm_net_allow_ports(a, ports); k++, sep = ",")
             buf_printf(b, "%s %s/%u . %u", *sep ? sep : " elements = {", mvm_ip4_str(a->ip, ip),
                        a->len, ports[k]);
     }

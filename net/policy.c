@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns.h"
 #include "net.h"
 #include "util.h"
 
@@ -199,7 +200,7 @@ static bool parse_addr(const char *s, size_t n, struct mvm_net_allow *a)
     }
     if (!parse_ip4(s, iplen, &a->ip))
         return false;
-    a->ip &= a->len ? htonl(~0u << (32 - a->len)) : 0;
+    a->ip &= mvm_ip4_mask(a->len);
     return true;
 }
 
@@ -266,4 +267,51 @@ const char *mvm_net_allow_str(const struct mvm_net_allow *a, char *buf, size_t c
     else
         snprintf(buf, cap, "%s/%u%s", mvm_ip4_str(a->ip, ip), a->len, port);
     return buf;
+}
+
+uint32_t mvm_ip4_mask(unsigned len)
+{
+    return len ? htonl(~0u << (32 - len)) : 0;
+}
+
+size_t mvm_net_allow_ports(const struct mvm_net_allow *a, uint16_t ports[2])
+{
+    if (a->port) {
+        ports[0] = a->port;
+        return 1;
+    }
+    ports[0] = 80;
+    ports[1] = 443;
+    return 2;
+}
+
+bool mvm_net_policy_allows(const struct mvm_net_policy *pol, const char *host, uint16_t port)
+{
+    struct in_addr literal;
+    bool is_ip = inet_pton(AF_INET, host, &literal) == 1;
+    /* The relay sees names lowercased, as the rules are. */
+    char name[MVM_DNS_NAME_MAX];
+    size_t n = strlen(host);
+    if (n >= sizeof name)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        name[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] - 'A' + 'a' : host[i]);
+    for (size_t i = 0; i < pol->nallow; i++) {
+        const struct mvm_net_allow *r = &pol->allow[i];
+        uint16_t ports[2];
+        bool on_port = false;
+        for (size_t k = 0, np = mvm_net_allow_ports(r, ports); k < np; k++)
+            on_port |= ports[k] == port;
+        if (!on_port)
+            continue;
+        if (r->name[0] && !is_ip) {
+            struct mvm_dns_allow entry = {.wildcard = r->wildcard};
+            snprintf(entry.name, sizeof entry.name, "%s", r->name);
+            if (mvm_dns_allow_match(name, &entry, 1) >= 0)
+                return true;
+        } else if (!r->name[0] && is_ip && ((literal.s_addr ^ r->ip) & mvm_ip4_mask(r->len)) == 0) {
+            return true;
+        }
+    }
+    return false;
 }

@@ -3,12 +3,10 @@
  * session's namespace with the keys over a pipe.  The keys live in mvm's
  * memory and the gateway's only, never in a file, an argument or the
  * guest, and are wiped at teardown. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,34 +102,6 @@ static int read_key(struct session *s, const struct mvm_gw_provider *p, const ch
     return rc;
 }
 
-/* Whether allow= lets the gateway reach the upstream: a name rule for
- * its host (or *.NAME above it) or an address rule holding it, on its
- * port. */
-static bool upstream_allowed(const struct mvm_net_policy *pol, const struct mvm_gw_provider *p)
-{
-    struct in_addr a;
-    bool literal = inet_pton(AF_INET, p->host, &a) == 1;
-    for (size_t i = 0; i < pol->nallow; i++) {
-        const struct mvm_net_allow *r = &pol->allow[i];
-        bool port = r->port ? r->port == p->port : p->port == 80 || p->port == 443;
-        if (!port)
-            continue;
-        if (r->name[0] && !literal) {
-            size_t hl = strlen(p->host), nl = strlen(r->name);
-            if (!r->wildcard && strcasecmp(p->host, r->name) == 0)
-                return true;
-            if (r->wildcard && hl > nl + 1 && p->host[hl - nl - 1] == '.' &&
-                strcasecmp(p->host + hl - nl, r->name) == 0)
-                return true;
-        } else if (!r->name[0] && literal) {
-            uint32_t mask = r->len ? htonl(~0u << (32 - r->len)) : 0;
-            if ((a.s_addr & mask) == r->ip)
-                return true;
-        }
-    }
-    return false;
-}
-
 /* The --env that would put a provider's real key in the guest: refused
  * beside --api-key for that provider, else a notice that it is visible. */
 static int check_env_keys(struct session *s, struct mvm_error **err)
@@ -204,7 +174,7 @@ int session_plan_api_keys(struct session *s, struct mvm_error **err)
             if (strcmp(s->gw[k].guest_key_var, p->guest_key_var) == 0)
                 return mvm_error_set(err, 0, "--api-key %s and --api-key %s both set %s",
                                      o->api_keys[k], o->api_keys[i], p->guest_key_var);
-        if (o->net == MVM_NETOPT_ALLOW && !upstream_allowed(&s->netpolicy, p))
+        if (o->net == MVM_NETOPT_ALLOW && !mvm_net_policy_allows(&s->netpolicy, p->host, p->port))
             return mvm_error_set(err, 0,
                                  "--api-key %s: --net allow= does not let the gateway reach "
                                  "%s:%u: add %s to the rules",

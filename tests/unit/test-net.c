@@ -328,6 +328,32 @@ static void test_policy_allow(void **state)
 /* The namespace's own services (the API gateway): the guest reaches
  * their ports, and their connections out meet the guest's refusals in an
  * output chain; without services there is no output chain. */
+/* What --api-key asks of allow= before anything exists: the gateway's
+ * upstream matched by the relay's name rules, address rules and the
+ * rules' ports. */
+static void test_policy_allows(void **state)
+{
+    (void)state;
+    static struct mvm_net_policy pol;
+    memset(&pol, 0, sizeof pol);
+    assert_int_equal(
+        mvm_net_policy_allow(&pol, "api.anthropic.com,*.example.org,198.51.100.0/24:8443", NULL),
+        0);
+    assert_true(mvm_net_policy_allows(&pol, "api.anthropic.com", 443));
+    assert_true(mvm_net_policy_allows(&pol, "API.Anthropic.COM", 443));
+    assert_true(mvm_net_policy_allows(&pol, "api.anthropic.com", 80));
+    assert_false(mvm_net_policy_allows(&pol, "api.anthropic.com", 8443));
+    assert_false(mvm_net_policy_allows(&pol, "anthropic.com", 443));
+    assert_true(mvm_net_policy_allows(&pol, "a.b.example.org", 443));
+    assert_false(mvm_net_policy_allows(&pol, "example.org", 443)); /* *.NAME is not NAME */
+    assert_false(mvm_net_policy_allows(&pol, "badexample.org", 443));
+    assert_true(mvm_net_policy_allows(&pol, "198.51.100.7", 8443));
+    assert_false(mvm_net_policy_allows(&pol, "198.51.100.7", 443));
+    assert_false(mvm_net_policy_allows(&pol, "198.51.101.7", 8443));
+    assert_int_equal(mvm_ip4_mask(0), 0);
+    assert_int_equal(mvm_ip4_mask(24), htonl(0xffffff00u));
+}
+
 static void test_ruleset_services(void **state)
 {
     (void)state;
@@ -657,7 +683,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ruleset_holes),   cmocka_unit_test(test_ruleset_host),
         cmocka_unit_test(test_stale_holes),     cmocka_unit_test(test_policy_allow),
         cmocka_unit_test(test_ruleset_allow),   cmocka_unit_test(test_ruleset_services),
-        cmocka_unit_test(test_reports),         cmocka_unit_test(test_ruleset_wg),
+        cmocka_unit_test(test_policy_allows),   cmocka_unit_test(test_reports),
+        cmocka_unit_test(test_ruleset_wg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
