@@ -420,6 +420,15 @@ static int prepare_jail(struct session *s, struct mvm_error **err)
     return s->filter ? 0 : -1;
 }
 
+/* The same open image, read-only: how QEMU probes a disk (its fd set
+ * holds both). */
+static int reopen_ro(int fd)
+{
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    return open(self, O_RDONLY | O_CLOEXEC);
+}
+
 static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_error **err)
 {
     struct mvm_qemu_fs fs[MAX_SHARES];
@@ -436,15 +445,12 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         snprintf(serials[ndisks], sizeof serials[ndisks], "%s", SCRATCH_SERIAL);
         images[ndisks++] = &s->scratch;
     }
-    /* Every descriptor QEMU gets, as many as there are. */
+    /* Every descriptor QEMU gets, as many as there are (--image: 3). */
     size_t nkeep = 0;
-    cleanup_free int *keep = xmalloc((4 + s->nshares + 2 * ndisks) * sizeof *keep);
+    cleanup_free int *keep = xmalloc((4 + s->nshares + 2 * ndisks + 3) * sizeof *keep);
     int ro_fds[MAX_DISKS + 1];
     for (size_t i = 0; i < ndisks; i++) {
-        /* The same open image, read-only: how QEMU probes it. */
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", images[i]->fd);
-        ro_fds[i] = open(self, O_RDONLY | O_CLOEXEC);
+        ro_fds[i] = reopen_ro(images[i]->fd);
         if (ro_fds[i] < 0) {
             for (size_t j = 0; j < i; j++)
                 close(ro_fds[j]);
@@ -499,15 +505,12 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
                                 .serial = IMAGE_SERIAL};
     cleanup_close int overlay_ro = -1;
     if (s->image.fd >= 0) {
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", s->image.overlay_fd);
-        overlay_ro = im.overlay_ro_fd = open(self, O_RDONLY | O_CLOEXEC);
+        overlay_ro = im.overlay_ro_fd = reopen_ro(s->image.overlay_fd);
         if (overlay_ro < 0) {
             for (size_t i = 0; i < ndisks; i++)
                 close(ro_fds[i]);
             return mvm_error_set(err, errno, "reopening the overlay of %s", s->image.path);
         }
-        keep = xrealloc(keep, (nkeep + 3) * sizeof *keep);
         keep[nkeep++] = s->image.fd;
         keep[nkeep++] = s->image.overlay_fd;
         keep[nkeep++] = overlay_ro;
