@@ -366,6 +366,59 @@ char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *l
     return b.data;
 }
 
+struct regular_req {
+    const char *path;
+    size_t max;
+    bool nofollow;
+};
+
+/* In the child: the opened file's stat, then its bytes. */
+static int read_regular_child(void *arg, int out_fd)
+{
+    const struct regular_req *r = arg;
+    int fd = open(r->path,
+                  O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (r->nofollow ? O_NOFOLLOW : 0));
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > r->max)
+        return EINVAL;
+    if (write_all(out_fd, &st, sizeof st) < 0)
+        return errno;
+    char buf[4096];
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = read(fd, buf, sizeof buf)) != 0)
+        rc = n < 0 ? errno : write_all(out_fd, buf, (size_t)n) < 0 ? errno : 0;
+    explicit_bzero(buf, sizeof buf);
+    return rc;
+}
+
+char *read_regular_as(uid_t uid, gid_t gid, const char *path, size_t max, bool nofollow,
+                      struct stat *st, size_t *len_out)
+{
+    struct buf b = {0};
+    struct regular_req r = {path, max, nofollow};
+    int rc = run_as(uid, gid, read_regular_child, &r, &b, sizeof *st + max);
+    if (rc != 0 || b.len < sizeof *st) {
+        int e = rc > 0 ? rc : rc < 0 ? errno : EIO;
+        if (b.data)
+            explicit_bzero(b.data, b.cap);
+        buf_free(&b);
+        errno = e;
+        return NULL;
+    }
+    memcpy(st, b.data, sizeof *st);
+    size_t len = b.len - sizeof *st;
+    memmove(b.data, b.data + sizeof *st, len);
+    explicit_bzero(b.data + len, sizeof *st);
+    b.len = len;
+    buf_append(&b, "", 1);
+    if (len_out)
+        *len_out = len;
+    return b.data;
+}
+
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, struct buf *out,
            size_t max)
 {

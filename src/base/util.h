@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -154,5 +155,14 @@ int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, st
 /* read_file() with uid/gid's rights (run_as), for files a user names:
  * sudo must not let them read what they could not.  uid 0 reads directly. */
 char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out);
+
+/* The same for a file whose owner or mode matter (a key, a config): only
+ * a regular file of at most max bytes (else EINVAL), not through a
+ * symlink when nofollow (ELOOP), with *st the opened file's stat for the
+ * caller to judge.  Always in a run_as child; what passed through the
+ * pipe is wiped when the call fails.  NUL-terminated, or NULL with
+ * errno. */
+char *read_regular_as(uid_t uid, gid_t gid, const char *path, size_t max, bool nofollow,
+                      struct stat *st, size_t *len_out);
 
 #endif

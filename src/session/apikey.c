@@ -19,66 +19,30 @@
 /* The system's bundle, which the upstreams' certificates chain to. */
 #define SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 
-struct key_file {
-    const char *path;
-    uid_t uid;
-};
-
-/* In a child that is the user: the key file's bytes, if it is the
- * user's own and nobody else may read or write it. */
-static int read_key_child(void *arg, int out_fd)
-{
-    const struct key_file *k = arg;
-    int fd = open(k->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MVM_GW_MAX_KEY + 2)
-        return EINVAL;
-    if (st.st_uid != k->uid || (st.st_mode & 077) != 0)
-        return EPERM;
-    char buf[MVM_GW_MAX_KEY + 2];
-    ssize_t n = read(fd, buf, sizeof buf);
-    int rc = n < 0 ? errno : write_all(out_fd, buf, (size_t)n) < 0 ? errno : 0;
-    explicit_bzero(buf, sizeof buf);
-    return rc;
-}
-
-static void wipe_buf(struct buf *b)
-{
-    if (b->data)
-        explicit_bzero(b->data, b->cap);
-    buf_free(b);
-}
-
 static int read_key(struct session *s, const struct mvm_gw_provider *p, const char *spec,
                     char **key, size_t *len, struct mvm_error **err)
 {
     const char *value;
-    struct buf text = {0};
+    cleanup_free char *text = NULL;
+    size_t text_len = 0;
     cleanup_free char *from = NULL;
     if (p->file[0]) {
-        struct key_file k = {p->file, s->user.uid};
-        int rc = run_as(s->user.uid, s->user.gid, read_key_child, &k, &text, MVM_GW_MAX_KEY + 2);
-        if (rc == EPERM) {
-            wipe_buf(&text);
+        struct stat st;
+        text = read_regular_as(s->user.uid, s->user.gid, p->file, MVM_GW_MAX_KEY + 2, false, &st,
+                               &text_len);
+        if (text == NULL && errno == EINVAL)
+            return mvm_error_set(err, 0, "--api-key %s: %s is not a regular file holding a key",
+                                 spec, p->file);
+        if (text == NULL)
+            return mvm_error_set(err, errno, "--api-key %s: reading %s", spec, p->file);
+        if (st.st_uid != s->user.uid || (st.st_mode & 077) != 0) {
+            explicit_bzero(text, text_len);
             return mvm_error_set(err, 0,
                                  "--api-key %s: %s must be yours and readable by you alone: "
                                  "chmod 600 %s",
                                  spec, p->file, p->file);
         }
-        if (rc == EINVAL) {
-            wipe_buf(&text);
-            return mvm_error_set(err, 0, "--api-key %s: %s is not a regular file holding a key",
-                                 spec, p->file);
-        }
-        if (rc != 0) {
-            wipe_buf(&text);
-            return mvm_error_set(err, rc > 0 ? rc : errno, "--api-key %s: reading %s", spec,
-                                 p->file);
-        }
-        buf_append(&text, "", 1);
-        value = text.data;
+        value = text;
         from = xstrdup(p->file);
     } else {
         value = getenv(p->env);
@@ -98,7 +62,8 @@ static int read_key(struct session *s, const struct mvm_gw_provider *p, const ch
         (*key)[n] = '\0';
         *len = n;
     }
-    wipe_buf(&text);
+    if (text)
+        explicit_bzero(text, text_len);
     return rc;
 }
 

@@ -36,57 +36,26 @@ struct session_wg {
     struct mvm_net_wg net;
 };
 
-/* In a child that is the user: the file's mode (4 bytes), then its
- * text.  Not through a symlink, a regular file only. */
-static int read_conf_child(void *arg, int out_fd)
-{
-    int fd = open(arg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > WG_CONF_MAX)
-        return EINVAL;
-    uint32_t mode = st.st_mode & 07777;
-    if (write_all(out_fd, &mode, sizeof mode) < 0)
-        return errno;
-    char buf[4096];
-    ssize_t n;
-    int rc = 0;
-    while ((n = read(fd, buf, sizeof buf)) > 0)
-        if (write_all(out_fd, buf, (size_t)n) < 0) {
-            rc = errno;
-            break;
-        }
-    if (n < 0)
-        rc = errno;
-    explicit_bzero(buf, sizeof buf);
-    return rc;
-}
-
 static int read_conf(struct session *s, const char *path, struct mvm_wg_config *c,
                      struct mvm_error **err)
 {
-    struct buf text = {0};
-    int rc = run_as(s->user.uid, s->user.gid, read_conf_child, (void *)path, &text,
-                    WG_CONF_MAX + sizeof(uint32_t));
-    if (rc == EINVAL)
+    struct stat st;
+    size_t len = 0;
+    char *text = read_regular_as(s->user.uid, s->user.gid, path, WG_CONF_MAX, true, &st, &len);
+    int rc = 0;
+    if (text == NULL && errno == EINVAL)
         rc = mvm_error_set(err, 0, "%s is not a regular file of at most 64 KiB", path);
-    else if (rc == ELOOP)
+    else if (text == NULL && errno == ELOOP)
         rc = mvm_error_set(err, 0, "%s is a symbolic link: name the file itself", path);
-    else if (rc != 0)
-        rc = mvm_error_set(err, rc > 0 ? rc : errno, "reading %s", path);
-    else if (text.len < sizeof(uint32_t))
-        rc = mvm_error_set(err, EIO, "reading %s", path);
-    if (rc == 0) {
-        uint32_t mode;
-        memcpy(&mode, text.data, sizeof mode);
-        rc = mvm_wg_check_mode(path, mode, err);
-    }
+    else if (text == NULL)
+        rc = mvm_error_set(err, errno, "reading %s", path);
     if (rc == 0)
-        rc = mvm_wg_parse(text.data + sizeof(uint32_t), text.len - sizeof(uint32_t), path, c, err);
-    if (text.data)
-        explicit_bzero(text.data, text.cap);
-    buf_free(&text);
+        rc = mvm_wg_check_mode(path, st.st_mode & 07777, err);
+    if (rc == 0)
+        rc = mvm_wg_parse(text, len, path, c, err);
+    if (text)
+        explicit_bzero(text, len);
+    free(text);
     return rc < 0 ? -1 : 0;
 }
 

@@ -1,11 +1,15 @@
 /* util.c: the text sanitizer that every printed guest/QEMU-derived
  * message goes through. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -129,13 +133,53 @@ static void test_sha256_vectors(void **state)
     assert_string_equal(out, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+/* read_regular_as: the text and the opened file's stat; what is not a
+ * regular file, is too large, or (nofollow) is a symlink is refused. */
+static void test_read_regular_as(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mvm-test-util.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[64], link[64];
+    snprintf(file, sizeof file, "%s/f", dir);
+    snprintf(link, sizeof link, "%s/l", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("key=value\n", f);
+    fclose(f);
+    assert_int_equal(chmod(file, 0640), 0);
+    assert_int_equal(symlink(file, link), 0);
+    struct stat st;
+    size_t len = 0;
+    char *t = read_regular_as(getuid(), getgid(), file, 64, true, &st, &len);
+    assert_non_null(t);
+    assert_string_equal(t, "key=value\n");
+    assert_int_equal(len, 10);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(st.st_uid, getuid());
+    free(t);
+    t = read_regular_as(getuid(), getgid(), link, 64, false, &st, &len);
+    assert_non_null(t);
+    free(t);
+    errno = 0;
+    assert_null(read_regular_as(getuid(), getgid(), link, 64, true, &st, &len));
+    assert_int_equal(errno, ELOOP);
+    assert_null(read_regular_as(getuid(), getgid(), file, 9, true, &st, &len));
+    assert_int_equal(errno, EINVAL);
+    assert_null(read_regular_as(getuid(), getgid(), dir, 64, true, &st, &len));
+    assert_int_equal(errno, EINVAL);
+    unlink(link);
+    unlink(file);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_text_unchanged),  cmocka_unit_test(test_utf8_kept),
         cmocka_unit_test(test_c0_and_del_replaced),   cmocka_unit_test(test_c1_replaced),
         cmocka_unit_test(test_invalid_utf8_replaced), cmocka_unit_test(test_sha256_vectors),
-        cmocka_unit_test(test_pollset_grows),
+        cmocka_unit_test(test_pollset_grows),         cmocka_unit_test(test_read_regular_as),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
