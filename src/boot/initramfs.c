@@ -18,7 +18,7 @@
 #define ETC_FILE_MAX    (4u << 20)
 #define ETC_DEPTH_MAX   16
 /* Bump when the base layout changes, so old cache entries are not used. */
-#define BASE_FORMAT "mvm-initramfs-base-2" /* 2: modules without signatures */
+#define BASE_FORMAT "mvm-initramfs-base-3" /* 2: modules without signatures, 3: nor BTF */
 
 /* Public, harmless files only: whatever is listed here is copied into
  * every guest, where any process can read it.  Anything that holds
@@ -133,6 +133,7 @@ static int add_modules(struct mvm_cpio *c, const struct mvm_kernel *k,
         struct buf ko = {0};
         rc = mvm_module_read_as(k->uid, k->gid, path, &ko, err);
         if (rc == 0) {
+            mvm_module_hide_btf(ko.data, ko.len);
             mvm_cpio_file(c, dest, 0644, ko.data, mvm_module_unsigned_len(ko.data, ko.len));
             buf_printf(&order, "%s.ko\n", name);
         }

@@ -235,6 +235,61 @@ size_t mvm_module_unsigned_len(const void *data, size_t len)
     return len - magic - info - (size_t)extra;
 }
 
+/* ELF64 header and section header fields used below (elf(5)). */
+#define EH_SHOFF     0x28
+#define EH_SHENTSIZE 0x3a
+#define EH_SHNUM     0x3c
+#define EH_SHSTRNDX  0x3e
+#define EH_SIZE      0x40
+#define SH_NAME      0x00
+#define SH_OFFSET    0x18
+#define SH_SIZE      0x20
+#define SHDR_SIZE    0x40
+
+static uint64_t get_le(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    while (n-- > 0)
+        v = v << 8 | p[n];
+    return v;
+}
+
+/* The section header of index i, NULL when it lies outside the file. */
+static unsigned char *section(unsigned char *p, size_t len, uint64_t i)
+{
+    uint64_t off = get_le(p + EH_SHOFF, 8), num = get_le(p + EH_SHNUM, 2);
+    if (i >= num || off > len || num > (len - off) / SHDR_SIZE)
+        return NULL;
+    return p + off + i * SHDR_SIZE;
+}
+
+bool mvm_module_hide_btf(void *data, size_t len)
+{
+    unsigned char *p = data;
+    static const char btf[] = ".BTF";
+    static const unsigned char elf64_le[] = {0x7f, 'E', 'L', 'F', 2 /* 64-bit */, 1 /* LE */};
+    if (len < EH_SIZE || memcmp(p, elf64_le, sizeof elf64_le) != 0 ||
+        get_le(p + EH_SHENTSIZE, 2) != SHDR_SIZE)
+        return false;
+    unsigned char *strtab = section(p, len, get_le(p + EH_SHSTRNDX, 2));
+    if (strtab == NULL)
+        return false;
+    uint64_t str_off = get_le(strtab + SH_OFFSET, 8), str_size = get_le(strtab + SH_SIZE, 8);
+    if (str_off > len || str_size > len - str_off)
+        return false;
+    bool renamed = false;
+    unsigned char *sh;
+    for (uint64_t i = 0; (sh = section(p, len, i)) != NULL; i++) {
+        uint64_t name = get_le(sh + SH_NAME, 4);
+        if (name < str_size && str_size - name >= sizeof btf &&
+            memcmp(p + str_off + name, btf, sizeof btf) == 0) {
+            p[str_off + name] = '_'; /* "_BTF": a name the kernel ignores */
+            renamed = true;
+        }
+    }
+    return renamed;
+}
+
 int mvm_module_read(const char *path, struct buf *out, struct mvm_error **err)
 {
     return mvm_module_read_as(0, 0, path, out, err);

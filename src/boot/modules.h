@@ -33,6 +33,15 @@ char *mvm_module_name(const char *path);
  * picked the modules, and the kernel does not force signatures.  Pure. */
 size_t mvm_module_unsigned_len(const void *data, size_t len);
 
+/* Renames a module's ".BTF" section (ELF64, little-endian) so that the
+ * guest kernel does not validate the module's type information when it
+ * loads it.  Validating the first module's BTF parses the whole kernel's
+ * (~100 ms under TCG), and each module's own costs more; only BPF
+ * programs in the guest would use it.  Returns whether a section was
+ * renamed; anything that is not a well-formed ELF64 object is left as
+ * it is.  Pure. */
+bool mvm_module_hide_btf(void *data, size_t len);
+
 /* Reads a module file, decompressing .ko.xz / .ko.zst / .ko.gz. */
 int mvm_module_read(const char *path, struct buf *out, struct mvm_error **err);
 /* The same with uid/gid's rights (read_file_as). */

@@ -209,9 +209,46 @@ static void test_module_read(void **state)
     buf_free(&out);
 }
 
+/* An object made by the reference tool with .BTF and .BTF.ext sections:
+ * only .BTF loses its name, every byte else stays. */
+static void test_hide_btf(void **state)
+{
+    const char *dir = *state;
+    cleanup_free char *blob = xasprintf("%s/blob", dir);
+    cleanup_free char *obj = xasprintf("%s/m.ko", dir);
+    write_text(blob, "type information");
+    assert_int_equal(run_sh("cd %s && objcopy -I binary -O elf64-x86-64 --rename-section "
+                            ".data=.BTF --add-section .BTF.ext=blob blob m.ko",
+                            dir),
+                     0);
+    size_t len = 0;
+    cleanup_free char *ko = read_fixture(obj, &len);
+    cleanup_free char *orig = xmalloc(len);
+    memcpy(orig, ko, len);
+    assert_true(mvm_module_hide_btf(ko, len));
+    size_t changed = 0;
+    for (size_t i = 0; i < len; i++)
+        changed += ko[i] != orig[i];
+    assert_int_equal(changed, 1);
+    write_fixture(obj, ko, len, 0644);
+    cleanup_free char *sections = run_capture("readelf -W -S %s", obj);
+    assert_non_null(strstr(sections, " _BTF "));
+    assert_non_null(strstr(sections, " .BTF.ext "));
+    assert_null(strstr(sections, " .BTF "));
+    assert_false(mvm_module_hide_btf(ko, len)); /* nothing left to rename */
+
+    /* Not an object, or one whose tables lie outside the file: untouched. */
+    assert_false(mvm_module_hide_btf(orig, 16));
+    assert_false(mvm_module_hide_btf(orig, len / 2 < 64 ? 64 : len / 2));
+    memcpy(ko, orig, len);
+    ko[0x3e] = (char)0xff; /* e_shstrndx past the section table */
+    assert_false(mvm_module_hide_btf(ko, len));
+    assert_int_equal(memcmp(ko + 0x40, orig + 0x40, len - 0x40), 0);
+}
+
 int main(void)
 {
-    static const char *const tools[] = {"xz", "zstd", "gzip", NULL};
+    static const char *const tools[] = {"xz", "zstd", "gzip", "objcopy", "readelf", NULL};
     require_tools(tools);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deps_first),
@@ -222,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_module_name),
         cmocka_unit_test_setup_teardown(test_module_read, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(test_hide_btf, make_dir, remove_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
