@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,6 +233,10 @@ int mvm_image_build_finish(struct mvm_image_build *b, struct mvm_error **err)
     cleanup_free char *image = xasprintf("%s/%s.qcow2", b->store, b->r->name);
     cleanup_free char *json = xasprintf("%s/%s.json", b->store, b->r->name);
     cleanup_free char *json_tmp = xasprintf("%s/image.json", b->dir);
+    /* A signal during the digest: nothing is installed. */
+    struct signalfd_siginfo si;
+    if (b->sigfd >= 0 && read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        return mvm_error_set(err, 0, "interrupted (%s)", strsignal((int)si.ssi_signo));
     /* The image first: --image NAME finds it; then its recipe. */
     if (rename(qcow2, image) < 0)
         return mvm_error_set(err, errno, "installing %s", image);

@@ -40,12 +40,14 @@ static const char image_usage[] =
     "    --script FILE      a script (yours: read with your rights) run as root in\n"
     "                       the VM, with the network of mvm run's default --net\n"
     "                       isolated; a non-zero exit fails the build\n"
+    "    --net MODE         the VM's network, as mvm run --net (default isolated)\n"
     "    --force            replace an existing image NAME\n"
     "    --refresh          bootstrap anew even when mmdebstrap's tarball of the same\n"
     "                       recipe, kept in " MVM_CACHE_DIR " for a day, could be reused\n"
     "  ls           list the images: name, size, when built (UTC), what from\n"
     "  inspect NAME print image NAME's recipe and digest (JSON)\n"
-    "  rm NAME      remove image NAME (running sessions keep their copy)\n";
+    "  rm NAME      remove image NAME (running sessions keep their copy)\n"
+    "  -h, --help   show this help\n";
 
 static int fail(struct mvm_error *err)
 {
@@ -63,18 +65,19 @@ static int need_root(const char *sub)
 }
 
 struct build_args {
-    const char *name, *from, *script;
+    const char *name, *from, *script, *net;
     bool force, refresh;
 };
 
 static int parse_build(int argc, char **argv, struct build_args *a, struct mvm_image_recipe *r,
                        struct mvm_error **err)
 {
-    enum { OPT_FROM = 256, OPT_PACKAGES, OPT_SCRIPT, OPT_FORCE, OPT_REFRESH };
+    enum { OPT_FROM = 256, OPT_PACKAGES, OPT_SCRIPT, OPT_NET, OPT_FORCE, OPT_REFRESH };
     static const struct option opts[] = {
         {"from", required_argument, NULL, OPT_FROM},
         {"packages", required_argument, NULL, OPT_PACKAGES},
         {"script", required_argument, NULL, OPT_SCRIPT},
+        {"net", required_argument, NULL, OPT_NET},
         {"force", no_argument, NULL, OPT_FORCE},
         {"refresh", no_argument, NULL, OPT_REFRESH},
         {NULL, 0, NULL, 0},
@@ -90,6 +93,8 @@ static int parse_build(int argc, char **argv, struct build_args *a, struct mvm_i
             return -1;
         else if (c == OPT_SCRIPT)
             a->script = optarg;
+        else if (c == OPT_NET)
+            a->net = optarg;
         else if (c == OPT_FORCE)
             a->force = true;
         else if (c == OPT_REFRESH)
@@ -129,14 +134,24 @@ static int read_script(const char *path, struct mvm_image_recipe *r, struct mvm_
     return 0;
 }
 
+/* The VM's settings: mvm run's config, then --net as mvm run reads it. */
+static int vm_options(struct mvm_run_opts *o, const char *net, struct mvm_error **err)
+{
+    char *args[] = {"run", "--net", (char *)net, "true", NULL};
+    if (mvm_config_load_defaults(o, err) < 0 ||
+        (net && mvm_cli_parse_run(ARRAY_SIZE(args) - 1, args, o, err) < 0))
+        return -1;
+    return 0;
+}
+
 /* The provisioning VM: mvm run's defaults and config, on the image
  * itself (read-write, no overlay), as root, no share; the script's
  * status is the session's. */
-static int provision(const struct mvm_image_build *b, struct mvm_error **err)
+static int provision(const struct mvm_image_build *b, const char *net, struct mvm_error **err)
 {
     struct mvm_run_opts o;
     mvm_run_opts_init(&o);
-    if (mvm_config_load_defaults(&o, err) < 0) {
+    if (vm_options(&o, net, err) < 0) {
         mvm_run_opts_clear(&o);
         return -1;
     }
@@ -195,12 +210,12 @@ static int block_signals(sigset_t *old)
     return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int build_steps(struct mvm_image_build *b, struct mvm_error **err)
+static int build_steps(struct mvm_image_build *b, const char *net, struct mvm_error **err)
 {
     if (mvm_image_build_begin(b, err) < 0 || mvm_image_build_bootstrap(b, err) < 0 ||
         mvm_image_build_filesystem(b, err) < 0)
         return -1;
-    if (b->r->script_path && provision(b, err) < 0)
+    if (b->r->script_path && provision(b, net, err) < 0)
         return -1;
     /* A signal the VM's session did not take. */
     struct signalfd_siginfo si;
@@ -226,6 +241,12 @@ static int cmd_build(int argc, char **argv)
                            a.name, a.name);
     if (rc == 0 && a.script)
         rc = read_script(a.script, &r, &err);
+    if (rc == 0 && a.script) { /* --net and the config refused now, not after mmdebstrap */
+        struct mvm_run_opts o;
+        mvm_run_opts_init(&o);
+        rc = vm_options(&o, a.net, &err);
+        mvm_run_opts_clear(&o);
+    }
     if (rc < 0) {
         mvm_image_recipe_clear(&r);
         return fail(steal_pointer(&err));
@@ -241,10 +262,15 @@ static int cmd_build(int argc, char **argv)
     if (b.sigfd < 0)
         rc = mvm_error_set(&err, errno, "blocking signals");
     else
-        rc = build_steps(&b, &err);
+        rc = build_steps(&b, a.net, &err);
     if (rc == 0)
         mvm_image_build_progress(&b, "done: sudo mvm run --image %s -- CMD", r.name);
     mvm_image_build_end(&b);
+    /* Taken now, so that unblocking them does not kill mvm before it
+     * reports. */
+    struct signalfd_siginfo si;
+    while (b.sigfd >= 0 && read(b.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
     if (b.sigfd >= 0)
         close(b.sigfd);
     sigprocmask(SIG_SETMASK, &old, NULL);
