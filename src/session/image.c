@@ -189,10 +189,12 @@ static int provision(const struct mvm_image_build *b, const char *net, struct mv
     if (rc == 125)
         return mvm_error_set(err, 0, "the provisioning VM for --script %s failed (see above)",
                              b->r->script_path);
+    if (rc > 128 && rc < 128 + NSIG)
+        return mvm_error_set(err, 0, "--script %s ended with status %d in the VM (signal %d, %s)",
+                             b->r->script_path, rc, rc - 128, strsignal(rc - 128));
     if (rc != 0)
         return mvm_error_set(err, 0,
-                             "--script %s exited with status %d in the VM; fix it and "
-                             "build again",
+                             "--script %s exited with status %d in the VM; fix it and build again",
                              b->r->script_path, rc);
     return 0;
 }
