@@ -182,6 +182,9 @@ void mvm_image_recipe_clear(struct mvm_image_recipe *r);
  * either format (one-line or deb822), or NULL.  Pure. */
 char *mvm_image_mirror_in(const char *text);
 
+/* The installed mmdebstrap, or NULL (mvm doctor asks). */
+const char *mvm_image_mmdebstrap(void);
+
 /* The host's configured mirror (/etc/apt/sources.list and
  * sources.list.d), else http://deb.debian.org/debian. */
 char *mvm_image_host_mirror(void);

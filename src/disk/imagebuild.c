@@ -22,6 +22,11 @@
 static const char *const mmdebstrap_tool[] = {"/usr/bin/mmdebstrap", NULL};
 static const char *const tar_tool[] = {"/usr/bin/tar", "/bin/tar", NULL};
 
+const char *mvm_image_mmdebstrap(void)
+{
+    return mvm_disk_find_tool(mmdebstrap_tool);
+}
+
 void mvm_image_build_progress(const struct mvm_image_build *b, const char *fmt, ...)
 {
     va_list ap;
@@ -105,7 +110,7 @@ int mvm_image_build_bootstrap(struct mvm_image_build *b, struct mvm_error **err)
                                  t);
         return 0;
     }
-    const char *tool = mvm_disk_find_tool(mmdebstrap_tool);
+    const char *tool = mvm_image_mmdebstrap();
     if (tool == NULL)
         return mvm_error_set(err, 0,
                              "mmdebstrap not found (mvm image build needs it): "
