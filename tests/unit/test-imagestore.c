@@ -1,11 +1,14 @@
 /* mvm image's pure part (names, --from, --packages, the mirror in apt's
- * sources, the tools' argv, the size, the recipe's JSON, the table) and
- * the store in a temporary directory (resolve, ls, inspect, rm, the
- * sweep of interrupted builds), which needs no root. */
+ * sources, the tools' argv, the size, the recipe's JSON, the table), the
+ * store in a temporary directory (resolve, ls, inspect, rm, the sweep of
+ * interrupted builds) and the tool runner (the cause picked from the
+ * output, a signal stopping the tool), none of which needs root. */
 #include "boot-test-util.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/signalfd.h>
 
 #include <jansson.h>
 
@@ -276,13 +279,58 @@ static void test_store(void **state)
     remove_tree(dir);
 }
 
+/* ---- the tool runner: the cause in mmdebstrap's output, a signal ------- */
+
+static void test_tool_tail(void **state)
+{
+    char *argv[] = {"/bin/sh", "-c",
+                    "echo 'I: step one' >&2; echo 'E: the cause' >&2; echo 'I: cleaning up' >&2; "
+                    "exit 1",
+                    NULL};
+    struct mvm_disk_tool t = {.sigfd = -1, .tail = true};
+    cleanup_error struct mvm_error *err = NULL;
+    assert_int_equal(mvm_disk_run_tool_with(argv, &t, "bootstrapping", &err), -1);
+    assert_string_equal(err->msg, "bootstrapping with sh: E: the cause");
+    /* Without an "E: " line: the last lines. */
+    char *quiet[] = {"/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line$i >&2; done; exit 2", NULL};
+    mvm_error_free(steal_pointer(&err));
+    assert_int_equal(mvm_disk_run_tool_with(quiet, &t, "x", &err), -1);
+    assert_string_equal(err->msg, "x with sh: line3 line4 line5");
+    /* TMPDIR is the one given, and nothing else of mvm's environment. */
+    char *env[] = {"/bin/sh", "-c", "[ \"$TMPDIR\" = /b ] && [ -z \"${HOME:-}\" ]", NULL};
+    t.tmpdir = "/b";
+    assert_no_error(mvm_disk_run_tool_with(env, &t, "x", NULL), NULL);
+}
+
+static void test_tool_signal(void **state)
+{
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGUSR1);
+    assert_int_equal(sigprocmask(SIG_BLOCK, &mask, &old), 0);
+    int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    assert_true(sigfd >= 0);
+    raise(SIGUSR1); /* pending: the tool is stopped as soon as it runs */
+    char *argv[] = {"/bin/sleep", "30", NULL};
+    struct mvm_disk_tool t = {.sigfd = sigfd, .tail = true};
+    cleanup_error struct mvm_error *err = NULL;
+    uint64_t start = now_ns();
+    assert_int_equal(mvm_disk_run_tool_with(argv, &t, "bootstrapping", &err), -1);
+    assert_true(now_ns() - start < 10ULL * 1000000000);
+    assert_error_contains(err, "bootstrapping: interrupted");
+    assert_int_equal(err->exit_code, 128 + SIGUSR1);
+    close(sigfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),  cmocka_unit_test(test_from_packages),
-        cmocka_unit_test(test_mirror), cmocka_unit_test(test_argv),
-        cmocka_unit_test(test_size),   cmocka_unit_test(test_recipe_json),
-        cmocka_unit_test(test_table),  cmocka_unit_test(test_store),
+        cmocka_unit_test(test_names),     cmocka_unit_test(test_from_packages),
+        cmocka_unit_test(test_mirror),    cmocka_unit_test(test_argv),
+        cmocka_unit_test(test_size),      cmocka_unit_test(test_recipe_json),
+        cmocka_unit_test(test_table),     cmocka_unit_test(test_store),
+        cmocka_unit_test(test_tool_tail), cmocka_unit_test(test_tool_signal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
