@@ -4,6 +4,7 @@
  * provisioning VM between them is the session's (session/image.c). */
 #include "disk-int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -83,6 +84,21 @@ static int run(const struct mvm_image_build *b, char **argv, bool private_mounts
     return rc;
 }
 
+/* Tarballs of any recipe past their day: no longer used. */
+static void expire(const char *cache)
+{
+    cleanup_dir DIR *d = opendir(cache);
+    struct dirent *de;
+    time_t now = time(NULL);
+    while (d && (de = readdir(d)) != NULL) {
+        struct stat st;
+        if (str_has_prefix(de->d_name, "mmdebstrap-") && mvm_disk_has_suffix(de->d_name, ".tar") &&
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            now - st.st_mtime > CACHE_MAX_AGE)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+}
+
 /* A cached tarball for this recipe, if one is fresh enough. */
 static char *cached(const struct mvm_image_build *b, const char *path, time_t *when)
 {
@@ -98,6 +114,7 @@ int mvm_image_build_bootstrap(struct mvm_image_build *b, struct mvm_error **err)
 {
     char key[33];
     mvm_image_cache_key(b->r, key);
+    expire(b->cache);
     cleanup_free char *cache = xasprintf("%s/mmdebstrap-%s.tar", b->cache, key);
     time_t when = 0;
     b->tar = cached(b, cache, &when);
@@ -116,9 +133,9 @@ int mvm_image_build_bootstrap(struct mvm_image_build *b, struct mvm_error **err)
                              "mmdebstrap not found (mvm image build needs it): "
                              "apt-get install mmdebstrap");
     cleanup_free char *out = xasprintf("%s/rootfs.tar", b->dir);
-    mvm_image_build_progress(
-        b, "mmdebstrap %s (%s) from %s%s%s ...", b->r->suite, MVM_IMAGE_VARIANT, b->r->mirror,
-        b->r->npackages ? ", with --packages" : "", "; this takes a few minutes");
+    mvm_image_build_progress(b, "mmdebstrap %s (%s, %zu more package%s) from %s; a minute or more",
+                             b->r->suite, MVM_IMAGE_VARIANT, b->r->npackages,
+                             b->r->npackages == 1 ? "" : "s", b->r->mirror);
     if (run(b, mvm_image_mmdebstrap_argv(tool, b->r, out), true, "bootstrapping Debian", err) < 0)
         return -1;
     /* Kept for the next build of the same recipe (same filesystem: a
