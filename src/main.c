@@ -14,6 +14,7 @@
 #include "doctor.h"
 #include "error.h"
 #include "gw.h"
+#include "image.h"
 #include "net.h"
 #include "portrelay.h"
 #include "session.h"
@@ -119,12 +120,15 @@ static int cmd_cleanup(int argc, char **argv)
     mvm_net_wg_sweep(MVM_RUN_DIR);
     /* Scratch disks are unlinked at once; only a crash in between leaves one. */
     int sc = mvm_scratch_cleanup(MVM_SCRATCH_DIR, NULL);
+    int ib = mvm_image_sweep(MVM_IMAGES_DIR, NULL);
     mvm_ps_prune();
     printf("removed %d stale session director%s", n, n == 1 ? "y" : "ies");
     if (cg > 0)
         printf(" and %d cgroup%s", cg, cg == 1 ? "" : "s");
     if (sc > 0)
         printf(" and %d scratch disk%s", sc, sc == 1 ? "" : "s");
+    if (ib > 0)
+        printf(" and %d interrupted image build%s", ib, ib == 1 ? "" : "s");
     printf("\n");
     if (all && cleanup_host(&err) < 0) {
         mvm_error_print(err);
@@ -253,6 +257,8 @@ int main(int argc, char **argv)
         return mvm_doctor_main(argc - 1, argv + 1);
     if (strcmp(cmd, "volume") == 0)
         return cmd_volume(argc - 1, argv + 1);
+    if (strcmp(cmd, "image") == 0)
+        return mvm_image_main(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(mvm_usage, stdout);
         return 0;

@@ -14,6 +14,7 @@ check_bash() {
     mvm=${1:?usage: check-completion.sh bash MVM}
     help=$("$mvm" run --help) || { echo "FAIL: $mvm run --help failed"; exit 1; }
     exec_help=$("$mvm" exec --help) || { echo "FAIL: $mvm exec --help failed"; exit 1; }
+    image_help=$("$mvm" image --help) || { echo "FAIL: $mvm image --help failed"; exit 1; }
     tmp=$(mktemp -d) || exit 1
     trap 'rm -rf "$tmp"' EXIT
     # A stand-in mvm for the session names, printing what `mvm ps --json`
@@ -38,7 +39,7 @@ cat << 'JSON'
 JSON
 EOF
     chmod 755 "$tmp/mvm"
-    HELP=$help EXEC_HELP=$exec_help PATH="$tmp:$PATH" bash --norc --noprofile -c '
+    HELP=$help EXEC_HELP=$exec_help IMAGE_HELP=$image_help PATH="$tmp:$PATH" bash --norc --noprofile -c '
         set -u
         failed=0
         check() { # what expected actual
@@ -81,6 +82,10 @@ EOF
         check "mvm volume rm NAME: none offered" "" "$(comp mvm volume rm "")"
         check "mvm cleanup --" "--all --cache --help" "$(comp mvm cleanup --)"
         check "mvm doctor --q" "--qemu" "$(comp mvm doctor --q)"
+        check "mvm image" "--help build inspect ls rm" "$(comp mvm image "")"
+        check "mvm image build NAME --f" "--force --from" "$(comp mvm image build dev --f)"
+        check "mvm image build --from" "debian:bookworm debian:trixie" "$(comp mvm image build dev --from "")"
+        check "mvm image build --packages: no guess" "" "$(comp mvm image build dev --packages "")"
         # The lists in the script are exactly the options mvm run --help shows.
         help_opts=$(printf "%s\n" "$HELP" | grep -oE "^ +(-[A-Za-z], )?--[a-z][a-z-]*" |
             tr -d " " | tr "," "\n" | sort | tr "\n" " ")
@@ -90,6 +95,10 @@ EOF
             tr -d " " | tr "," "\n" | sort | tr "\n" " ")
         ours=$(printf "%s\n" $_mvm_exec_opts | sort | tr "\n" " ")
         check "mvm.bash lists mvm exec --help options" "$exec_opts" "$ours"
+        image_opts=$(printf "%s\n" "$IMAGE_HELP" | grep -oE "^ +(-[A-Za-z], )?--[a-z][a-z-]*" |
+            tr -d " " | tr "," "\n" | sort | tr "\n" " ")
+        ours=$(printf "%s\n" $_mvm_image_build_opts -h --help | sort -u | tr "\n" " ")
+        check "mvm.bash lists mvm image --help options" "$image_opts" "$ours"
         exit $failed
     '
 }

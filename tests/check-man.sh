@@ -3,7 +3,8 @@
 #   check-man.sh render        renders without a warning (groff -ww), and
 #                              man -l reads it
 #   check-man.sh options MVM   names every option that MVM's --help texts
-#                              list (mvm run, ps, stop, exec, cleanup, doctor)
+#                              list (mvm run, ps, stop, exec, cleanup, doctor,
+#                              image)
 # Exit 0 pass, 77 skip (the tool is missing), else fail.
 cd "$(dirname "$0")/.." || exit 1
 PAGE=docs/mvm.1
@@ -25,7 +26,7 @@ options() {
     mvm=${1:?usage: check-man.sh options MVM}
     missing=""
     n=0
-    for cmd in run ps stop exec attach cleanup doctor; do
+    for cmd in run ps stop exec attach cleanup doctor image; do
         help=$("$mvm" "$cmd" --help) || { echo "FAIL: $mvm $cmd --help failed"; exit 1; }
         opts=$(printf '%s\n' "$help" | grep -oE '^ +(-[A-Za-z], )?--[a-z][a-z-]*' | tr -d ' ' | tr ',' '\n')
         [ -n "$opts" ] || { echo "FAIL: no options found in $mvm $cmd --help"; exit 1; }

@@ -2,10 +2,14 @@
 # share/bash-completion/completions/mvm.  Completes the commands, their
 # options and the values that have a fixed set, files where an option
 # takes one, session names for `mvm stop`, `mvm exec` and `mvm attach` (from `mvm ps
-# --json`, which lists your own sessions), and the command after `mvm run
+# --json`, which lists your own sessions), image names for `mvm image` and
+# `mvm run --image` (from /var/lib/mvm/images), and the command after `mvm run
 # [OPTIONS]` and `mvm exec [OPTIONS] SESSION [OPTIONS]`.
 
-_mvm_commands="run ps stop exec attach cleanup volume doctor config help version --help --version"
+_mvm_commands="run ps stop exec attach cleanup volume image doctor config help version --help --version"
+# mvm image build's options (tests/check-completion.sh keeps them in step
+# with `mvm image --help`).
+_mvm_image_build_opts="--from --packages --script --net --force --refresh -h --help"
 # mvm exec's options (kept in step with `mvm exec --help` too).
 _mvm_exec_opts="--env --root -t --tty -T --no-tty -h --help"
 # mvm run's options; tests/check-completion.sh keeps these in step with
@@ -32,6 +36,15 @@ _mvm_sessions() {
     mvm ps --json 2> /dev/null | sed -n 's/^    "name": "\([A-Za-z0-9._-]*\)",\{0,1\}$/\1/p'
 }
 
+# The images mvm image build made (the store is world-readable; names
+# are [a-z0-9._-]: no quoting).
+_mvm_images() {
+    local f
+    for f in /var/lib/mvm/images/*.qcow2; do
+        [[ -f $f ]] && f=${f##*/} && echo "${f%.qcow2}"
+    done
+}
+
 # A value for mvm run's option $1; 1 when $1 takes none.
 _mvm_run_value() {
     case $1 in
@@ -42,7 +55,11 @@ _mvm_run_value() {
     --disk) _mvm_reply "none 4G 8G 16G" "$2" ;;
     --share-limit) _mvm_reply "none 1G 4G 16G" "$2" ;;
     --min-free) _mvm_reply "0 5% 10% 2G" "$2" ;;
-    --kernel | --console-log | --result | --api-ca | --image | --wireguard) _mvm_files -f "$2" ;;
+    --kernel | --console-log | --result | --api-ca | --wireguard) _mvm_files -f "$2" ;;
+    --image)
+        _mvm_files -f "$2"
+        mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -W "$(_mvm_images)" -- "$2")
+        ;;
     --api-key) _mvm_reply "anthropic openai custom:" "$2" ;;
     --modules | --share | --rootfs) _mvm_files -d "$2" ;;
     *) [[ " ${_mvm_run_with_arg//$'\n'/ } " == *" $1 "* ]] || return 1 ;;
@@ -134,6 +151,27 @@ _mvm_run() {
     fi
 }
 
+# mvm image build NAME [OPTIONS], ls, inspect NAME, rm NAME.
+_mvm_image() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+    if ((COMP_CWORD == 2)); then
+        _mvm_reply "build ls inspect rm --help" "$cur"
+        return
+    fi
+    case ${COMP_WORDS[2]} in
+    build)
+        case $prev in
+        --from) _mvm_reply "debian:bookworm debian:trixie" "$cur" ;;
+        --script) _mvm_files -f "$cur" ;;
+        --net) _mvm_reply "isolated none open" "$cur" ;;
+        --packages) ;;
+        *) [[ $cur == -* ]] && _mvm_reply "$_mvm_image_build_opts" "$cur" ;;
+        esac
+        ;;
+    inspect | rm) ((COMP_CWORD == 3)) && _mvm_reply "$(_mvm_images)" "$cur" ;;
+    esac
+}
+
 _mvm() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     COMPREPLY=()
@@ -162,6 +200,7 @@ _mvm() {
         ;;
     cleanup) _mvm_reply "--cache --all --help" "$cur" ;;
     volume) ((COMP_CWORD == 2)) && _mvm_reply "ls rm --help" "$cur" ;;
+    image) _mvm_image ;;
     doctor)
         case $prev in
         --kernel | --qemu) _mvm_files -f "$cur" ;;

@@ -74,7 +74,11 @@ struct mvm_run_opts {
     size_t npublish, nallow_host, nallow_lan;
     char *net_allow; /* --net allow=RULES: the rules as given */
     char *image;     /* --image FILE: the guest's userland (disk/ opens it) */
-    char *rootfs;    /* --rootfs DIR: the guest's userland, a host tree */
+    /* mvm image build's provisioning VM: image is root's raw file, booted
+     * read-write without an overlay.  Never set by an option or a
+     * config key. */
+    bool image_writable;
+    char *rootfs; /* --rootfs DIR: the guest's userland, a host tree */
     /* --wireguard: the tunnel's wg-quick file as given, read with the
      * user's rights (session/prepare.c); from the command line and the
      * system's and user's config only. */

@@ -161,14 +161,30 @@ int mvm_image_open(const char *path, uid_t uid, gid_t gid, struct mvm_image *img
     return 0;
 }
 
+int mvm_image_open_writable(const char *path, struct mvm_image *img, struct mvm_error **err)
+{
+    *img = (struct mvm_image){.fd = -1, .overlay_fd = -1};
+    cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return mvm_error_set(err, errno, "opening %s", path);
+    cleanup_free unsigned char *head = xmalloc(MVM_IMAGE_HEAD);
+    ssize_t n = pread(fd, head, MVM_IMAGE_HEAD, 0);
+    if (n < 0)
+        return mvm_error_set(err, errno, "reading %s", path);
+    if (!S_ISREG(st.st_mode) ||
+        mvm_image_probe(head, (size_t)n, (uint64_t)st.st_size, path, &img->info, err) < 0 ||
+        img->info.format != MVM_IMAGE_RAW)
+        return mvm_error_set(err, 0, "%s: not a raw image file (a bug in mvm)", path);
+    img->fd = steal_fd(&fd);
+    img->path = xstrdup(path);
+    return 0;
+}
+
 int mvm_image_overlay(const char *dir, const char *id, struct mvm_image *img,
                       struct mvm_error **err)
 {
-    static const char *const tools[] = {"/usr/bin/qemu-img", "/bin/qemu-img"};
-    const char *tool = NULL;
-    for (size_t i = 0; i < ARRAY_SIZE(tools) && !tool; i++)
-        if (access(tools[i], X_OK) == 0)
-            tool = tools[i];
+    const char *tool = mvm_disk_find_tool(mvm_disk_qemu_img);
     if (tool == NULL)
         return mvm_error_set(err, 0,
                              "qemu-img not found (--image needs it for the session's overlay): "

@@ -41,10 +41,41 @@ struct mvm_disk_mkfs {
     bool owner; /* root directory owned by uid:gid (else root's) */
     uid_t uid;
     gid_t gid;
+    const char *root_dir; /* NULL: empty; else its tree copied in (-d) */
 };
 
 /* mkfs.ext4's argv for image, mkfs first; free with mvm_strv_free(). */
 char **mvm_disk_mkfs_argv(const char *mkfs, const char *image, const struct mvm_disk_mkfs *o);
+
+/* --- imagerecipe.c: mvm image's pure part --- */
+
+char **mvm_image_mmdebstrap_argv(const char *tool, const struct mvm_image_recipe *r,
+                                 const char *out);
+char **mvm_image_untar_argv(const char *tool, const char *tar, const char *dir);
+char **mvm_image_convert_argv(const char *tool, const char *raw, const char *qcow2);
+/* The ext4 image's size for a tree of content_bytes: a quarter more plus
+ * MVM_IMAGE_HEADROOM_MIB, in whole 256 MiB. */
+uint64_t mvm_image_size_mib(uint64_t content_bytes);
+/* The tarball cache's key: variant, suite, mirror, packages. */
+void mvm_image_cache_key(const struct mvm_image_recipe *r, char hex[33]);
+void mvm_image_hex(const uint8_t digest[32], char hex[65]);
+
+/* What the recipe file records beside the recipe. */
+struct mvm_image_meta {
+    const char *version;
+    time_t created;
+    uint64_t size, virtual_size; /* the qcow2 file's bytes; the disk's */
+    char digest[65];             /* the qcow2 file's SHA-256, hex */
+};
+/* NAME.json's text (indented, a newline at the end). */
+char *mvm_image_recipe_json(const struct mvm_image_recipe *r, const struct mvm_image_meta *m);
+
+/* One line of mvm image ls. */
+struct mvm_image_entry {
+    char *name, *from, *created; /* created as the recipe has it */
+    uint64_t size;
+};
+void mvm_image_table(FILE *out, const struct mvm_image_entry *e, size_t n);
 
 /* --- image.c: the OS side --- */
 
@@ -60,17 +91,16 @@ char **mvm_disk_mkfs_argv(const char *mkfs, const char *image, const struct mvm_
 int mvm_disk_dir_open(int at, const char *path, const char *shown, mode_t create_mode, bool follow,
                       struct mvm_error **err);
 
+/* The first executable of a NULL-terminated list of paths, or NULL. */
+const char *mvm_disk_find_tool(const char *const *paths);
+extern const char *const mvm_disk_qemu_img[];
+
 /* Creates dirfd/name (O_EXCL, 0600; path: the same, in full, for mkfs
  * and messages), locks it (flock LOCK_EX), sizes it to size_mib and
  * formats it.  On failure nothing is left.  Fills d, created = true. */
 int mvm_disk_image_create(int dirfd, const char *name, const char *path, uint64_t size_mib,
                           const char *mkfs, const struct mvm_disk_mkfs *o, struct mvm_disk *d,
                           struct mvm_error **err);
-
-/* Runs argv (argv[0] a full path) with /dev/null as stdin and stdout,
- * killed if mvm dies; a failure is "DOING with NAME: its stderr on one
- * line". */
-int mvm_disk_run_tool(char **argv, const char *doing, struct mvm_error **err);
 
 /* Removes the regular files NAME+suffix in dir older than a minute
  * that nobody holds (flock): what a crash between creating and

@@ -22,6 +22,7 @@
 #define MVM_VOLUME_DIR         "/var/lib/mvm/volumes"
 #define MVM_SCRATCH_DIR        "/var/lib/mvm/scratch"
 #define MVM_OVERLAY_DIR        "/var/lib/mvm/overlays"
+#define MVM_IMAGES_DIR         "/var/lib/mvm/images"
 #define MVM_VOLUME_DEFAULT_MIB (4 * 1024)
 #define MVM_VOLUME_NAME_MAX    64
 
@@ -73,6 +74,22 @@ int mvm_disk_mkfs_find(const char **path, struct mvm_error **err);
  * between creation and unlinking left.  Returns the number removed. */
 int mvm_scratch_cleanup(const char *dir, struct mvm_error **err);
 
+/* How mvm_disk_run_tool_with() runs a tool. */
+struct mvm_disk_tool {
+    int sigfd;           /* -1, or a signalfd: a signal on it SIGTERMs the tool */
+    bool private_mounts; /* in a mount namespace of its own (MS_PRIVATE) */
+    bool tail;           /* an error shows stderr's last lines, not its first */
+    const char *tmpdir;  /* NULL, or TMPDIR in its environment */
+};
+
+/* Runs argv (argv[0] a full path) with /dev/null as stdin and stdout,
+ * killed if mvm dies; a failure is "DOING with NAME: its stderr on one
+ * line"; a signal on t->sigfd is "DOING: interrupted (...)" with exit
+ * code 128+N. */
+int mvm_disk_run_tool_with(char **argv, const struct mvm_disk_tool *t, const char *doing,
+                           struct mvm_error **err);
+int mvm_disk_run_tool(char **argv, const char *doing, struct mvm_error **err);
+
 /* --- baseimage.c: --image --- */
 
 /* How much of an image's start the probe reads: past btrfs's superblock. */
@@ -107,6 +124,10 @@ struct mvm_image {
 int mvm_image_open(const char *path, uid_t uid, gid_t gid, struct mvm_image *img,
                    struct mvm_error **err);
 
+/* For mvm image build's provisioning VM only: root's own raw image at
+ * path, opened read-write; the guest's writes go to it (no overlay). */
+int mvm_image_open_writable(const char *path, struct mvm_image *img, struct mvm_error **err);
+
 /* The session's overlay: dir/<id>.qcow2 (dir 0700), formatted by
  * qemu-img with the base's virtual size and no backing file in its
  * header, opened, locked and unlinked at once, so it is gone with the
@@ -120,5 +141,99 @@ int mvm_image_overlay_cleanup(const char *dir, struct mvm_error **err);
 
 /* Closes both descriptors; safe twice. */
 void mvm_image_close(struct mvm_image *img);
+
+/* --- imagerecipe.c, imagestore.c, imagebuild.c: mvm image --- */
+
+/* Images that mvm image build made: MVM_IMAGES_DIR/NAME.qcow2 (0644,
+ * root's, in a 0755 directory: every user may boot them) beside
+ * NAME.json, the recipe and the qcow2 file's digest.  A build works in
+ * MVM_IMAGES_DIR/.build-NAME-PID (0700, flock'ed while it runs), which
+ * its failure removes and a later build or mvm cleanup sweeps. */
+#define MVM_IMAGE_NAME_MAX     64
+#define MVM_IMAGE_VARIANT      "minbase"
+#define MVM_IMAGE_HEADROOM_MIB 2048
+#define MVM_IMAGE_SCRIPT_MAX   (64 * 1024)
+/* Where a build's script waits in the image for the provisioning VM. */
+#define MVM_IMAGE_SCRIPT_GUEST "/root/.mvm-provision"
+
+/* [a-z0-9][a-z0-9._-]{0,63}.  Pure. */
+bool mvm_image_name_ok(const char *name);
+int mvm_image_name_check(const char *name, struct mvm_error **err);
+
+struct mvm_image_recipe {
+    const char *name;  /* borrowed */
+    char *from;        /* "debian:bookworm" */
+    const char *suite; /* "bookworm" (static) */
+    char *mirror;      /* the Debian archive mmdebstrap fetches from */
+    char **packages;   /* --packages, in the order given */
+    size_t npackages;
+    char *script_path; /* --script as given, or NULL */
+    char *script;      /* its content */
+    size_t script_len;
+};
+
+/* --from debian:bookworm|debian:trixie.  Pure. */
+int mvm_image_recipe_from(struct mvm_image_recipe *r, const char *from, struct mvm_error **err);
+/* --packages a,b,c: Debian package names, appended.  Pure. */
+int mvm_image_recipe_packages(struct mvm_image_recipe *r, const char *list, struct mvm_error **err);
+void mvm_image_recipe_clear(struct mvm_image_recipe *r);
+
+/* The first Debian archive (http(s)://.../debian) among apt sources in
+ * either format (one-line or deb822), or NULL.  Pure. */
+char *mvm_image_mirror_in(const char *text);
+
+/* The installed mmdebstrap, or NULL (mvm doctor asks). */
+const char *mvm_image_mmdebstrap(void);
+
+/* The host's configured mirror (/etc/apt/sources.list and
+ * sources.list.d), else http://deb.debian.org/debian. */
+char *mvm_image_host_mirror(void);
+
+/* --image NAME: when value names no file (it has no '/' and nothing of
+ * that name is in the working directory) and is an image name, *path is
+ * dir/NAME.qcow2, which must exist; otherwise *path is NULL (value is a
+ * path).  The refusal suggests mvm image ls and mvm image build. */
+int mvm_image_resolve(const char *dir, const char *value, char **path, struct mvm_error **err);
+
+/* mvm image ls, inspect NAME, rm NAME. */
+int mvm_image_list(const char *dir, FILE *out, struct mvm_error **err);
+int mvm_image_inspect(const char *dir, const char *name, FILE *out, struct mvm_error **err);
+int mvm_image_remove(const char *dir, const char *name, struct mvm_error **err);
+/* Whether dir/NAME.qcow2 exists. */
+bool mvm_image_exists(const char *dir, const char *name);
+/* Removes .build-* directories no build holds.  Returns how many. */
+int mvm_image_sweep(const char *dir, struct mvm_error **err);
+
+/* One build, step by step (imagebuild.c); the caller boots the raw image
+ * for the script between filesystem and finish.  Every step reports in
+ * one line on stderr first. */
+struct mvm_image_build {
+    const struct mvm_image_recipe *r;
+    const char *store; /* MVM_IMAGES_DIR */
+    const char *cache; /* where mmdebstrap's tarballs are kept */
+    int sigfd;         /* SIGINT/SIGTERM/SIGHUP: the running tool stops */
+    bool refresh;      /* a new tarball even when a cached one is fresh */
+    int dirfd;         /* the build directory, flock'ed; -1 */
+    char *dir;
+    char *tar, *raw; /* the tarball used; the ext4 image (raw) */
+    uint64_t started_ns;
+};
+
+/* Makes the build directory (the store 0755, the directory 0700). */
+int mvm_image_build_begin(struct mvm_image_build *b, struct mvm_error **err);
+/* mmdebstrap's tarball: a cached one under a day old, else a new one
+ * (then cached). */
+int mvm_image_build_bootstrap(struct mvm_image_build *b, struct mvm_error **err);
+/* The tarball unpacked, the script put at MVM_IMAGE_SCRIPT_GUEST, the
+ * tree made into b->raw (ext4) with mkfs.ext4 -d. */
+int mvm_image_build_filesystem(struct mvm_image_build *b, struct mvm_error **err);
+/* b->raw converted to qcow2, its digest, the recipe, both renamed into
+ * the store (an existing NAME replaced). */
+int mvm_image_build_finish(struct mvm_image_build *b, struct mvm_error **err);
+/* Removes the build directory; safe twice. */
+void mvm_image_build_end(struct mvm_image_build *b);
+/* "mvm image build NAME: WHAT" on stderr, with the time so far. */
+void mvm_image_build_progress(const struct mvm_image_build *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

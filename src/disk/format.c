@@ -102,6 +102,10 @@ char **mvm_disk_mkfs_argv(const char *mkfs, const char *image, const struct mvm_
     argv[n++] = xstrdup("-E");
     argv[n++] = xasprintf("%slazy_itable_init=1,%snodiscard", owner,
                           o->journal ? "lazy_journal_init=1," : "");
+    if (o->root_dir) {
+        argv[n++] = xstrdup("-d");
+        argv[n++] = xstrdup(o->root_dir);
+    }
     argv[n++] = xstrdup(image);
     argv[n] = NULL;
     return argv;

@@ -6,10 +6,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -65,27 +69,46 @@ int mvm_disk_dir_open(int at, const char *path, const char *shown, mode_t create
     return fd;
 }
 
+const char *const mvm_disk_qemu_img[] = {"/usr/bin/qemu-img", "/bin/qemu-img", NULL};
+
+const char *mvm_disk_find_tool(const char *const *paths)
+{
+    for (size_t i = 0; paths[i] != NULL; i++)
+        if (access(paths[i], X_OK) == 0)
+            return paths[i];
+    return NULL;
+}
+
 int mvm_disk_mkfs_find(const char **path, struct mvm_error **err)
 {
-    static const char *const candidates[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"};
-    for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
-        if (access(candidates[i], X_OK) == 0) {
-            *path = candidates[i];
-            return 0;
-        }
+    static const char *const candidates[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4", NULL};
+    *path = mvm_disk_find_tool(candidates);
+    if (*path != NULL)
+        return 0;
     return mvm_error_set(err, 0, "mkfs.ext4 not found; install it: apt-get install e2fsprogs");
 }
 
-static void __attribute__((noreturn)) tool_child(char **argv, int null_fd, int err_fd, pid_t parent)
+static void __attribute__((noreturn))
+tool_child(char **argv, const struct mvm_disk_tool *t, int null_fd, int err_fd, pid_t parent)
 {
-    static char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     static const char msg[] = "cannot execute it\n";
+    char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL, NULL};
+    char tmpdir[4200];
+    if (t->tmpdir) {
+        snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", t->tmpdir);
+        envp[1] = tmpdir;
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     /* Not formatting on after mvm is gone. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(127);
+    /* Whatever the tool mounts (mmdebstrap: /proc, /sys, /dev in its
+     * chroot) dies with its namespace, even after kill -9. */
+    if (t->private_mounts &&
+        (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0))
         _exit(127);
     if (dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(err_fd, 2) < 0)
         _exit(127);
@@ -96,14 +119,30 @@ static void __attribute__((noreturn)) tool_child(char **argv, int null_fd, int e
 }
 
 /* A tool's stderr on one line (mkfs.ext4 wraps its messages), without
- * its "NAME: " prefixes. */
-static char *tool_message(struct buf *out, const char *name, int status)
+ * its "NAME: " prefixes; with tail, only its last lines (mmdebstrap's
+ * progress comes before its error). */
+static char *tool_message(struct buf *out, const char *name, int status, bool tail)
 {
     cleanup_free char *prefix = xasprintf("%s: ", name);
     struct buf msg = {0};
     buf_append(out, "", 1);
+    char *text = out->data;
+    /* mmdebstrap's first "E: " line is the cause; else the last lines. */
+    char *first_e = NULL;
+    for (char *p = out->data; tail && p && !first_e; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (str_has_prefix(p, "E: "))
+            first_e = p;
+    if (first_e) {
+        first_e[strcspn(first_e, "\n")] = '\0';
+        text = first_e;
+    } else if (tail) { /* from the start of the last 3 non-empty lines */
+        int lines = 0;
+        for (char *p = out->data + out->len - 1; p > out->data && lines < 3; p--)
+            if (p[-1] == '\n' && p[0] != '\n' && p[0] != '\0' && ++lines <= 3)
+                text = p;
+    }
     char *save = NULL;
-    for (char *line = strtok_r(out->data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         line += strspn(line, " \t\r");
         if (str_has_prefix(line, prefix))
             line += strlen(prefix);
@@ -120,21 +159,57 @@ static char *tool_message(struct buf *out, const char *name, int status)
     return msg.data;
 }
 
-/* Collects up to 4 KiB of the child's stderr, then its exit status. */
-static int collect(pid_t pid, int fd, struct buf *out, int *status)
+/* Keeps the first 4 KiB of the child's stderr, or with tail its last
+ * 4 KiB. */
+static void keep(struct buf *out, const char *chunk, size_t n, bool tail)
+{
+    if (!tail) {
+        if (out->len + n <= 4096)
+            buf_append(out, chunk, n);
+        return;
+    }
+    buf_append(out, chunk, n);
+    if (out->len > 8192) {
+        memmove(out->data, out->data + out->len - 4096, 4096);
+        out->len = 4096;
+    }
+}
+
+/* Collects the child's stderr, then its exit status; a signal on
+ * t->sigfd sends the child SIGTERM and is reported in *signo. */
+static int collect(pid_t pid, int fd, const struct mvm_disk_tool *t, struct buf *out, int *status,
+                   int *signo)
 {
     char chunk[1024];
-    ssize_t n;
-    while ((n = read(fd, chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0 && out->len + (size_t)n <= 4096)
-            buf_append(out, chunk, (size_t)n);
+    for (;;) {
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = t->sigfd, .events = POLLIN}};
+        if (poll(p, t->sigfd >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        struct signalfd_siginfo si;
+        if (t->sigfd >= 0 && (p[1].revents & POLLIN) &&
+            read(t->sigfd, &si, sizeof si) == (ssize_t)sizeof si && *signo == 0) {
+            *signo = (int)si.ssi_signo;
+            kill(pid, SIGTERM);
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            break;
+        if (n > 0)
+            keep(out, chunk, (size_t)n, t->tail);
+    }
     while (waitpid(pid, status, 0) < 0)
         if (errno != EINTR)
             return -1;
     return 0;
 }
 
-int mvm_disk_run_tool(char **argv, const char *doing, struct mvm_error **err)
+int mvm_disk_run_tool_with(char **argv, const struct mvm_disk_tool *t, const char *doing,
+                           struct mvm_error **err)
 {
     const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     cleanup_close int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -144,25 +219,36 @@ int mvm_disk_run_tool(char **argv, const char *doing, struct mvm_error **err)
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        tool_child(argv, null_fd, p[1], parent);
+        tool_child(argv, t, null_fd, p[1], parent);
     int e = errno;
     close(p[1]);
     struct buf out = {0};
-    int st = 0;
-    if (pid < 0 || collect(pid, p[0], &out, &st) < 0) {
+    int st = 0, signo = 0;
+    if (pid < 0 || collect(pid, p[0], t, &out, &st, &signo) < 0) {
         e = pid < 0 ? e : errno;
         close(p[0]);
         buf_free(&out);
         return mvm_error_set(err, e, "%s: running %s", doing, name);
     }
     close(p[0]);
+    if (signo != 0) {
+        buf_free(&out);
+        return mvm_error_set_code(err, 128 + signo, "%s: interrupted (%s)", doing,
+                                  strsignal(signo));
+    }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         buf_free(&out);
         return 0;
     }
-    cleanup_free char *why = tool_message(&out, name, st);
+    cleanup_free char *why = tool_message(&out, name, st, t->tail);
     buf_free(&out);
     return mvm_error_set(err, 0, "%s with %s: %s", doing, name, why);
+}
+
+int mvm_disk_run_tool(char **argv, const char *doing, struct mvm_error **err)
+{
+    struct mvm_disk_tool t = {.sigfd = -1};
+    return mvm_disk_run_tool_with(argv, &t, doing, err);
 }
 
 static int size_and_format(int fd, const char *path, uint64_t size_mib, const char *mkfs,

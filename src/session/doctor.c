@@ -386,6 +386,18 @@ static void check_mkfs(struct doctor *d)
             "--volume need it");
 }
 
+/* Only mvm image build needs it: a warning at most. */
+static void check_mmdebstrap(struct doctor *d)
+{
+    const char *path = mvm_image_mmdebstrap();
+    if (path)
+        ADD(d, "mmdebstrap", MVM_DOCTOR_OK, NULL, "%s (mvm image build bootstraps Debian with it)",
+            path);
+    else
+        ADD(d, "mmdebstrap", MVM_DOCTOR_WARN, "apt-get install mmdebstrap",
+            "not found in /usr/bin: mvm image build needs it (mvm run does not)");
+}
+
 static void check_tun(struct doctor *d)
 {
     struct stat st;
@@ -638,6 +650,7 @@ int mvm_doctor_main(int argc, char **argv)
     check_virtiofsd(&d);
     check_kernel(&d);
     check_mkfs(&d);
+    check_mmdebstrap(&d);
     check_tun(&d);
     check_nftables(&d);
     check_forwarding(&d);

@@ -371,7 +371,12 @@ static int plan_image(struct session *s, struct mvm_error **err)
         return mvm_error_set(err, 0, "--image and --rootfs both name the guest's root: give one");
     if (s->o->image == NULL)
         return 0;
-    if (mvm_image_open(s->o->image, s->user.uid, s->user.gid, &s->image, err) < 0)
+    if (s->o->image_writable)
+        return mvm_image_open_writable(s->o->image, &s->image, err);
+    /* A name without a file of that name: an image mvm image build made. */
+    cleanup_free char *stored = NULL;
+    if (mvm_image_resolve(MVM_IMAGES_DIR, s->o->image, &stored, err) < 0 ||
+        mvm_image_open(stored ? stored : s->o->image, s->user.uid, s->user.gid, &s->image, err) < 0)
         return -1;
     if (s->o->disk_mib > 0 && s->o->disk_mib != MVM_DEFAULT_DISK_MIB)
         session_notice(s, "--disk is not used with --image: the image's overlay takes the writes");

@@ -445,6 +445,13 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         snprintf(serials[ndisks], sizeof serials[ndisks], "%s", SCRATCH_SERIAL);
         images[ndisks++] = &s->scratch;
     }
+    /* mvm image build's VM: the raw image itself, a plain disk (a session
+     * with an image has no scratch disk, so it fits). */
+    struct mvm_disk writable = {.fd = s->image.fd, .path = s->image.path};
+    if (s->o->image_writable) {
+        snprintf(serials[ndisks], sizeof serials[ndisks], "%s", IMAGE_SERIAL);
+        images[ndisks++] = &writable;
+    }
     /* Every descriptor QEMU gets, as many as there are (--image: 3). */
     size_t nkeep = 0;
     cleanup_free int *keep = xmalloc((4 + s->nshares + 2 * ndisks + 3) * sizeof *keep);
@@ -504,7 +511,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
                                 .overlay_ro_fd = -1,
                                 .serial = IMAGE_SERIAL};
     cleanup_close int overlay_ro = -1;
-    if (s->image.fd >= 0) {
+    if (s->image.fd >= 0 && !s->o->image_writable) {
         overlay_ro = im.overlay_ro_fd = reopen_ro(s->image.overlay_fd);
         if (overlay_ro < 0) {
             for (size_t i = 0; i < ndisks; i++)
@@ -696,7 +703,7 @@ int session_start_vm(struct session *s, struct mvm_error **err)
     if (start_network(s, helper_ids(s) + MVM_SHARE_IDS - 1, err) < 0)
         return -1;
     session_trace(s, "network ready");
-    if (s->image.fd >= 0) {
+    if (s->image.fd >= 0 && !s->o->image_writable) {
         if (mvm_image_overlay(MVM_OVERLAY_DIR, s->id, &s->image, err) < 0)
             return -1;
         session_trace(s, "image overlay made");

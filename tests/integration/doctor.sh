@@ -8,7 +8,7 @@
 
 command -v python3 > /dev/null || skip "python3 is needed to read doctor --json"
 
-CHECKS="root config kvm qemu qemu-devices virtiofsd kernel modules mkfs.ext4 tun nftables"
+CHECKS="root config kvm qemu qemu-devices virtiofsd kernel modules mkfs.ext4 mmdebstrap tun nftables"
 CHECKS="$CHECKS forwarding firewall cgroup idmap wireguard state-space cache-space"
 line() { printf '%s\n' "$1" | grep -E "^(ok|warn|FAIL) +$2 " | head -1; }
 tables() { nft list tables 2> /dev/null | sort; }

@@ -34,6 +34,18 @@ static inline void assert_no_error(int rc, const struct mvm_error *err)
         fail_msg("unexpected error: %s", err ? err->msg : "(rc < 0 without an error)");
 }
 
+/* argv (freed) is exactly want (NULL-terminated). */
+static inline void assert_argv(char **argv, const char *const *want)
+{
+    size_t i = 0;
+    for (; want[i]; i++) {
+        assert_non_null(argv[i]);
+        assert_string_equal(argv[i], want[i]);
+    }
+    assert_null(argv[i]);
+    mvm_strv_free(argv);
+}
+
 /* A fresh directory under $TMPDIR; the caller removes it with remove_tree. */
 static inline char *test_tmpdir(void)
 {

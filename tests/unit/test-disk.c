@@ -93,17 +93,6 @@ static void test_table(void **state)
     assert_string_equal(none, "no volumes\n");
 }
 
-static void assert_argv(char **argv, const char *const *want)
-{
-    size_t i = 0;
-    for (; want[i]; i++) {
-        assert_non_null(argv[i]);
-        assert_string_equal(argv[i], want[i]);
-    }
-    assert_null(argv[i]);
-    mvm_strv_free(argv);
-}
-
 static void put_be(unsigned char *p, uint64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--, v >>= 8)
