@@ -89,7 +89,7 @@ done <"$fragment"
 [ $bad = 0 ] || die "the configuration is not what $(basename "$fragment") asks for"
 grep -q '^CONFIG_MODULES=y' "$obj/.config" && die "CONFIG_MODULES ended up set"
 
-step "building vmlinux with $jobs jobs (nice 10; about half an hour on 2 cores)"
+step "building vmlinux with $jobs jobs (nice 10; about 10 minutes on 2 cores)"
 start=$(date +%s)
 nice -n 10 make -C "$src" O="$obj" ARCH=x86_64 -j"$jobs" vmlinux >"$obj/build.log" 2>&1 ||
     die "the kernel build failed; the end of $obj/build.log:
