@@ -278,6 +278,95 @@ int mvm_kernel_resolve(const char *kernel_opt, const char *modules_opt,
     return 0;
 }
 
+#define CONFIG_FILE_MAX (4u << 20)
+
+char *mvm_kernel_config(const struct mvm_kernel *k, const char *boot_dir)
+{
+    if (k->release == NULL)
+        return NULL;
+    const char *slash = k->image ? strrchr(k->image, '/') : NULL;
+    cleanup_free char *beside =
+        slash ? xasprintf("%.*s/config-%s", (int)(slash - k->image), k->image, k->release)
+              : xasprintf("config-%s", k->release);
+    char *config = read_file_as(k->uid, k->gid, beside, CONFIG_FILE_MAX, NULL);
+    if (config != NULL)
+        return config;
+    cleanup_free char *boot = xasprintf("%s/config-%s", boot_dir, k->release);
+    return read_file_as(k->uid, k->gid, boot, CONFIG_FILE_MAX, NULL);
+}
+
+/* The value of option on a line of its own ("CONFIG_HZ=250"), NULL when
+ * the config does not set it. */
+static const char *config_value(const char *config, const char *option)
+{
+    size_t n = strlen(option);
+    for (const char *line = config; *line != '\0';) {
+        if (strncmp(line, option, n) == 0 && line[n] == '=')
+            return line + n + 1;
+        const char *nl = strchr(line, '\n');
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    return NULL;
+}
+
+unsigned mvm_kernel_config_hz(const char *config)
+{
+    const char *v = config_value(config, "CONFIG_HZ");
+    unsigned hz = 0;
+    if (v == NULL || sscanf(v, "%u", &hz) != 1 || hz < 24 || hz > 10000)
+        return 0;
+    return hz;
+}
+
+bool mvm_kernel_config_builtin(const char *config, const char *option)
+{
+    const char *v = config_value(config, option);
+    return v != NULL && v[0] == 'y' && (v[1] == '\n' || v[1] == '\0');
+}
+
+/* What builds each guest module in; virtiofs needs FUSE too. */
+static const struct {
+    const char *module, *options[2];
+} module_options[] = {
+    {"virtio_mmio", {"CONFIG_VIRTIO_MMIO"}},
+    {"virtio_pci", {"CONFIG_VIRTIO_PCI"}},
+    {"virtio_console", {"CONFIG_VIRTIO_CONSOLE"}},
+    {"virtiofs", {"CONFIG_VIRTIO_FS", "CONFIG_FUSE_FS"}},
+    {"virtio_net", {"CONFIG_VIRTIO_NET"}},
+    {"virtio_blk", {"CONFIG_VIRTIO_BLK"}},
+    {"ext4", {"CONFIG_EXT4_FS"}},
+    {"crc32c_generic", {"CONFIG_CRYPTO_CRC32C"}},
+    {"overlay", {"CONFIG_OVERLAY_FS"}},
+};
+
+static bool module_builtin(const char *config, const char *module)
+{
+    for (size_t i = 0; i < sizeof module_options / sizeof module_options[0]; i++) {
+        if (strcmp(module_options[i].module, module) != 0)
+            continue;
+        for (size_t j = 0; j < 2 && module_options[i].options[j]; j++)
+            if (!mvm_kernel_config_builtin(config, module_options[i].options[j]))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+size_t mvm_kernel_config_missing(const char *config, const char *const *mods, size_t n,
+                                 struct buf *out)
+{
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (module_builtin(config, mods[i]))
+            continue;
+        buf_printf(out, "%s%s", missing ? "," : "", mods[i]);
+        missing++;
+    }
+    return missing;
+}
+
 /* Everything that identifies the image file's contents without reading
  * it; SHA-256, so a crafted --kernel cannot take over another kernel's
  * cache entry. */

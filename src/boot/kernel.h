@@ -4,6 +4,7 @@
 #ifndef MVM_KERNEL_H
 #define MVM_KERNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -42,6 +43,24 @@ int mvm_kernel_resolve(const char *kernel_opt, const char *modules_opt,
                        const struct mvm_kernel_search *where, struct mvm_kernel *k,
                        struct mvm_error **err);
 void mvm_kernel_clear(struct mvm_kernel *k);
+
+/* The kernel's build configuration (the text of its .config): the
+ * config-<release> beside the image (where contrib/kernel/build.sh
+ * installs one), else boot_dir/config-<release> (Debian's), read with
+ * k's rights; NULL when neither is there. */
+char *mvm_kernel_config(const struct mvm_kernel *k, const char *boot_dir);
+
+/* CONFIG_HZ in a config's text; 0 when it has none or an implausible one. */
+unsigned mvm_kernel_config_hz(const char *config);
+
+/* Whether a config's text builds option ("CONFIG_VIRTIO_NET") in (=y). */
+bool mvm_kernel_config_builtin(const char *config, const char *option);
+
+/* The guest modules among mods (names as session_modules() gives them)
+ * that a config does not build in, appended to out comma-separated;
+ * returns how many.  A name mvm does not know counts as not built in. */
+size_t mvm_kernel_config_missing(const char *config, const char *const *mods, size_t n,
+                                 struct buf *out);
 
 /* Reads the release string from a bzImage's header (kernel_version
  * field), e.g. "6.1.0-56-amd64".  Returns NULL when it has none. */

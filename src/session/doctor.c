@@ -306,18 +306,38 @@ static char *module_file_missing(const struct mvm_kernel *k, const struct mvm_mo
     return msg;
 }
 
+/* A kernel without a modules directory (one made for mvm, contrib/kernel/)
+ * is fine when its config builds in everything a session may need. */
+static void check_builtin(struct doctor *d, const struct mvm_kernel *k, const char *const *want,
+                          size_t n)
+{
+    const char *name = k->release ? k->release : k->image;
+    cleanup_free char *config = mvm_kernel_config(k, "/boot");
+    struct buf missing = {0};
+    if (config != NULL && mvm_kernel_config_missing(config, want, n, &missing) == 0)
+        ADD(d, "modules", MVM_DOCTOR_OK, NULL,
+            "kernel %s has no modules directory, and its config builds in all mvm needs", name);
+    else if (config != NULL)
+        ADD(d, "modules", MVM_DOCTOR_WARN, "install that kernel's modules, or give --modules DIR",
+            "no modules directory for kernel %s, and its config does not build in %.*s", name,
+            (int)missing.len, missing.data);
+    else
+        ADD(d, "modules", MVM_DOCTOR_WARN, "install that kernel's modules, or give --modules DIR",
+            "no modules directory for kernel %s: its virtio drivers must be built in", name);
+    buf_free(&missing);
+}
+
 /* The modules every kind of session may load, for the configured machine:
  * resolved through modules.dep, and each file there. */
 static void check_modules(struct doctor *d, const struct mvm_kernel *k)
 {
     const char *name = k->release ? k->release : k->image;
-    if (k->modules_dir == NULL) {
-        ADD(d, "modules", MVM_DOCTOR_WARN, "install that kernel's modules, or give --modules DIR",
-            "no modules directory for kernel %s: its virtio drivers must be built in", name);
-        return;
-    }
     const char *want[SESSION_MAX_MODULES];
     size_t n = session_modules(d->o.machine != MVM_MACHINE_Q35, true, true, true, want);
+    if (k->modules_dir == NULL) {
+        check_builtin(d, k, want, n);
+        return;
+    }
     struct mvm_modlist mods = {0};
     cleanup_error struct mvm_error *err = NULL;
     cleanup_free char *fix = xasprintf("give the modules directory of kernel %s (with modules.dep, "

@@ -283,18 +283,22 @@ static void progress(const char *what)
     write_all(STDERR_FILENO, line, strlen(line));
 }
 
-/* CONFIG_HZ from the kernel's config file, 0 when unknown. */
-static unsigned kernel_hz(const struct mvm_kernel *k)
+/* A kernel without modules (one made for mvm, contrib/kernel/) must build
+ * in what mods would load; said once, naming what its config lacks, or
+ * in general terms when it has no config mvm can read. */
+static void check_builtin(struct session *s, const char *config, const char *const *mods, size_t n)
 {
-    if (k->release == NULL)
-        return 0;
-    cleanup_free char *path = xasprintf("/boot/config-%s", k->release);
-    cleanup_free char *config = read_file(path, 4 * 1024 * 1024, NULL);
-    const char *p = config ? strstr(config, "\nCONFIG_HZ=") : NULL;
-    unsigned hz = 0;
-    if (p == NULL || sscanf(p, "\nCONFIG_HZ=%u", &hz) != 1 || hz < 24 || hz > 10000)
-        return 0;
-    return hz;
+    const char *name = s->kernel.release ? s->kernel.release : s->kernel.image;
+    if (config == NULL) {
+        session_notice(s, "no modules found for kernel %s; its virtio drivers must be built in",
+                       name);
+        return;
+    }
+    struct buf missing = {0};
+    if (mvm_kernel_config_missing(config, mods, n, &missing) > 0)
+        session_notice(s, "no modules found for kernel %s, and its config does not build in %.*s",
+                       name, (int)missing.len, missing.data);
+    buf_free(&missing);
 }
 
 static int plan_boot(struct session *s, struct mvm_error **err)
@@ -311,9 +315,6 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         mvm_kernel_vmlinux(&s->kernel, CACHE_DIR, s->o->quiet ? NULL : progress, &s->vmlinux, err) <
             0)
         return -1;
-    if (s->kernel.modules_dir == NULL)
-        session_notice(s, "no modules found for kernel %s; its virtio drivers must be built in",
-                       s->kernel.release ? s->kernel.release : s->kernel.image);
     s->microvm = s->o->machine != MVM_MACHINE_Q35;
     const char *mods[SESSION_MAX_MODULES];
     bool image = s->image.fd >= 0;
@@ -322,6 +323,10 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         overlay |= s->shares[i].overlay;
     size_t nmods = session_modules(s->microvm, s->o->net != MVM_NETOPT_NONE,
                                    s->ndisks > 0 || s->o->disk_mib > 0 || image, overlay, mods);
+    /* Its CONFIG_HZ sets lpj=; read once, beside the image or in /boot. */
+    cleanup_free char *config = mvm_kernel_config(&s->kernel, "/boot");
+    if (s->kernel.modules_dir == NULL)
+        check_builtin(s, config, mods, nmods);
     struct mvm_initramfs_base spec = {
         .kernel = &s->kernel,
         .modules = mods,
@@ -335,7 +340,7 @@ static int plan_boot(struct session *s, struct mvm_error **err)
     if (mvm_initramfs_base_path(&spec, &s->initrd_base, err) < 0)
         return -1;
     s->tsc_khz = mvm_tsc_khz(CACHE_DIR);
-    s->kernel_hz = kernel_hz(&s->kernel);
+    s->kernel_hz = config ? mvm_kernel_config_hz(config) : 0;
     return 0;
 }
 

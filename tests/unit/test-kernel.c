@@ -308,6 +308,74 @@ static void test_resolve_explicit(void **state)
     mvm_kernel_clear(&k);
 }
 
+/* ---- the kernel's config --------------------------------------------- */
+
+static void test_config_parse(void **state)
+{
+    (void)state;
+    /* CONFIG_HZ on the first line, in the middle, absent, implausible;
+     * CONFIG_HZ_250=y is another option. */
+    assert_int_equal(mvm_kernel_config_hz("CONFIG_HZ=100\n"), 100);
+    assert_int_equal(mvm_kernel_config_hz("# x\nCONFIG_HZ_250=y\nCONFIG_HZ=250\nCONFIG_Y=y\n"),
+                     250);
+    assert_int_equal(mvm_kernel_config_hz("CONFIG_HZ=1000"), 1000);
+    assert_int_equal(mvm_kernel_config_hz("CONFIG_HZ_250=y\n# CONFIG_HZ is not set\n"), 0);
+    assert_int_equal(mvm_kernel_config_hz("CONFIG_HZ=1\n"), 0);
+    assert_int_equal(mvm_kernel_config_hz("CONFIG_HZ=junk\n"), 0);
+    assert_int_equal(mvm_kernel_config_hz(""), 0);
+
+    const char *cfg = "CONFIG_VIRTIO=y\nCONFIG_VIRTIO_NET=m\nCONFIG_VIRTIO_MMIO=y\n"
+                      "# CONFIG_VIRTIO_BLK is not set\nCONFIG_EXT4_FS=yes\nCONFIG_VIRTIO_FS=y";
+    assert_true(mvm_kernel_config_builtin(cfg, "CONFIG_VIRTIO"));
+    assert_true(mvm_kernel_config_builtin(cfg, "CONFIG_VIRTIO_MMIO"));
+    assert_true(mvm_kernel_config_builtin(cfg, "CONFIG_VIRTIO_FS"));   /* no final newline */
+    assert_false(mvm_kernel_config_builtin(cfg, "CONFIG_VIRTIO_NET")); /* a module */
+    assert_false(mvm_kernel_config_builtin(cfg, "CONFIG_VIRTIO_BLK"));
+    assert_false(mvm_kernel_config_builtin(cfg, "CONFIG_EXT4_FS"));
+    assert_false(mvm_kernel_config_builtin(cfg, "CONFIG_VIRTIO_M")); /* a prefix only */
+
+    /* virtiofs needs FUSE as well; an unknown name is never built in. */
+    const char *mods[] = {"virtio_mmio", "virtiofs", "virtio_net", "virtio_blk", "mystery"};
+    struct buf out = {0};
+    assert_int_equal(mvm_kernel_config_missing(cfg, mods, 5, &out), 4);
+    buf_append(&out, "", 1);
+    assert_string_equal(out.data, "virtiofs,virtio_net,virtio_blk,mystery");
+    buf_free(&out);
+    const char *full = "CONFIG_VIRTIO_MMIO=y\nCONFIG_VIRTIO_FS=y\nCONFIG_FUSE_FS=y\n";
+    struct buf none = {0};
+    assert_int_equal(mvm_kernel_config_missing(full, mods, 2, &none), 0);
+    assert_int_equal(none.len, 0);
+    buf_free(&none);
+}
+
+/* The config beside the image wins over boot_dir's; boot_dir's is the
+ * fallback; none, or no release, is NULL. */
+static void test_config_find(void **state)
+{
+    struct fixture *fx = *state;
+    cleanup_free char *own = xasprintf("%s/mine", fx->dir);
+    mkdir_fixture(own);
+    cleanup_free char *image = xasprintf("%s/vmlinux-6.1.192-mvm", own);
+    write_text(image, "ELF");
+    struct mvm_kernel k = {.image = image, .release = "6.1.192-mvm"};
+    assert_null(mvm_kernel_config(&k, fx->boot));
+
+    cleanup_free char *boot_cfg = xasprintf("%s/config-6.1.192-mvm", fx->boot);
+    write_text(boot_cfg, "CONFIG_HZ=250\n");
+    cleanup_free char *got = mvm_kernel_config(&k, fx->boot);
+    assert_non_null(got);
+    assert_int_equal(mvm_kernel_config_hz(got), 250);
+
+    cleanup_free char *own_cfg = xasprintf("%s/config-6.1.192-mvm", own);
+    write_text(own_cfg, "CONFIG_HZ=100\n");
+    cleanup_free char *beside = mvm_kernel_config(&k, fx->boot);
+    assert_non_null(beside);
+    assert_int_equal(mvm_kernel_config_hz(beside), 100);
+
+    k.release = NULL;
+    assert_null(mvm_kernel_config(&k, fx->boot));
+}
+
 static void expect_resolve_error(struct fixture *fx, const char *kernel_opt,
                                  const char *modules_opt, const char *running, const char *needle)
 {
@@ -510,6 +578,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_resolve_auto, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_explicit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_errors, setup, teardown),
+        cmocka_unit_test(test_config_parse),
+        cmocka_unit_test_setup_teardown(test_config_find, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vmlinux_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_as_user, setup, teardown),
     };
