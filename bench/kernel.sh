@@ -25,10 +25,7 @@ trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 cd "$work"
 
-stats() { # prints "median min max" of the numbers on stdin
-    sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'
-}
-now() { date +%s.%N; }
+. "$(dirname "$0")/lib.sh"
 calc() { awk "BEGIN { printf \"%.4f\n\", $1 }"; }
 one() { # one timed run with the given arguments, appended to file $1
     local out=$1 t0 t1

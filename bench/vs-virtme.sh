@@ -7,8 +7,10 @@
 # public: git clone https://github.com/arighi/virtme-ng); it needs
 # python3-argcomplete, python3-requests and busybox-static, and runs its
 # bash init when its Rust init is not built.
-# Usage: sudo [VNG_DIR=DIR] bench/vs-virtme.sh [RUNS] [MVM_BINARY] [--kvm]
+# Usage: sudo [VNG_DIR=DIR] [MVM_KERNEL=K] bench/vs-virtme.sh [RUNS] [MVM_BINARY] [--kvm]
 # (defaults: 3, build/mvm; virtme-ng takes tens of seconds a run here).
+# MVM_KERNEL: mvm boots K instead (the kernel made for mvm, from
+# contrib/kernel/build.sh), virtme-ng still the stock one.
 set -euo pipefail
 RUNS=${1:-3}
 MVM=$(realpath "${2:-$(dirname "$0")/../build/mvm}")
@@ -34,20 +36,21 @@ mvm_accel=(--accel tcg)
 [ "$ACCEL" = --kvm ] && { vng_accel=(); mvm_accel=(--accel kvm); }
 work=$(mktemp -d /tmp/mvm-bench-vng.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-median() { sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
-"$MVM" run -q --kernel "$KERNEL" "${mvm_accel[@]}" -- true # warm mvm's caches
+. "$(dirname "$0")/lib.sh"
+MVM_KERNEL=${MVM_KERNEL:-$KERNEL}
+[ -r "$MVM_KERNEL" ] || { echo "no kernel at $MVM_KERNEL" >&2; exit 1; }
+"$MVM" run -q --kernel "$MVM_KERNEL" "${mvm_accel[@]}" -- true # warm mvm's caches
 "${VNG[@]}" --run "$KERNEL" "${vng_accel[@]}" --exec true > /dev/null 2>&1 ||
     { echo "vng --run $KERNEL --exec true failed" >&2; exit 1; }
 for _ in $(seq "$RUNS"); do
-    t0=$(now); "$MVM" run -q --kernel "$KERNEL" "${mvm_accel[@]}" -- true; t1=$(now)
+    t0=$(now); "$MVM" run -q --kernel "$MVM_KERNEL" "${mvm_accel[@]}" -- true; t1=$(now)
     "${VNG[@]}" --run "$KERNEL" "${vng_accel[@]}" --exec true > /dev/null 2>&1; t2=$(now)
     awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >> "$work/mvm"
     awk -v a="$t1" -v b="$t2" 'BEGIN {print b - a}' >> "$work/vng"
 done
 m=$(median < "$work/mvm")
 v=$(median < "$work/vng")
-echo "kernel $KERNEL, ${mvm_accel[*]}, medians of $RUNS alternated runs:"
+echo "kernel $KERNEL (mvm: $MVM_KERNEL), ${mvm_accel[*]}, medians of $RUNS alternated runs:"
 echo "  mvm run -- true: ${m}s"
 echo "  vng --run --exec true: ${v}s"
 echo "  ratio: $(awk -v m="$m" -v v="$v" 'BEGIN {printf "%.1f", v / m}')x (goal 25x)"
