@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cache.h"
 #include "compress.h"
 #include "cpio.h"
 #include "modules.h"
@@ -208,8 +209,13 @@ int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
     if (rc == 0) {
         out = xasprintf("%s/initramfs-%s.img", spec->cache_dir, key);
         struct stat st;
-        if (stat(out, &st) < 0 || !S_ISREG(st.st_mode))
+        if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+            mvm_cache_touch(out);
+        } else {
             rc = write_base(spec, &mods, out, err);
+            if (rc == 0)
+                mvm_cache_sweep(spec->cache_dir, "initramfs-", MVM_CACHE_MAX_AGE, out);
+        }
     }
     mvm_modlist_clear(&mods);
     if (rc < 0) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cache.h"
 #include "compress.h"
 #include "sha256.h"
 
@@ -423,9 +424,13 @@ int mvm_kernel_vmlinux(const struct mvm_kernel *k, const char *cache_dir,
     char key[33];
     vmlinux_key(k, &st, key);
     char *out = xasprintf("%s/vmlinux-%s", cache_dir, key);
-    if (!is_file(out) && extract_to(k, out, progress, err) < 0) {
+    if (is_file(out)) {
+        mvm_cache_touch(out);
+    } else if (extract_to(k, out, progress, err) < 0) {
         free(out);
         return mvm_error_wrap(err, "extracting the kernel");
+    } else {
+        mvm_cache_sweep(cache_dir, "vmlinux-", MVM_CACHE_MAX_AGE, out);
     }
     *path = out;
     return 0;

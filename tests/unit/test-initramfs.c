@@ -204,12 +204,14 @@ static void test_base_cached(void **state)
     struct stat st1, st2;
     assert_int_equal(stat(first, &st1), 0);
 
+    /* Reused, not rewritten (a new entry is a new inode), marked used. */
+    struct timespec past[2] = {{0, UTIME_OMIT}, {1000, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, first, past, 0), 0);
     assert_no_error(mvm_initramfs_base_path(&spec, &second, &err), err);
     assert_string_equal(first, second);
     assert_int_equal(stat(second, &st2), 0);
     assert_int_equal(st1.st_ino, st2.st_ino);
-    assert_int_equal(st1.st_mtim.tv_sec, st2.st_mtim.tv_sec);
-    assert_int_equal(st1.st_mtim.tv_nsec, st2.st_mtim.tv_nsec);
+    assert_true(st2.st_mtim.tv_sec >= st1.st_mtim.tv_sec);
     assert_int_equal(progress_calls, 1);
 
     /* A new mvm-init means a new base. */
