@@ -564,6 +564,10 @@ static void finish(struct relay *r, struct stream *st)
 {
     if (!st->failed && !(st->exited && st->nout == 0))
         return;
+    /* Everything the session wrote reaches the host's files before the
+     * host hears the end: from then on it may stop QEMU at once. */
+    if (st->id == MVM_PROTO_MAIN_STREAM)
+        sync();
     if (!st->failed)
         queue_u32(r, st->id, MVM_MSG_EXIT, (uint32_t)st->status);
     if (st->id == MVM_PROTO_MAIN_STREAM)
