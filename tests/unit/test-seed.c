@@ -22,32 +22,40 @@ static const struct mvm_seed_file three[] = {
     {"network-config", NET_CONFIG, sizeof NET_CONFIG - 1},
 };
 
-/* The fullest seed: 16 files whose 8.3 aliases clash, names of 64
- * characters, an empty file, a 3 MiB "agent" and a Joliet directory over
- * one sector. */
+/* The fullest seed: 16 files, 12 of them with names of 64 characters
+ * (so Joliet's root directory takes two sectors and a record must skip
+ * to the second), one starting with '.', whose 8.3 aliases clash, an
+ * empty file and a 3 MiB "agent". */
 struct big_seed {
     struct mvm_seed_file f[MVM_SEED_FILES_MAX];
     char names[MVM_SEED_FILES_MAX][MVM_SEED_NAME_MAX + 1];
     char *agent;
 };
 
+static void long_name(char *name, size_t i)
+{
+    memset(name, 'x', MVM_SEED_NAME_MAX);
+    name[MVM_SEED_NAME_MAX] = '\0';
+    name[2] = '.'; /* all alias to XX.XX_ but the one starting with '.' */
+    name[5] = '-';
+    name[8] = '_';
+    name[MVM_SEED_NAME_MAX - 1] = (char)('a' + i);
+    if (i == 5)
+        name[0] = '.';
+}
+
 static void big_seed_init(struct big_seed *s)
 {
-    static const char *const fixed[] = {
-        "user-data", "meta-data", "network-config", "agent",   "empty",
-        "a-b",       "a_b",       "a.b.c-d",        ".hidden", "vendor-data"};
+    static const char *const fixed[] = {"user-data", "meta-data", "network-config", "agent"};
     size_t agent_len = 3u << 20;
     s->agent = xmalloc(agent_len);
     fill_test_data(s->agent, agent_len, 7);
     for (size_t i = 0; i < MVM_SEED_FILES_MAX; i++) {
         char *name = s->names[i];
-        if (i < ARRAY_SIZE(fixed)) {
+        if (i < ARRAY_SIZE(fixed))
             snprintf(name, sizeof s->names[i], "%s", fixed[i]);
-        } else {
-            memset(name, 'x', MVM_SEED_NAME_MAX);
-            name[MVM_SEED_NAME_MAX] = '\0';
-            name[MVM_SEED_NAME_MAX - 1] = (char)('a' + i); /* all alias to XXXXXXXX */
-        }
+        else
+            long_name(name, i);
         s->f[i].name = name;
         s->f[i].data = i == 3 ? s->agent : name;
         s->f[i].len = i == 3 ? agent_len : i == 4 ? 0 : strlen(name);
@@ -101,9 +109,16 @@ static void test_sizes(void **state)
     cleanup_error struct mvm_error *err = NULL;
     assert_no_error(mvm_seed_build(s.f, MVM_SEED_FILES_MAX, "CIDATA", &img, &err), err);
     assert_int_equal(img.len % MVM_SEED_SECTOR, 0);
-    /* The agent's 3 MiB (1536 sectors) and 14 more files of a sector
-     * each (the empty one has none) beyond at least 25 sectors. */
-    assert_true(img.len >= (25u + 1536 + 14) * MVM_SEED_SECTOR);
+    /* Joliet's root (the SVD's root record's data length) is two sectors,
+     * the primary one's one. */
+    const unsigned char *svd = (unsigned char *)img.data + 17 * 2048;
+    const unsigned char *pvd = (unsigned char *)img.data + 16 * 2048;
+    assert_int_equal(svd[156 + 10] | svd[156 + 11] << 8, 2 * MVM_SEED_SECTOR);
+    assert_int_equal(pvd[156 + 10] | pvd[156 + 11] << 8, MVM_SEED_SECTOR);
+    /* 23 sectors before the primary root, 1 + 2 for the roots, the
+     * agent's 3 MiB (1536 sectors) and 14 files of a sector each (the
+     * empty one has none). */
+    assert_int_equal(img.len, (23u + 3 + 1536 + 14) * MVM_SEED_SECTOR);
     buf_free(&img);
     free(s.agent);
 }
