@@ -23,6 +23,10 @@ void mvm_disk_human_size(uint64_t bytes, char out[16]);
 /* True if s ends with suffix. */
 bool mvm_disk_has_suffix(const char *s, const char *suffix);
 
+/* A value from the command line (or a caller) for a message: at most 80
+ * bytes of it, control characters replaced; the caller frees it. */
+char *mvm_disk_shown(const char *s);
+
 /* One line of mvm volume ls. */
 struct mvm_disk_volume {
     char *name;

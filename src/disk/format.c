@@ -25,12 +25,18 @@ int mvm_volume_name_check(const char *name, struct mvm_error **err)
     if (mvm_disk_name_ok(name))
         return 0;
     /* The name came from the command line: never print it raw. */
-    cleanup_free char *shown = xstrndup(name, 80);
-    sanitize_text(shown);
+    cleanup_free char *shown = mvm_disk_shown(name);
     return mvm_error_set(err, 0,
                          "bad volume name '%s%s': use 1 to %d letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit, without '..'",
                          shown, strlen(name) > 80 ? "..." : "", MVM_VOLUME_NAME_MAX);
+}
+
+char *mvm_disk_shown(const char *s)
+{
+    char *t = xstrndup(s, 80);
+    sanitize_text(t);
+    return t;
 }
 
 bool mvm_disk_has_suffix(const char *s, const char *suffix)

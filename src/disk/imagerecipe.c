@@ -26,19 +26,11 @@ bool mvm_image_name_ok(const char *name)
     return true;
 }
 
-/* A value from the command line in a message: cut and never raw. */
-static char *shown(const char *s)
-{
-    char *t = xstrndup(s, 80);
-    sanitize_text(t);
-    return t;
-}
-
 int mvm_image_name_check(const char *name, struct mvm_error **err)
 {
     if (mvm_image_name_ok(name))
         return 0;
-    cleanup_free char *s = shown(name);
+    cleanup_free char *s = mvm_disk_shown(name);
     return mvm_error_set(err, 0,
                          "bad image name '%s%s': use 1 to %d lowercase letters, digits, '.', '_' "
                          "or '-', starting with a letter or digit",
@@ -56,7 +48,7 @@ int mvm_image_recipe_from(struct mvm_image_recipe *r, const char *from, struct m
             return 0;
         }
     }
-    cleanup_free char *s = shown(from);
+    cleanup_free char *s = mvm_disk_shown(from);
     return mvm_error_set(err, 0, "--from %s: mvm builds debian:bookworm or debian:trixie", s);
 }
 
@@ -77,7 +69,7 @@ int mvm_image_recipe_packages(struct mvm_image_recipe *r, const char *list, stru
     for (;;) {
         size_t n = strcspn(p, ",");
         if (!package_ok(p, n)) {
-            cleanup_free char *s = shown(list);
+            cleanup_free char *s = mvm_disk_shown(list);
             return mvm_error_set(err, 0,
                                  "--packages %s: give Debian package names separated by commas "
                                  "(e.g. --packages git,curl)",
