@@ -201,6 +201,8 @@ int mvm_image_inspect(const char *dir, const char *name, FILE *out, struct mvm_e
 int mvm_image_remove(const char *dir, const char *name, struct mvm_error **err);
 /* Whether dir/NAME.qcow2 exists. */
 bool mvm_image_exists(const char *dir, const char *name);
+/* The uid that built NAME, as its recipe records it; -1 when it does not. */
+long mvm_image_builder(const char *dir, const char *name);
 /* Removes .build-* directories no build holds.  Returns how many. */
 int mvm_image_sweep(const char *dir, struct mvm_error **err);
 
@@ -213,13 +215,18 @@ struct mvm_image_build {
     const char *cache; /* where mmdebstrap's tarballs are kept */
     int sigfd;         /* SIGINT/SIGTERM/SIGHUP: the running tool stops */
     bool refresh;      /* a new tarball even when a cached one is fresh */
+    bool force;        /* an existing NAME is replaced */
+    long builder_uid;  /* the invoking user, recorded in the recipe */
+    int lockfd;        /* the store's .NAME.lock, flock'ed for the build; -1 */
     int dirfd;         /* the build directory, flock'ed; -1 */
     char *dir;
     char *tar, *raw; /* the tarball used; the ext4 image (raw) */
     uint64_t started_ns;
 };
 
-/* Makes the build directory (the store 0755, the directory 0700). */
+/* Makes the build directory (the store 0755, the directory 0700), and
+ * holds NAME's lock until the build ends: a second build of NAME at the
+ * same time is refused. */
 int mvm_image_build_begin(struct mvm_image_build *b, struct mvm_error **err);
 /* mmdebstrap's tarball: a cached one under a day old, else a new one
  * (then cached). */
@@ -228,7 +235,7 @@ int mvm_image_build_bootstrap(struct mvm_image_build *b, struct mvm_error **err)
  * tree made into b->raw (ext4) with mkfs.ext4 -d. */
 int mvm_image_build_filesystem(struct mvm_image_build *b, struct mvm_error **err);
 /* b->raw converted to qcow2, its digest, the recipe, both renamed into
- * the store (an existing NAME replaced). */
+ * the store (an existing NAME replaced only with force). */
 int mvm_image_build_finish(struct mvm_image_build *b, struct mvm_error **err);
 /* Removes the build directory; safe twice. */
 void mvm_image_build_end(struct mvm_image_build *b);

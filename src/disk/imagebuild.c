@@ -39,12 +39,28 @@ void mvm_image_build_progress(const struct mvm_image_build *b, const char *fmt, 
             (unsigned)(s % 60), what);
 }
 
+/* NAME's lock in the store, held by the build from start to end. */
+static int lock_name(struct mvm_image_build *b, int store, struct mvm_error **err)
+{
+    cleanup_free char *file = xasprintf(".%s.lock", b->r->name);
+    b->lockfd = openat(store, file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (b->lockfd < 0)
+        return mvm_error_set(err, errno, "opening %s/%s", b->store, file);
+    if (flock(b->lockfd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK)
+        return mvm_error_set(err, 0, "another mvm image build of %s is running; wait for it",
+                             b->r->name);
+    return mvm_error_set(err, errno, "locking %s/%s", b->store, file);
+}
+
 int mvm_image_build_begin(struct mvm_image_build *b, struct mvm_error **err)
 {
     b->dirfd = -1;
+    b->lockfd = -1;
     b->started_ns = now_ns();
     cleanup_close int store = mvm_disk_dir_open(AT_FDCWD, b->store, b->store, 0755, true, err);
-    if (store < 0)
+    if (store < 0 || lock_name(b, store, err) < 0)
         return -1;
     mvm_image_sweep(b->store, NULL);
     cleanup_free char *file = xasprintf(".build-%s-%ld", b->r->name, (long)getpid());
@@ -68,6 +84,15 @@ void mvm_image_build_end(struct mvm_image_build *b)
     if (b->dirfd >= 0)
         close(b->dirfd);
     b->dirfd = -1;
+    if (b->lockfd >= 0) {
+        /* Still held: no other build can be between its open and flock. */
+        if (!mvm_image_exists(b->store, b->r->name)) {
+            cleanup_free char *lock = xasprintf("%s/.%s.lock", b->store, b->r->name);
+            unlink(lock);
+        }
+        close(b->lockfd);
+    }
+    b->lockfd = -1;
     free(b->dir);
     free(b->tar);
     free(b->raw);
@@ -218,7 +243,8 @@ static int write_recipe(struct mvm_image_build *b, int fd, const char *qcow2,
                         struct mvm_error **err)
 {
     struct stat st;
-    struct mvm_image_meta m = {.version = MVM_VERSION, .created = time(NULL)};
+    struct mvm_image_meta m = {
+        .version = MVM_VERSION, .created = time(NULL), .builder_uid = b->builder_uid};
     if (fstat(fd, &st) < 0)
         return mvm_error_set(err, errno, "examining %s", qcow2);
     m.size = (uint64_t)st.st_size;
@@ -259,9 +285,17 @@ int mvm_image_build_finish(struct mvm_image_build *b, struct mvm_error **err)
     struct signalfd_siginfo si;
     if (b->sigfd >= 0 && read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
         return mvm_error_set(err, 0, "interrupted (%s)", strsignal((int)si.ssi_signo));
-    /* The image first: --image NAME finds it; then its recipe. */
-    if (rename(qcow2, image) < 0)
+    /* The image first: --image NAME finds it; then its recipe.  Without
+     * force, one made meanwhile (by mvm image build of another mvm, or by
+     * hand) is not replaced. */
+    if (renameat2(AT_FDCWD, qcow2, AT_FDCWD, image, b->force ? 0 : RENAME_NOREPLACE) < 0) {
+        if (errno == EEXIST)
+            return mvm_error_set(err, 0,
+                                 "image %s appeared while this build ran; build again "
+                                 "with --force to replace it",
+                                 b->r->name);
         return mvm_error_set(err, errno, "installing %s", image);
+    }
     if (rename(json_tmp, json) < 0) {
         int e = errno;
         unlink(image);

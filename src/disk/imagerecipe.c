@@ -278,11 +278,12 @@ char *mvm_image_recipe_json(const struct mvm_image_recipe *r, const struct mvm_i
     if (gmtime_r(&m->created, &tm) != NULL)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     cleanup_free char *digest = xasprintf("sha256:%s", m->digest);
-    cleanup_json json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:I, s:s}", "name", r->name, "from", r->from,
-        "mirror", r->mirror, "variant", MVM_IMAGE_VARIANT, "packages", pkgs, "script",
-        script_json(r), "mvm_version", m->version, "created", when, "size", (json_int_t)m->size,
-        "virtual_size", (json_int_t)m->virtual_size, "digest", digest);
+    cleanup_json json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:I, s:s, s:I}", "name", r->name,
+                  "from", r->from, "mirror", r->mirror, "variant", MVM_IMAGE_VARIANT, "packages",
+                  pkgs, "script", script_json(r), "mvm_version", m->version, "created", when,
+                  "size", (json_int_t)m->size, "virtual_size", (json_int_t)m->virtual_size,
+                  "digest", digest, "builder_uid", (json_int_t)m->builder_uid);
     if (j == NULL)
         return NULL;
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json-cleanup.h"
@@ -85,6 +86,17 @@ static json_t *recipe(int dirfd, const char *name)
     if (fd < 0)
         return NULL;
     return json_loadfd(fd, 0, NULL);
+}
+
+long mvm_image_builder(const char *dir, const char *name)
+{
+    if (!mvm_image_name_ok(name))
+        return -1;
+    cleanup_close int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    cleanup_json json_t *j = dirfd < 0 ? NULL : recipe(dirfd, name);
+    json_t *uid = j ? json_object_get(j, "builder_uid") : NULL;
+    return json_is_integer(uid) && json_integer_value(uid) >= 0 ? (long)json_integer_value(uid)
+                                                                : -1;
 }
 
 static bool describe(int dirfd, const char *file, struct mvm_image_entry *e)
@@ -170,6 +182,8 @@ int mvm_image_remove(const char *dir, const char *name, struct mvm_error **err)
         return mvm_error_set(err, errno, "removing %s", image);
     if (unlink(json) < 0 && errno != ENOENT)
         return mvm_error_set(err, errno, "removing %s", json);
+    cleanup_free char *lock = xasprintf("%s/.%s.lock", dir, name);
+    unlink(lock); /* its builds' lock (a build of it now holds its own fd) */
     return 0;
 }
 
@@ -182,9 +196,11 @@ int mvm_image_sweep(const char *dir, struct mvm_error **err)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         struct stat st;
+        /* A minute's grace: a build locks its directory just after
+         * making it. */
         if (!str_has_prefix(de->d_name, BUILD_PREFIX) ||
             fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-            mvm_disk_locked(dirfd(d), de->d_name))
+            time(NULL) - st.st_mtime < 60 || mvm_disk_locked(dirfd(d), de->d_name))
             continue;
         if (remove_tree_at(dirfd(d), de->d_name) < 0)
             return mvm_error_set(err, errno, "removing %s/%s", dir, de->d_name);

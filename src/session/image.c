@@ -39,9 +39,10 @@ static const char image_usage[] =
     "    --packages LIST    also install these packages (a,b,c; repeatable)\n"
     "    --script FILE      a script (yours: read with your rights) run as root in\n"
     "                       the VM, with the network of mvm run's default --net\n"
-    "                       isolated; a non-zero exit fails the build\n"
+    "                       isolated; a non-zero exit fails the build; its text is\n"
+    "                       kept in the recipe, which every user can read\n"
     "    --net MODE         the VM's network, as mvm run --net (default isolated)\n"
-    "    --force            replace an existing image NAME\n"
+    "    --force            replace an existing image NAME (one you built)\n"
     "    --refresh          bootstrap anew even when mmdebstrap's tarball of the same\n"
     "                       recipe, kept in " MVM_CACHE_DIR " for a day, could be reused\n"
     "  ls           list the images: name, size, when built (UTC), what from\n"
@@ -62,6 +63,28 @@ static int need_root(const char *sub)
         return 0;
     fprintf(stderr, "mvm: mvm image %s must run as root: use sudo mvm image %s\n", sub, sub);
     return -1;
+}
+
+/* Who typed sudo mvm image ...: SUDO_UID under sudo, else the caller. */
+static long invoking_uid(void)
+{
+    const char *su = getenv("SUDO_UID");
+    char *end = NULL;
+    long uid = su && getuid() == 0 ? strtol(su, &end, 10) : -1;
+    return end && *end == '\0' && uid >= 0 ? uid : (long)getuid();
+}
+
+/* Images are shared by name, so one user may not remove or replace
+ * another's: the others would boot what replaced it.  Root (not through
+ * sudo on someone's behalf) may. */
+static int may_change(const char *name, const char *what, struct mvm_error **err)
+{
+    long me = invoking_uid(), builder = mvm_image_builder(MVM_IMAGES_DIR, name);
+    if (me == 0 || builder < 0 || builder == me)
+        return 0;
+    return mvm_error_set(
+        err, 0, "image %s was built by another user (uid %ld): only they or root may %s it", name,
+        builder, what);
 }
 
 struct build_args {
@@ -145,7 +168,7 @@ static int vm_options(struct mvm_run_opts *o, const char *net, struct mvm_error 
 }
 
 /* The provisioning VM: mvm run's defaults and config, on the image
- * itself (read-write, no overlay), as root, no share; the script's
+ * itself (read-write, no overlay), guest root, no share; the script's
  * status is the session's. */
 static int provision(const struct mvm_image_build *b, const char *net, struct mvm_error **err)
 {
@@ -169,12 +192,14 @@ static int provision(const struct mvm_image_build *b, const char *net, struct mv
         NULL};
     o.argv = cmd;
     o.argc = 3;
-    /* The guest's user is root, so the image gets no passwd line or home
-     * of the invoking user; its stdin is nothing. */
-    unsetenv("SUDO_UID");
-    unsetenv("SUDO_GID");
-    unsetenv("SUDO_USER");
-    int saved = dup(STDIN_FILENO), null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* The guest's user is root (--root), so the image gets no passwd line
+     * or home of the invoking user, while the session stays the invoking
+     * user's on the host: whatever the config names (a WireGuard file, a
+     * key file, a kernel) is read with that user's rights, as for mvm run.
+     * Its stdin is nothing. */
+    o.root = true;
+    int saved = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd >= 0)
         dup2(null_fd, STDIN_FILENO);
     mvm_image_build_progress(b, "running %s in a VM booted on the image", b->r->script_path);
@@ -236,6 +261,8 @@ static int cmd_build(int argc, char **argv)
         mvm_image_recipe_clear(&r);
         return 125;
     }
+    if (rc == 0 && a.force && mvm_image_exists(MVM_IMAGES_DIR, a.name))
+        rc = may_change(a.name, "replace", &err);
     if (rc == 0 && !a.force && mvm_image_exists(MVM_IMAGES_DIR, a.name))
         rc = mvm_error_set(&err, 0,
                            "image %s exists; remove it first (sudo mvm image rm %s) or replace "
@@ -259,6 +286,9 @@ static int cmd_build(int argc, char **argv)
                                 .store = MVM_IMAGES_DIR,
                                 .cache = MVM_CACHE_DIR,
                                 .refresh = a.refresh,
+                                .force = a.force,
+                                .builder_uid = invoking_uid(),
+                                .lockfd = -1,
                                 .dirfd = -1,
                                 .sigfd = block_signals(&old)};
     if (b.sigfd < 0)
@@ -314,7 +344,9 @@ int mvm_image_main(int argc, char **argv)
         return 125;
     cleanup_error struct mvm_error *err = NULL;
     int rc = want == 2                ? mvm_image_list(MVM_IMAGES_DIR, stdout, &err)
-             : strcmp(sub, "rm") == 0 ? mvm_image_remove(MVM_IMAGES_DIR, argv[2], &err)
+             : strcmp(sub, "rm") == 0 ? (may_change(argv[2], "remove", &err) < 0
+                                             ? -1
+                                             : mvm_image_remove(MVM_IMAGES_DIR, argv[2], &err))
                                       : mvm_image_inspect(MVM_IMAGES_DIR, argv[2], stdout, &err);
     if (rc < 0)
         return fail(steal_pointer(&err));

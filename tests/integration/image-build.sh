@@ -118,10 +118,20 @@ assert_eq "" "$(build_dirs)" "no build directory is left after the failure"
 assert_eq 0 "$(mounts_in_store)" "no mount is left in the store"
 assert_eq "" "$(ls -A /var/lib/mvm/overlays 2> /dev/null)" "no overlay is left"
 
-# --- rm
+# --- rm: another user may not remove (or replace) the image root built
+assert_eq 0 "$(field 'd["builder_uid"]')" "inspect records who built it (root here)"
+out=$(as_user "$MVM" image rm "$NAME" 2>&1)
+assert_eq 125 "$?" "another user's image rm is refused with 125"
+assert_contains "$out" "image $NAME was built by another user (uid 0): only they or root may remove it" "the refusal says whose it is"
+as_user build "$NAME" --force --packages jq
+assert_eq 125 "$RC" "another user's --force is refused with 125"
+assert_contains "$ERR" "only they or root may replace it" "the refusal says so"
+[ -e "$STORE/$NAME.qcow2" ] && ok "the image is still there" || fail "a refused rm or --force removed it"
 out=$("$MVM" image rm "$NAME" 2>&1)
 assert_eq "removed image $NAME" "$out" "image rm removes it"
-[ ! -e "$STORE/$NAME.qcow2" ] && [ ! -e "$STORE/$NAME.json" ] && ok "the image and its recipe are gone" || fail "rm left $(ls "$STORE")"
+[ ! -e "$STORE/$NAME.qcow2" ] && [ ! -e "$STORE/$NAME.json" ] && [ ! -e "$STORE/.$NAME.lock" ] &&
+    ok "the image, its recipe and its lock are gone" || fail "rm left $(ls -A "$STORE")"
+[ "$(ls -A "$STORE" | grep -c -- "$OTHER")" = 0 ] && ok "the failed builds left no lock" || fail "left: $(ls -A "$STORE")"
 run_mvm -q --image "$NAME" -- true
 assert_eq 125 "$RC" "--image of a removed NAME fails with 125"
 assert_contains "$ERR" "no image $NAME (see sudo mvm image ls; build it with sudo mvm image build $NAME)" "the error suggests mvm image ls and build"

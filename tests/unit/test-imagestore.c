@@ -253,18 +253,25 @@ static void test_store(void **state)
     assert_non_null(strstr(text, "{\"from\": \"debian:trixie\""));
     free(text);
 
-    /* An interrupted build's directory goes; a running one's stays. */
+    /* An interrupted build's directory goes; a running one's stays, and
+     * so does one just made (not yet locked by its build). */
     cleanup_free char *stale = xasprintf("%s/.build-x-1", dir);
     cleanup_free char *live = xasprintf("%s/.build-y-2", dir);
+    cleanup_free char *young = xasprintf("%s/.build-z-3", dir);
     assert_int_equal(mkdir(stale, 0700), 0);
     assert_int_equal(mkdir(live, 0700), 0);
+    assert_int_equal(mkdir(young, 0700), 0);
     cleanup_free char *inside = xasprintf("%s/root.img", stale);
     write_text(inside, "x");
+    struct timespec past[2] = {{time(NULL) - 120, 0}, {time(NULL) - 120, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, stale, past, 0), 0);
+    assert_int_equal(utimensat(AT_FDCWD, live, past, 0), 0);
     int lfd = open(live, O_RDONLY | O_DIRECTORY);
     assert_int_equal(flock(lfd, LOCK_EX), 0);
     assert_int_equal(mvm_image_sweep(dir, NULL), 1);
     assert_int_equal(access(stale, F_OK), -1);
     assert_int_equal(access(live, F_OK), 0);
+    assert_int_equal(access(young, F_OK), 0);
     close(lfd);
 
     assert_no_error(mvm_image_remove(dir, "dev", NULL), NULL);
