@@ -60,10 +60,16 @@ int mvm_image_resolve(const char *dir, const char *value, char **path, struct mv
 {
     *path = NULL;
     struct stat st;
-    if (strchr(value, '/') != NULL || lstat(value, &st) == 0 || !mvm_image_name_ok(value))
+    /* An image file of that name here wins; a directory of it (a debian/
+     * in a source tree) does not hide the stored image. */
+    bool here = lstat(value, &st) == 0;
+    if (strchr(value, '/') != NULL || !mvm_image_name_ok(value) ||
+        (here && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))))
         return 0;
     cleanup_free char *p = xasprintf("%s/%s" QCOW2_SUFFIX, dir, value);
     if (lstat(p, &st) < 0) {
+        if (here)
+            return 0; /* not stored: the path's own error says what it is */
         no_image(err, value);
         return mvm_error_wrap(err, "--image %s: no such file here either", value);
     }

@@ -242,6 +242,26 @@ static void test_store(void **state)
     assert_error_contains(err, "mvm image build nope");
     assert_true(mvm_image_exists(dir, "dev"));
 
+    /* Here, a directory "dev" (a debian/ in a source tree) does not hide
+     * the stored image; a file "dev" is the image the user means; a
+     * directory "nope" that is not stored is left to --image's own error. */
+    cleanup_free char *here = test_tmpdir();
+    cleanup_free char *cwd = getcwd(NULL, 0);
+    assert_int_equal(chdir(here), 0);
+    assert_int_equal(mkdir("dev", 0755), 0);
+    assert_int_equal(mkdir("nope", 0755), 0);
+    assert_no_error(mvm_image_resolve(dir, "dev", &path, NULL), NULL);
+    assert_string_equal(path, img);
+    free(path);
+    assert_no_error(mvm_image_resolve(dir, "nope", &path, NULL), NULL);
+    assert_null(path);
+    assert_int_equal(rmdir("dev"), 0);
+    write_text("dev", "a raw image");
+    assert_no_error(mvm_image_resolve(dir, "dev", &path, NULL), NULL);
+    assert_null(path);
+    assert_int_equal(chdir(cwd), 0);
+    remove_tree(here);
+
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
