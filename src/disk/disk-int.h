@@ -46,6 +46,7 @@ struct mvm_disk_mkfs {
     uid_t uid;
     gid_t gid;
     const char *root_dir; /* NULL: empty; else its tree copied in (-d) */
+    const int *sigfd;     /* NULL, or a signalfd that stops mkfs (image build) */
 };
 
 /* mkfs.ext4's argv for image, mkfs first; free with mvm_strv_free(). */

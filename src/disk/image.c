@@ -176,7 +176,8 @@ static void keep(struct buf *out, const char *chunk, size_t n, bool tail)
 }
 
 /* Collects the child's stderr, then its exit status; a signal on
- * t->sigfd sends the child SIGTERM and is reported in *signo. */
+ * t->sigfd sends the child SIGTERM (a second one SIGKILL) and the first
+ * is reported in *signo. */
 static int collect(pid_t pid, int fd, const struct mvm_disk_tool *t, struct buf *out, int *status,
                    int *signo)
 {
@@ -189,10 +190,12 @@ static int collect(pid_t pid, int fd, const struct mvm_disk_tool *t, struct buf 
             return -1;
         }
         struct signalfd_siginfo si;
+        /* The first signal asks the tool to stop; a second insists. */
         if (t->sigfd >= 0 && (p[1].revents & POLLIN) &&
-            read(t->sigfd, &si, sizeof si) == (ssize_t)sizeof si && *signo == 0) {
-            *signo = (int)si.ssi_signo;
-            kill(pid, SIGTERM);
+            read(t->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            kill(pid, *signo == 0 ? SIGTERM : SIGKILL);
+            if (*signo == 0)
+                *signo = (int)si.ssi_signo;
         }
         if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
@@ -261,7 +264,8 @@ static int size_and_format(int fd, const char *path, uint64_t size_mib, const ch
                              (unsigned long long)size_mib);
     char **argv = mvm_disk_mkfs_argv(mkfs, path, o);
     cleanup_free char *doing = xasprintf("formatting %s", path);
-    int rc = mvm_disk_run_tool(argv, doing, err);
+    struct mvm_disk_tool t = {.sigfd = o->sigfd ? *o->sigfd : -1};
+    int rc = mvm_disk_run_tool_with(argv, &t, doing, err);
     mvm_strv_free(argv);
     return rc;
 }

@@ -211,7 +211,8 @@ int mvm_image_build_filesystem(struct mvm_image_build *b, struct mvm_error **err
     mvm_image_build_progress(b, "making an ext4 filesystem of %llu MiB with mkfs.ext4 -d",
                              (unsigned long long)mib);
     cleanup_free char *raw = xasprintf("%s/root.img", b->dir);
-    struct mvm_disk_mkfs o = {.label = b->r->name, .journal = true, .root_dir = tree};
+    struct mvm_disk_mkfs o = {
+        .label = b->r->name, .journal = true, .root_dir = tree, .sigfd = &b->sigfd};
     struct mvm_disk d = {.fd = -1};
     if (mvm_disk_image_create(b->dirfd, "root.img", raw, mib, mkfs, &o, &d, err) < 0)
         return -1;

@@ -346,6 +346,28 @@ static void test_tool_signal(void **state)
     assert_true(now_ns() - start < 10ULL * 1000000000);
     assert_error_contains(err, "bootstrapping: interrupted");
     assert_int_equal(err->exit_code, 128 + SIGUSR1);
+
+    /* A tool that ignores SIGTERM: a second signal kills it. */
+    sigaddset(&mask, SIGUSR2);
+    assert_int_equal(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+    assert_true(signalfd(sigfd, &mask, SFD_CLOEXEC | SFD_NONBLOCK) == sigfd);
+    /* Sent once the tool has had the time to ignore SIGTERM. */
+    pid_t me = getpid(), sender = fork();
+    if (sender == 0) {
+        usleep(500 * 1000);
+        kill(me, SIGUSR1);
+        usleep(500 * 1000);
+        kill(me, SIGUSR2);
+        _exit(0);
+    }
+    char *stubborn[] = {"/bin/sh", "-c", "trap '' TERM; exec sleep 30", NULL};
+    mvm_error_free(steal_pointer(&err));
+    start = now_ns();
+    assert_int_equal(mvm_disk_run_tool_with(stubborn, &t, "unpacking", &err), -1);
+    assert_true(now_ns() - start < 10ULL * 1000000000);
+    assert_error_contains(err, "unpacking: interrupted");
+    assert_int_equal(err->exit_code, 128 + SIGUSR1);
+    waitpid(sender, NULL, 0);
     close(sigfd);
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
