@@ -39,6 +39,11 @@
 #define GW_MAX_RESPONSE_HEADERS (64 * 1024)
 /* An upstream that sends nothing for this long is given up. */
 #define GW_IDLE_S 600
+/* One that acknowledges nothing we sent for this long is gone (a dead
+ * --wireguard tunnel sends no reset), as is one that does not answer a
+ * connect within GW_CONNECT_S. */
+#define GW_UNACKED_S 20
+#define GW_CONNECT_S 20
 
 struct gw_port {
     struct mvm_gw_provider p;
@@ -88,6 +93,19 @@ static CURLcode use_store(CURL *h, void *sslctx, void *arg)
     (void)h, (void)arg;
     SSL_CTX_set1_cert_store(sslctx, gw.ca);
     return CURLE_OK;
+}
+
+/* Without a TCP user timeout, a request on a kept-alive connection whose
+ * path died would wait GW_IDLE_S for a reply, its bytes retransmitted
+ * into nowhere; with it, the send fails, and curl retries once on a
+ * fresh connection, which fails within GW_CONNECT_S. */
+static int set_user_timeout(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)arg;
+    unsigned ms = GW_UNACKED_S * 1000;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+    return CURL_SOCKOPT_OK;
 }
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *arg)
@@ -391,7 +409,8 @@ static int set_up_transfer(struct gw_req *r, const char *method, struct MHD_Conn
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_SHARE, gw.share);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 20L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)GW_CONNECT_S);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, set_user_timeout);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)GW_IDLE_S);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -2,11 +2,14 @@
 # net-topology.sh: $NS_WG behind the simulated WAN at 198.51.100.202
 # (the WAN forwards it the tunnel's UDP, port 51820, and nothing else);
 # inside the tunnel 10.66.0.1/24 (dnsmasq: wg.test and its subdomains ->
-# 192.0.2.80, queries logged to $WORK/dnsmasq-wg.log) and web pages at
-# 192.0.2.80:80 and 192.0.2.81:80, reachable only through the tunnel.  The client is
-# 10.66.0.2/32; conf FILE MODE [PRIVATEKEY [LINES]] writes its wg-quick
-# file ($ENDPOINT: the server's address or name).
-# $WGS is the server's wireguard-go.
+# 192.0.2.80, api.anthropic.com -> 192.0.2.90 for a stand-in API behind
+# the tunnel (wireguard-api.sh), queries logged to $WORK/dnsmasq-wg.log)
+# and web pages at 192.0.2.80:80 and 192.0.2.81:80, reachable only
+# through the tunnel.  The client is 10.66.0.2/32; conf FILE MODE
+# [PRIVATEKEY [LINES]] writes its wg-quick file ($ENDPOINT: the server's
+# address or name); wg_served ADDR:PORT... waits for servers in $NS_WG;
+# wan_count starts counting what the simulated host sends out of wan0
+# (count tunnel|other; assert_tunnel_only WHAT).  $WGS is the server's wireguard-go.
 command -v wireguard-go > /dev/null || skip "wireguard-go is missing: contrib/install-deps.sh installs it"
 command -v wg > /dev/null || skip "wg (wireguard-tools) is missing: contrib/install-deps.sh installs it"
 NS_WG=mvmt-wg-$$ WG_IF=wgs-$$
@@ -50,14 +53,51 @@ serve "$NS_WG" 192.0.2.80 80 tunnel-page
 serve "$NS_WG" 192.0.2.81 80 other-tunnel-page
 ip netns exec "$NS_WG" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
     --listen-address=10.66.0.1 --address=/wg.test/192.0.2.80 --log-queries \
+    --host-record=api.anthropic.com,192.0.2.90 \
     --log-facility="$WORK/dnsmasq-wg.log" --pid-file="$WORK/dnsmasq-wg.pid" --user=root &
 defer "kill $! 2> /dev/null"
-for a in 192.0.2.80 192.0.2.81; do
-    for _ in $(seq 50); do
-        ip netns exec "$NS_WG" python3 -c "import socket; socket.create_connection(('$a', 80), timeout=1)" 2> /dev/null && break
-        sleep 0.1
+wg_served() { # addr:port...
+    local t
+    for t in "$@"; do
+        for _ in $(seq 50); do
+            ip netns exec "$NS_WG" python3 -c "import socket; socket.create_connection(('${t%:*}', ${t#*:}), timeout=1)" 2> /dev/null && break
+            sleep 0.1
+        done
     done
-done
+}
+wg_served 192.0.2.80:80 192.0.2.81:80
+
+# Everything the simulated host sends out of wan0, counted from here on:
+# the tunnel's UDP, and the rest.  The topology's web servers look their
+# own names up when they bind (at the host's resolvers, through wan0):
+# counting starts once they answer.  No IPv6 on wan0 (its router
+# solicitations would count).
+wan_count() {
+    wait_served 203.0.113.2:8000 192.168.77.10:80
+    inh sysctl -qw net.ipv6.conf.wan0.disable_ipv6=1
+    inh nft -f - << 'NFT'
+table inet wancount {
+  counter tunnel {}
+  counter other {}
+  set seen { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic; }
+  chain out { type filter hook postrouting priority filter; policy accept;
+    oifname "wan0" ip daddr 198.51.100.202 udp dport 51820 counter name tunnel accept
+    oifname "wan0" add @seen { ip saddr . ip daddr . meta l4proto . th dport }
+    oifname "wan0" counter name other
+  }
+}
+NFT
+    : > "$WORK/dnsmasq.log"
+}
+count() { inh nft list counter inet wancount "$1" | awk '/packets/ {print $2}'; }
+# Nothing but the tunnel's UDP so far; else which flows (source .
+# destination . protocol . port).
+assert_tunnel_only() { # what
+    local n
+    n=$(count other)
+    [ "$n" = 0 ] && ok "$1" ||
+        fail "$1: $n other packets: $(inh nft -j list set inet wancount seen | python3 -c 'import json, sys; print(" ".join(" . ".join(map(str, e["concat"])) for x in json.load(sys.stdin)["nftables"] if "set" in x for e in x["set"].get("elem", [])))')"
+}
 
 conf() { # file mode [private key [more Interface lines]]: a client config
     cat > "$1" << EOF

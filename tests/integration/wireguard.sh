@@ -15,25 +15,7 @@
 . "$(dirname "$0")/wg-server.sh"
 conf "$WORK/wg.conf" 600 "" "ListenPort = 51821"
 
-# The topology's web servers look their own names up when they bind (at
-# the host's resolvers, through wan0): done once they answer.
-wait_served 203.0.113.2:8000 192.168.77.10:80
-# Everything the simulated host sends out of wan0, counted: the tunnel's
-# UDP, and the rest.  No IPv6 on it (its router solicitations would
-# count).
-inh sysctl -qw net.ipv6.conf.wan0.disable_ipv6=1
-inh nft -f - << 'NFT'
-table inet wancount {
-  counter tunnel {}
-  counter other {}
-  chain out { type filter hook postrouting priority filter; policy accept;
-    oifname "wan0" ip daddr 198.51.100.202 udp dport 51820 counter name tunnel accept
-    oifname "wan0" counter name other
-  }
-}
-NFT
-count() { inh nft list counter inet wancount "$1" | awk '/packets/ {print $2}'; }
-: > "$WORK/dnsmasq.log"
+wan_count
 
 runs_before
 # The UAPI sockets but the server's.
@@ -117,9 +99,9 @@ fi
 
 assert_contains "$(ip netns exec "$NS_WG" wg show "$WG_IF" endpoints)" "203.0.113.2:51821" \
     "the tunnel leaves from the config's ListenPort"
-tunnel=$(count tunnel) other=$(count other)
+tunnel=$(count tunnel)
 if [ "$tunnel" -gt 0 ]; then ok "the tunnel's UDP left through wan0 ($tunnel packets)"; else fail "no tunnel packet on wan0"; fi
-assert_eq 0 "$other" "nothing but the tunnel's UDP left through wan0"
+assert_tunnel_only "nothing but the tunnel's UDP left through wan0"
 log=$(cat "$WORK/dnsmasq-wg.log")
 assert_contains "$log" "query[A] wg.test from 10.66.0.2" "DNS arrived at the tunnel's resolver, through the tunnel"
 assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "and nothing at the WAN's resolver"
@@ -142,7 +124,7 @@ refused "$(line tcp=192.0.2.81:80 "$B")" "allow= inside the tunnel: another addr
 refused "$(line tcp=192.168.77.10:80 "$B")" "allow= inside the tunnel: the LAN is refused"
 assert_eq "name=other.test unresolved" "$(line name=other.test "$B")" "allow= inside the tunnel: another name gets no answer"
 assert_not_contains "$(cat "$WORK/dnsmasq-wg.log")" "other.test" "which the tunnel's resolver never sees"
-assert_eq 0 "$(count other)" "nothing but the tunnel's UDP left through wan0 in allow= mode either"
+assert_tunnel_only "nothing but the tunnel's UDP left through wan0 in allow= mode either"
 # The first session leaves from 51821, this one from a port of its own.
 ep=$(ip netns exec "$NS_WG" wg show "$WG_IF" endpoints | cut -f2)
 case "$ep" in
@@ -164,7 +146,7 @@ case "$(grep -F http=http://192.0.2.80/ "$A" | tail -1)" in
 *) ok "with the server gone the page is out of reach" ;;
 esac
 assert_eq "name=x.wg.test unresolved" "$(line name=x.wg.test "$A")" "and names do not resolve"
-assert_eq 0 "$(count other)" "still nothing but the tunnel's UDP left through wan0"
+assert_tunnel_only "still nothing but the tunnel's UDP left through wan0"
 assert_not_contains "$(cat "$WORK/dnsmasq.log")" "query[" "nor reached the WAN's resolver"
 
 kill -TERM "$a"
