@@ -68,7 +68,10 @@ wg_served() { # addr:port...
 wg_served 192.0.2.80:80 192.0.2.81:80
 
 # Everything the simulated host sends out of wan0, counted from here on:
-# the tunnel's UDP, and the rest.  The topology's web servers look their
+# the tunnel's UDP, and the rest.  The host's own "port unreachable" to
+# the server is the tunnel's too: the server still sends (keepalives, a
+# stand-in's retransmits) to the port of a session that has ended, and
+# the answer carries only the head of that encrypted datagram.  The topology's web servers look their
 # own names up when they bind (at the host's resolvers, through wan0):
 # counting starts once they answer.  No IPv6 on wan0 (its router
 # solicitations would count).
@@ -82,6 +85,7 @@ table inet wancount {
   set seen { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic; }
   chain out { type filter hook postrouting priority filter; policy accept;
     oifname "wan0" ip daddr 198.51.100.202 udp dport 51820 counter name tunnel accept
+    oifname "wan0" ip daddr 198.51.100.202 icmp type destination-unreachable counter name tunnel accept
     oifname "wan0" add @seen { ip saddr . ip daddr . meta l4proto . th dport }
     oifname "wan0" counter name other
   }
