@@ -14,6 +14,9 @@
 
 /* --- format.c: pure --- */
 
+/* 1 to max letters (upper case too if upper), digits, '.', '_' or '-',
+ * the first a letter or digit: volume and image names.  Pure. */
+bool mvm_disk_name_chars_ok(const char *name, size_t max, bool upper);
 /* True for [A-Za-z0-9][A-Za-z0-9._-]{0,63} without "..". */
 bool mvm_disk_name_ok(const char *name);
 

@@ -6,18 +6,24 @@
 
 #include "util.h"
 
-bool mvm_disk_name_ok(const char *name)
+bool mvm_disk_name_chars_ok(const char *name, size_t max, bool upper)
 {
     size_t n = strlen(name);
-    if (n == 0 || n > MVM_VOLUME_NAME_MAX || strstr(name, "..") != NULL)
+    if (n == 0 || n > max)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        bool alnum =
+            (c >= 'a' && c <= 'z') || (upper && c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
             return false;
     }
     return true;
+}
+
+bool mvm_disk_name_ok(const char *name)
+{
+    return strstr(name, "..") == NULL && mvm_disk_name_chars_ok(name, MVM_VOLUME_NAME_MAX, true);
 }
 
 int mvm_volume_name_check(const char *name, struct mvm_error **err)

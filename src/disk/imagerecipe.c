@@ -14,16 +14,7 @@ static const char *const suites[] = {"bookworm", "trixie"};
 
 bool mvm_image_name_ok(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > MVM_IMAGE_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-            return false;
-    }
-    return true;
+    return mvm_disk_name_chars_ok(name, MVM_IMAGE_NAME_MAX, false);
 }
 
 int mvm_image_name_check(const char *name, struct mvm_error **err)
