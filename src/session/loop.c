@@ -365,10 +365,7 @@ int session_loop(struct session *s, struct mvm_error **err)
     /* mvm-init synced the guest's disks before it reported (its power-off
      * would take another ~80 ms under TCG): QEMU is told to quit, and
      * flushes its own block layer as it does. */
-    if (s->qmp && !mvm_qmp_closed(s->qmp)) {
-        cleanup_error struct mvm_error *ignored = NULL;
-        mvm_qmp_execute(s->qmp, "quit", NULL, NULL, 1000, &ignored);
-    }
+    session_qemu_quit(s);
     mvm_child_wait(&s->qemu, 3000);
     session_trace(s, "QEMU exited");
     return s->relay.status;

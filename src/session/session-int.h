@@ -194,6 +194,8 @@ int session_guard_key(struct session *s, struct mvm_error **err);
 void session_guard_end(struct session *s);
 /* vm.c: session directory, initramfs, virtiofsd, QEMU, QMP. */
 int session_start_vm(struct session *s, struct mvm_error **err);
+/* Asks a running QEMU to quit over QMP (it flushes its block layer). */
+void session_qemu_quit(struct session *s);
 /* loop.c: relays until the status is known; returns mvm's exit status. */
 int session_loop(struct session *s, struct mvm_error **err);
 /* loop.c: the mvm exec socket, once the relay is set up. */

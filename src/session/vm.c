@@ -51,15 +51,20 @@ static void undo_cgroup(void *arg)
     mvm_cgroup_remove(arg);
 }
 
+void session_qemu_quit(struct session *s)
+{
+    if (s->qmp && !mvm_qmp_closed(s->qmp)) {
+        cleanup_error struct mvm_error *ignored = NULL;
+        mvm_qmp_execute(s->qmp, "quit", NULL, NULL, 1000, &ignored);
+    }
+}
+
 static void undo_qemu(void *arg)
 {
     struct session *s = arg;
     if (s->qemu.pid <= 0 || mvm_child_poll(&s->qemu))
         return;
-    if (s->qmp && !mvm_qmp_closed(s->qmp)) {
-        cleanup_error struct mvm_error *ignored = NULL;
-        mvm_qmp_execute(s->qmp, "quit", NULL, NULL, 1000, &ignored);
-    }
+    session_qemu_quit(s);
     if (!mvm_child_wait(&s->qemu, 2000))
         mvm_child_kill(&s->qemu);
 }
