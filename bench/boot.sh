@@ -4,6 +4,7 @@
 # Usage: sudo bench/boot.sh [RUNS] [MVM_BINARY]     (defaults: 10, build/mvm)
 # Run it on an otherwise idle machine; it prints medians and ratios.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 RUNS=${1:-10}
 MVM=$(realpath "${2:-$(dirname "$0")/../build/mvm}")
 [ "$(id -u)" = 0 ] || { echo "run as root: sudo $0" >&2; exit 1; }
@@ -13,10 +14,6 @@ trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 cd "$work"
 
-stats() { # prints "median min max" of the numbers on stdin
-    sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR]}'
-}
-now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.4f\n\", $1 }"; }
 
 "$MVM" run -q -- true # warm the caches (vmlinux, initramfs, TSC)

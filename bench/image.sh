@@ -5,6 +5,7 @@
 # and as a directory for --rootfs).  Prints medians and ratios.
 # Usage: sudo bench/image.sh [RUNS] [MVM_BINARY]   (defaults: 7, build/mvm)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 RUNS=${1:-7}
 MVM=$(realpath "${2:-$(dirname "$0")/../build/mvm}")
 [ "$(id -u)" = 0 ] || { echo "run as root: sudo $0" >&2; exit 1; }
@@ -21,8 +22,6 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$work/tree/etc/passwd"
 mkfs.ext4 -q -d "$work/tree" "$work/raw.img" 64M > /dev/null
 qemu-img convert -O qcow2 "$work/raw.img" "$work/img.qcow2"
 cd "$work"
-median() { sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
 modes=(host raw qcow2 rootfs)
 args() {
     case $1 in

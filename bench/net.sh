@@ -14,8 +14,7 @@ export MVM
 [ "$(id -u)" = 0 ] || { echo "run as root: sudo $0" >&2; exit 1; }
 . "$(dirname "$0")/../tests/integration/lib.sh"
 . "$(dirname "$0")/../tests/integration/net-topology.sh"
-median() { sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
+. "$(dirname "$0")/lib.sh"
 guest() { (cd "$PROJECT" && ip netns exec "$NS_HOST" "$REAL_MVM" run -q --dns 198.51.100.53 "$@"); }
 
 guest --net none -- true # warm both initramfs variants

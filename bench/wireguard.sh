@@ -18,8 +18,7 @@ export MVM
 . "$(dirname "$0")/../tests/integration/net-topology.sh"
 . "$(dirname "$0")/../tests/integration/wg-server.sh"
 conf "$WORK/wg.conf" 600
-median() { sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
+. "$(dirname "$0")/lib.sh"
 guest() { (cd "$PROJECT" && ip netns exec "$NS_HOST" "$REAL_MVM" run -q "$@"); }
 host_up=(--dns 198.51.100.53)
 tunnel=(--wireguard "$WORK/wg.conf")
