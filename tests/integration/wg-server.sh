@@ -22,6 +22,11 @@ ip -n "$NS_WG" addr add 198.51.100.202/30 dev eth0
 ip -n "$NS_WAN" link set wgpeer up
 ip -n "$NS_WG" link set eth0 up
 ip -n "$NS_WG" route add default via 198.51.100.201
+# Like a real VPN server, it never sends its clients' traffic to the
+# internet: with the tunnel gone (a test kills it) the stand-ins'
+# retransmits to the client would go to the WAN, which has no route for
+# them and answers with ICMP by way of the simulated host's wan0.
+ip -n "$NS_WG" route add unreachable 10.66.0.0/24 metric 100
 ip -n "$NS_WG" addr add 192.0.2.80/32 dev lo
 ip -n "$NS_WG" addr add 192.0.2.81/32 dev lo
 # The WAN forwards the tunnel's UDP to the server and nothing else.
