@@ -15,7 +15,7 @@ _mvm_exec_opts="--env --root -t --tty -T --no-tty -h --help"
 # mvm run's options; tests/check-completion.sh keeps these in step with
 # `mvm run --help`.
 _mvm_run_with_arg="--cpus --memory --kernel --modules --image --rootfs
-    --accel --machine --env --share --name
+    --boot --accel --machine --env --share --name
     --disk --volume --net --dns --publish --allow-host --allow-lan --wireguard --api-key --api-ca
     --audit --timeout
     --console-log --result --share-limit --min-free"
@@ -49,6 +49,7 @@ _mvm_images() {
 _mvm_run_value() {
     case $1 in
     --accel) _mvm_reply "auto kvm tcg" "$2" ;;
+    --boot) _mvm_reply "mvm image" "$2" ;;
     --machine) _mvm_reply "auto microvm q35" "$2" ;;
     --net) _mvm_reply "isolated none open" "$2" ;;
     --audit) _mvm_reply "warn strict off" "$2" ;;

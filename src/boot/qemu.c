@@ -43,16 +43,21 @@ static void add_devices(struct argv_builder *b, const struct mvm_qemu_spec *s)
     /* Disks arrive as descriptors (-add-fd): the jailed QEMU opens no
      * file.  Writeback caching; the guest's discards free image space. */
     for (size_t i = 0; i < s->ndisks; i++) {
-        add(b, "-add-fd");
-        add(b, "fd=%d,set=%zu", s->disks[i].fd, i + 1);
+        if (!s->disks[i].readonly) {
+            add(b, "-add-fd");
+            add(b, "fd=%d,set=%zu", s->disks[i].fd, i + 1);
+        }
         add(b, "-add-fd");
         add(b, "fd=%d,set=%zu", s->disks[i].ro_fd, i + 1);
         add(b, "-drive");
-        add(b,
-            "file=/dev/fdset/"
-            "%zu,format=raw,if=none,id=d%zu,discard=unmap,detect-zeroes=unmap,werror=report,rerror="
-            "report",
-            i + 1, i);
+        if (s->disks[i].readonly)
+            add(b, "file=/dev/fdset/%zu,format=raw,if=none,id=d%zu,readonly=on", i + 1, i);
+        else
+            add(b,
+                "file=/dev/fdset/"
+                "%zu,format=raw,if=none,id=d%zu,discard=unmap,detect-zeroes=unmap,werror=report,"
+                "rerror=report",
+                i + 1, i);
         add(b, "-device");
         add(b, "virtio-blk-%s,drive=d%zu,serial=%s", bus, i, s->disks[i].serial);
     }
@@ -162,6 +167,8 @@ char *mvm_kernel_cmdline(const struct mvm_cmdline_spec *c)
         buf_printf(&b, " lpj=%llu", (unsigned long long)(c->tsc_khz * 1000 / c->hz));
     if (c->trace)
         buf_printf(&b, " mvm.trace");
+    if (c->root)
+        buf_printf(&b, " root=%s rw", c->root);
     buf_append(&b, "", 1);
     return b.data;
 }

@@ -17,6 +17,7 @@ struct mvm_qemu_fs {
 struct mvm_qemu_disk {
     int fd, ro_fd;      /* O_RDWR and O_RDONLY on the same image */
     const char *serial; /* how the guest finds it: at most 20 bytes */
+    bool readonly;      /* only ro_fd is given (--boot image's seed) */
 };
 
 /* --image: a base opened read-only (raw or qcow2) under a qcow2 overlay
@@ -56,6 +57,8 @@ struct mvm_cmdline_spec {
     unsigned hz;      /* the kernel's CONFIG_HZ, 0: unknown */
     bool verbose;     /* kernel messages on the console */
     bool trace;       /* mvm-init logs timestamped steps */
+    const char *root; /* --boot image: the image's root device, mounted rw by
+                         its own initramfs; NULL: mvm-init builds the root */
 };
 
 /* The guest kernel command line: serial console, fast-boot options,

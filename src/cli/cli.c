@@ -59,6 +59,8 @@ const char mvm_run_usage[] =
     "  --rootfs DIR         the same with directory tree DIR (debootstrap output, an\n"
     "                       unpacked OCI image) as the root, read-only below an overlay\n"
     "                       on the throwaway disk\n"
+    "  --boot MODE          mvm (default: mvm's kernel and init) or image: --image NAME's\n"
+    "                       own kernel and init (systemd), seeded with cloud-init; slower\n"
     "  --accel MODE         auto, kvm or tcg (default auto: KVM when it can run a guest)\n"
     "  --machine TYPE       auto, microvm or q35 (default auto: microvm)\n"
     "  --env NAME[=VALUE]   set NAME in the guest; NAME alone copies your value (under sudo,\n"
@@ -135,7 +137,8 @@ const char mvm_run_usage[] =
     "123 if --audit strict found something and CMD's own status was 0;\n"
     "122 if a disk limit paused the VM and it was stopped (s, or no terminal).\n"
     "Config files: /etc/mvm/config, then ~/.config/mvm/config (keys: cpus, memory,\n"
-    "kernel, modules, image, rootfs, accel, machine, timeout, console, quiet, net, dns, disk,\n"
+    "kernel, modules, image, rootfs, boot, accel, machine, timeout, console, quiet, net, dns, "
+    "disk,\n"
     "publish, allow-host, allow-lan, wireguard, api-key, api-ca, audit, share-limit,\n"
     "min-free);\n"
     "options win.\n";
@@ -380,6 +383,7 @@ const struct mvm_config_key mvm_config_keys[] = {
     {"modules", false, "(the kernel's own under /lib/modules)"},
     {"image", false, "(none: the host's /usr)"},
     {"rootfs", false, "(none: the host's /usr)"},
+    {"boot", false, "mvm"},
     {"accel", false, "auto"},
     {"machine", false, "auto"},
     {"net", false, "isolated"},
@@ -410,6 +414,7 @@ static int set_value(const char *key, const char *v, struct mvm_run_opts *o, boo
 {
     static const char *const accels[] = {"auto", "kvm", "tcg", NULL};
     static const char *const machines[] = {"auto", "microvm", "q35", NULL};
+    static const char *const boots[] = {"mvm", "image", NULL};
     /* The last one only names the form in errors: "allow=" is seen first. */
     static const char *const nets[] = {"isolated", "none", "open", "allow=RULE[,RULE...]", NULL};
     int choice;
@@ -441,6 +446,12 @@ static int set_value(const char *key, const char *v, struct mvm_run_opts *o, boo
     }
     if (strcmp(key, "rootfs") == 0) {
         replace_str(&o->rootfs, v);
+        return 0;
+    }
+    if (strcmp(key, "boot") == 0) {
+        if (parse_choice("boot mode", v, boots, &choice, err) < 0)
+            return -1;
+        o->boot_image = choice == 1;
         return 0;
     }
     if (strcmp(key, "accel") == 0) {
@@ -660,6 +671,7 @@ enum {
     OPT_API_CA,
     OPT_IMAGE,
     OPT_ROOTFS,
+    OPT_BOOT,
     OPT_NO_CWD,
     OPT_NO_RESOLVE,
     OPT_FORCE_SHARE,
@@ -696,6 +708,7 @@ static const struct option run_options[] = {
     {"api-ca", required_argument, NULL, OPT_API_CA},
     {"image", required_argument, NULL, OPT_IMAGE},
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"boot", required_argument, NULL, OPT_BOOT},
     {"no-cwd", no_argument, NULL, OPT_NO_CWD},
     {"no-resolve", no_argument, NULL, OPT_NO_RESOLVE},
     {"force-share", no_argument, NULL, OPT_FORCE_SHARE},
@@ -744,6 +757,7 @@ static int handle_option(int c, const char *arg, struct mvm_run_opts *o, struct 
     case OPT_API_CA:
     case OPT_IMAGE:
     case OPT_ROOTFS:
+    case OPT_BOOT:
     case OPT_AUDIT:
     case OPT_SHARE_LIMIT:
     case OPT_MIN_FREE:

@@ -79,6 +79,9 @@ struct mvm_run_opts {
      * config key. */
     bool image_writable;
     char *rootfs; /* --rootfs DIR: the guest's userland, a host tree */
+    /* --boot image: the image's own kernel and init, seeded with
+     * cloud-init (session/bootimage.c); else mvm's kernel and init. */
+    bool boot_image;
     /* --wireguard: the tunnel's wg-quick file as given, read with the
      * user's rights (session/prepare.c); from the command line and the
      * system's and user's config only. */

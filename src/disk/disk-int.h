@@ -75,6 +75,7 @@ struct mvm_image_meta {
     uint64_t size, virtual_size; /* the qcow2 file's bytes; the disk's */
     char digest[65];             /* the qcow2 file's SHA-256, hex */
     long builder_uid;            /* who ran mvm image build (SUDO_UID) */
+    const char *kernel;          /* the release --boot image boots, or NULL */
 };
 /* NAME.json's text (indented, a newline at the end). */
 char *mvm_image_recipe_json(const struct mvm_image_recipe *r, const struct mvm_image_meta *m);

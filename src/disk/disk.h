@@ -195,6 +195,18 @@ char *mvm_image_host_mirror(void);
  * path).  The refusal suggests mvm image ls and mvm image build. */
 int mvm_image_resolve(const char *dir, const char *value, char **path, struct mvm_error **err);
 
+/* --boot image: the image's own kernel, its initramfs and its kernel
+ * config, kept beside NAME.qcow2 when the image's packages installed a
+ * kernel (mvm image build takes /boot's newest). */
+#define MVM_IMAGE_BOOT_FILES 3
+extern const char
+    *const mvm_image_boot_suffix[MVM_IMAGE_BOOT_FILES]; /* .vmlinuz .initrd .kconfig */
+/* For the stored image at image_path (dir/NAME.qcow2): the paths of its
+ * kernel and initramfs, which must exist, and of its config (NULL when
+ * absent).  Refused, naming the image, when it has no kernel. */
+int mvm_image_boot_files(const char *image_path, char **kernel, char **initrd, char **kconfig,
+                         struct mvm_error **err);
+
 /* mvm image ls, inspect NAME, rm NAME. */
 int mvm_image_list(const char *dir, FILE *out, struct mvm_error **err);
 int mvm_image_inspect(const char *dir, const char *name, FILE *out, struct mvm_error **err);
@@ -221,6 +233,7 @@ struct mvm_image_build {
     int dirfd;         /* the build directory, flock'ed; -1 */
     char *dir;
     char *tar, *raw; /* the tarball used; the ext4 image (raw) */
+    char *kernel;    /* the release of the kernel kept for --boot image, or NULL */
     uint64_t started_ns;
 };
 

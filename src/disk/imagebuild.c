@@ -96,7 +96,8 @@ void mvm_image_build_end(struct mvm_image_build *b)
     free(b->dir);
     free(b->tar);
     free(b->raw);
-    b->dir = b->tar = b->raw = NULL;
+    free(b->kernel);
+    b->dir = b->tar = b->raw = b->kernel = NULL;
 }
 
 static int run(const struct mvm_image_build *b, char **argv, bool private_mounts, const char *doing,
@@ -173,6 +174,64 @@ int mvm_image_build_bootstrap(struct mvm_image_build *b, struct mvm_error **err)
     return 0;
 }
 
+const char *const mvm_image_boot_suffix[MVM_IMAGE_BOOT_FILES] = {".vmlinuz", ".initrd", ".kconfig"};
+
+/* A kernel release as it may appear in messages and the recipe. */
+static bool release_ok(const char *r)
+{
+    size_t n = strlen(r);
+    return n > 0 && n < 128 &&
+           strspn(r, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789.+_-") == n;
+}
+
+static bool regular_at(int dir, const char *name)
+{
+    struct stat st;
+    return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The newest kernel the packages installed -- /boot/vmlinuz-RELEASE with
+ * its initrd.img-RELEASE (and config-RELEASE) -- linked out of the tree
+ * before it goes, as boot<suffix> in the build directory: what --boot
+ * image boots.  None (no linux-image package): the image boots with
+ * mvm's kernel only. */
+static int keep_kernel(struct mvm_image_build *b, const char *tree, struct mvm_error **err)
+{
+    cleanup_free char *path = xasprintf("%s/boot", tree);
+    cleanup_close int boot = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    cleanup_dir DIR *d = boot < 0 ? NULL : fdopendir(dup(boot));
+    if (d == NULL)
+        return 0;
+    cleanup_free char *best = NULL;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *rel = de->d_name + strlen("vmlinuz-");
+        if (!str_has_prefix(de->d_name, "vmlinuz-") || !release_ok(rel) ||
+            (best && strverscmp(rel, best) <= 0) || !regular_at(boot, de->d_name))
+            continue;
+        cleanup_free char *initrd = xasprintf("initrd.img-%s", rel);
+        if (regular_at(boot, initrd)) {
+            free(best);
+            best = xstrdup(rel);
+        }
+    }
+    if (best == NULL)
+        return 0;
+    const char *from[MVM_IMAGE_BOOT_FILES] = {"vmlinuz-", "initrd.img-", "config-"};
+    for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++) {
+        cleanup_free char *src = xasprintf("%s%s", from[i], best);
+        cleanup_free char *dst = xasprintf("boot%s", mvm_image_boot_suffix[i]);
+        if (i == 2 && !regular_at(boot, src))
+            continue; /* the config only sets lpj= */
+        if (linkat(boot, src, b->dirfd, dst, 0) < 0)
+            return mvm_error_set(err, errno, "keeping the image's kernel (%s/%s)", path, src);
+    }
+    mvm_image_build_progress(b, "keeping its kernel %s for --boot image", best);
+    b->kernel = steal_pointer(&best);
+    return 0;
+}
+
 /* The script, where the provisioning VM runs it. */
 static int put_script(const struct mvm_image_build *b, const char *tree, struct mvm_error **err)
 {
@@ -205,7 +264,7 @@ int mvm_image_build_filesystem(struct mvm_image_build *b, struct mvm_error **err
     mvm_image_build_progress(b, "unpacking the tarball");
     if (run(b, mvm_image_untar_argv(tar, b->tar, tree), false, "unpacking mmdebstrap's tarball",
             err) < 0 ||
-        put_script(b, tree, err) < 0)
+        put_script(b, tree, err) < 0 || keep_kernel(b, tree, err) < 0)
         return -1;
     uint64_t mib = mvm_image_size_mib((uint64_t)st.st_size);
     mvm_image_build_progress(b, "making an ext4 filesystem of %llu MiB with mkfs.ext4 -d",
@@ -244,8 +303,10 @@ static int write_recipe(struct mvm_image_build *b, int fd, const char *qcow2,
                         struct mvm_error **err)
 {
     struct stat st;
-    struct mvm_image_meta m = {
-        .version = MVM_VERSION, .created = time(NULL), .builder_uid = b->builder_uid};
+    struct mvm_image_meta m = {.version = MVM_VERSION,
+                               .created = time(NULL),
+                               .builder_uid = b->builder_uid,
+                               .kernel = b->kernel};
     if (fstat(fd, &st) < 0)
         return mvm_error_set(err, errno, "examining %s", qcow2);
     m.size = (uint64_t)st.st_size;
@@ -260,6 +321,21 @@ static int write_recipe(struct mvm_image_build *b, int fd, const char *qcow2,
         return mvm_error_set(err, 0, "writing the recipe of %s (a bug in mvm)", b->r->name);
     if (write_file_atomic(path, json, strlen(json), 0644) < 0)
         return mvm_error_set(err, errno, "writing %s", path);
+    return 0;
+}
+
+/* The kernel kept for --boot image beside the image; an older image's
+ * files of that name go when this one has none. */
+static int install_boot_files(const struct mvm_image_build *b, struct mvm_error **err)
+{
+    for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++) {
+        cleanup_free char *src = xasprintf("boot%s", mvm_image_boot_suffix[i]);
+        cleanup_free char *dst =
+            xasprintf("%s/%s%s", b->store, b->r->name, mvm_image_boot_suffix[i]);
+        if (renameat(b->dirfd, src, AT_FDCWD, dst) < 0 &&
+            (errno != ENOENT || (unlink(dst) < 0 && errno != ENOENT)))
+            return mvm_error_set(err, errno, "installing %s", dst);
+    }
     return 0;
 }
 
@@ -296,6 +372,10 @@ int mvm_image_build_finish(struct mvm_image_build *b, struct mvm_error **err)
                                  "with --force to replace it",
                                  b->r->name);
         return mvm_error_set(err, errno, "installing %s", image);
+    }
+    if (install_boot_files(b, err) < 0) {
+        unlink(image);
+        return -1;
     }
     if (rename(json_tmp, json) < 0) {
         int e = errno;

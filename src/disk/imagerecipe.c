@@ -277,6 +277,7 @@ char *mvm_image_recipe_json(const struct mvm_image_recipe *r, const struct mvm_i
                   "digest", digest, "builder_uid", (json_int_t)m->builder_uid);
     if (j == NULL)
         return NULL;
+    json_object_set_new(j, "kernel", m->kernel ? json_string(m->kernel) : json_null());
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text == NULL)
         return NULL;

@@ -173,6 +173,42 @@ int mvm_image_inspect(const char *dir, const char *name, FILE *out, struct mvm_e
     return 0;
 }
 
+int mvm_image_boot_files(const char *image_path, char **kernel, char **initrd, char **kconfig,
+                         struct mvm_error **err)
+{
+    size_t n = strlen(image_path);
+    if (n <= strlen(QCOW2_SUFFIX) ||
+        strcmp(image_path + n - strlen(QCOW2_SUFFIX), QCOW2_SUFFIX) != 0)
+        return mvm_error_set(err, 0, "--boot image: %s is not an image mvm image build made",
+                             image_path);
+    n -= strlen(QCOW2_SUFFIX);
+    char *f[MVM_IMAGE_BOOT_FILES];
+    for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++)
+        f[i] = xasprintf("%.*s%s", (int)n, image_path, mvm_image_boot_suffix[i]);
+    struct stat st;
+    if (stat(f[0], &st) < 0 || !S_ISREG(st.st_mode) || stat(f[1], &st) < 0 ||
+        !S_ISREG(st.st_mode)) {
+        for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++)
+            free(f[i]);
+        const char *base = strrchr(image_path, '/');
+        return mvm_error_set(err, 0,
+                             "--boot image: image %.*s has no kernel of its own; build it with "
+                             "--packages linux-image-amd64,systemd-sysv,udev,cloud-init (or run it "
+                             "without --boot image)",
+                             (int)(n - (size_t)(base ? base + 1 - image_path : 0)),
+                             base ? base + 1 : image_path);
+    }
+    *kernel = f[0];
+    *initrd = f[1];
+    if (stat(f[2], &st) == 0 && S_ISREG(st.st_mode)) {
+        *kconfig = f[2];
+    } else {
+        *kconfig = NULL;
+        free(f[2]);
+    }
+    return 0;
+}
+
 int mvm_image_remove(const char *dir, const char *name, struct mvm_error **err)
 {
     if (mvm_image_name_check(name, err) < 0)
@@ -188,6 +224,11 @@ int mvm_image_remove(const char *dir, const char *name, struct mvm_error **err)
         return mvm_error_set(err, errno, "removing %s", image);
     if (unlink(json) < 0 && errno != ENOENT)
         return mvm_error_set(err, errno, "removing %s", json);
+    for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++) {
+        cleanup_free char *f = xasprintf("%s/%s%s", dir, name, mvm_image_boot_suffix[i]);
+        if (unlink(f) < 0 && errno != ENOENT)
+            return mvm_error_set(err, errno, "removing %s", f);
+    }
     cleanup_free char *lock = xasprintf("%s/.%s.lock", dir, name);
     unlink(lock); /* its builds' lock (a build of it now holds its own fd) */
     return 0;

@@ -138,6 +138,11 @@ unsigned guest_gpt_root(const unsigned char *entries, size_t n, size_t esize);
 
 /* rootfs.c: builds the root under GUEST_NEWROOT and switches to it. */
 int guest_setup_root(const struct guest_session *s, char *why, size_t whylen);
+/* rootfs.c: for the agent of --boot image, the same on the image's
+ * running root, which stays as its init made it: the session's user,
+ * names and resolvers in its /etc, the home, volumes, shares and links;
+ * no kernel filesystems, /run or /tmp of its own, no switch. */
+int guest_setup_agent(const struct guest_session *s, char *why, size_t whylen);
 
 /* exec.c: the started command.  With a pty, in == out == master. */
 struct guest_child {

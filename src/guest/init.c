@@ -1,6 +1,12 @@
 /* mvm-init entry point: bring up the minimum, find the control port, build
  * the root, run the command, power off.  PID 1 must never exit (the kernel
- * would panic), so every path ends in poweroff(). */
+ * would panic), so every path ends in poweroff().
+ *
+ * `mvm-init --agent SESSION` is the agent of --boot image instead: a
+ * service cloud-init started in the image's own system (its kernel, its
+ * init), with the session description from the seed.  The same port,
+ * network and command; the root is the image's as its init made it; it
+ * exits when the host has the status, and the host ends the VM. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -95,8 +101,44 @@ static int open_port(void)
     return -1;
 }
 
-int main(void)
+/* READY to the host (best effort: the host's timeout says the rest). */
+static void send_ready(int port)
 {
+    uint8_t ready[MVM_PROTO_HEADER + 4];
+    mvm_proto_header(ready, MVM_MSG_READY, 0, 4);
+    mvm_put_u32(ready + MVM_PROTO_HEADER, MVM_PROTO_VERSION);
+    if (guest_port_send(port, ready, sizeof ready) < 0)
+        guest_log("telling the host we are up: %s", strerror(errno));
+    guest_trace("ready sent");
+}
+
+static int agent(const char *session_path)
+{
+    read_cmdline();
+    guest_trace("agent started");
+    int port = open_port();
+    if (port < 0) {
+        guest_log("control port %s not found (is virtio_console loaded?)", MVM_PROTO_PORT);
+        return 1;
+    }
+    send_ready(port);
+    char why[512] = "";
+    struct guest_session s = {0};
+    if (guest_session_load(session_path, &s, why, sizeof why) < 0 ||
+        guest_setup_net(&s, why, sizeof why) < 0 || guest_setup_agent(&s, why, sizeof why) < 0) {
+        guest_send_error(port, 125, why);
+        return 1;
+    }
+    guest_trace("agent's session ready");
+    guest_run(port, &s);
+    sync();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--agent") == 0)
+        return agent(argv[2]);
     if (getpid() != 1) {
         fprintf(stderr, "mvm-init: must run as PID 1 inside an mvm guest\n");
         return 1;
@@ -119,12 +161,7 @@ int main(void)
         guest_send_error(port, 125, why);
         poweroff();
     }
-    uint8_t ready[MVM_PROTO_HEADER + 4];
-    mvm_proto_header(ready, MVM_MSG_READY, 0, 4);
-    mvm_put_u32(ready + MVM_PROTO_HEADER, MVM_PROTO_VERSION);
-    if (guest_port_send(port, ready, sizeof ready) < 0)
-        guest_log("telling the host we are up: %s", strerror(errno));
-    guest_trace("ready sent");
+    send_ready(port);
 
     struct guest_session s = {0};
     if (guest_session_load(GUEST_SESSION_PATH, &s, why, sizeof why) < 0) {

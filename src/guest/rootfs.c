@@ -19,6 +19,17 @@
 
 #define R GUEST_NEWROOT
 
+/* The root being set up: R, or "" for the agent of --boot image, which
+ * works in the image's running root. */
+static const char *root_at = R;
+
+/* rel below that root, into buf. */
+static const char *at(char buf[4096], const char *rel)
+{
+    snprintf(buf, 4096, "%s%s", root_at, rel);
+    return buf;
+}
+
 /* mkdir -p below the new root; directories it creates get uid/gid. */
 static int mkdirs(const char *path, mode_t mode, uid_t uid, gid_t gid)
 {
@@ -67,9 +78,10 @@ static int write_text(const char *path, mode_t mode, const char *fmt, ...)
  * short name is not sent to the host's own domain. */
 static int write_resolv_conf(const struct guest_net *net)
 {
+    char path[4096];
+    at(path, "/etc/resolv.conf");
     if (!net->enabled)
-        return write_text(R "/etc/resolv.conf", 0644,
-                          "# mvm: this guest has no network (--net none)\n");
+        return write_text(path, 0644, "# mvm: this guest has no network (--net none)\n");
     char text[256] = "# mvm: written by mvm-init from the session\n";
     size_t len = strlen(text);
     for (size_t i = 0; i < net->ndns && i < GUEST_NET_MAX_DNS; i++) {
@@ -82,7 +94,7 @@ static int write_resolv_conf(const struct guest_net *net)
         }
         len += (size_t)n;
     }
-    return write_text(R "/etc/resolv.conf", 0644, "%s", text);
+    return write_text(path, 0644, "%s", text);
 }
 
 /* Appends the host's system accounts to an account file, but for the
@@ -352,7 +364,7 @@ static int make_path(const struct guest_session *s, const char *path, bool paren
 {
     size_t hlen = strlen(s->home);
     bool in_home = strncmp(path, s->home, hlen) == 0 && path[hlen] == '/';
-    if (snprintf(out, outlen, R "%s", path) >= (int)outlen) {
+    if (snprintf(out, outlen, "%s%s", root_at, path) >= (int)outlen) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -454,8 +466,9 @@ static int switch_root(char *why, size_t whylen)
  * and resolvers are the session's. */
 static int image_etc(const struct guest_session *s, char *why, size_t whylen)
 {
-    int rc = mkdirs(R "/etc", 0755, 0, 0);
-    FILE *f = rc == 0 ? fopen(R "/etc/passwd", "re") : NULL;
+    char etc[4096], passwd[4096], resolv[4096], hostname[4096];
+    int rc = mkdirs(at(etc, "/etc"), 0755, 0, 0);
+    FILE *f = rc == 0 ? fopen(at(passwd, "/etc/passwd"), "re") : NULL;
     bool known = false;
     char line[1024];
     while (f && !known && fgets(line, sizeof line, f)) {
@@ -466,7 +479,7 @@ static int image_etc(const struct guest_session *s, char *why, size_t whylen)
     if (f)
         fclose(f);
     if (!known && s->uid != 0) {
-        FILE *pw = fopen(R "/etc/passwd", "ae");
+        FILE *pw = fopen(passwd, "ae");
         if (pw == NULL)
             return guest_fail(why, whylen, errno, "adding the user to the image's /etc/passwd");
         fprintf(pw, "%s:x:%u:%u:%s:%s:/bin/sh\n", s->user, (unsigned)s->uid, (unsigned)s->gid,
@@ -475,9 +488,9 @@ static int image_etc(const struct guest_session *s, char *why, size_t whylen)
             return guest_fail(why, whylen, errno, "adding the user to the image's /etc/passwd");
     }
     /* A link (systemd-resolved's stub) would lead elsewhere: replaced. */
-    unlink(R "/etc/resolv.conf");
-    unlink(R "/etc/hostname");
-    rc |= write_text(R "/etc/hostname", 0644, "%s\n", s->hostname);
+    unlink(at(resolv, "/etc/resolv.conf"));
+    unlink(at(hostname, "/etc/hostname"));
+    rc |= write_text(hostname, 0644, "%s\n", s->hostname);
     rc |= write_resolv_conf(&s->net);
     if (rc != 0)
         return guest_fail(why, whylen, errno, "writing the image's /etc");
@@ -551,6 +564,19 @@ static int rootfs_root(const struct guest_session *s, char *why, size_t whylen)
         return guest_fail(why, whylen, errno, "mounting --rootfs's tree as the root");
     guest_trace("rootfs mounted");
     return own_userland(s, why, whylen);
+}
+
+int guest_setup_agent(const struct guest_session *s, char *why, size_t whylen)
+{
+    root_at = "";
+    if (image_etc(s, why, whylen) < 0)
+        return -1;
+    if (access(s->home, F_OK) != 0 && mkdirs(s->home, 0700, s->uid, s->gid) < 0)
+        return guest_fail(why, whylen, errno, "creating the home %s", s->home);
+    return make_disks(s, why, whylen) < 0 || make_shares(s, why, whylen) < 0 ||
+                   make_links(s, why, whylen) < 0
+               ? -1
+               : 0;
 }
 
 int guest_setup_root(const struct guest_session *s, char *why, size_t whylen)

@@ -214,13 +214,19 @@ static void build_poll(struct session *s, struct poll_set *ps)
     exec_server_pollfds(&s->execs, set);
 }
 
+/* How long the guest has to report READY. */
+static uint64_t boot_timeout_ms(const struct session *s)
+{
+    return s->o->boot_image ? BOOT_IMAGE_TIMEOUT_MS : BOOT_TIMEOUT_MS;
+}
+
 static int deadline_ms(struct session *s, uint64_t now)
 {
     uint64_t end = UINT64_MAX;
     if (s->o->timeout_ms)
         end = s->t0 + s->o->timeout_ms * 1000000ULL;
-    if (!s->relay.ready && !s->guard_paused && s->t0 + BOOT_TIMEOUT_MS * 1000000ULL < end)
-        end = s->t0 + BOOT_TIMEOUT_MS * 1000000ULL;
+    if (!s->relay.ready && !s->guard_paused && s->t0 + boot_timeout_ms(s) * 1000000ULL < end)
+        end = s->t0 + boot_timeout_ms(s) * 1000000ULL;
     if (s->stopping && s->stop_deadline < end)
         end = s->stop_deadline;
     if (session_guard_deadline(s) < end)
@@ -241,13 +247,13 @@ static int check_deadlines(struct session *s, struct mvm_error **err)
         return mvm_error_set_code(err, 128 + SIGTERM,
                                   "stopped: the command did not exit after SIGTERM; the VM was "
                                   "destroyed");
-    if (!s->relay.ready && !s->guard_paused && now >= s->t0 + BOOT_TIMEOUT_MS * 1000000ULL) {
+    if (!s->relay.ready && !s->guard_paused && now >= s->t0 + boot_timeout_ms(s) * 1000000ULL) {
         drain_console(s);
         cleanup_free char *con = last_line(&s->console_tail);
         return mvm_error_set(err, 0,
                              "the VM did not start mvm-init within %d s (console: %s); rerun "
                              "with --console to see why",
-                             BOOT_TIMEOUT_MS / 1000, con[0] ? con : "empty");
+                             (int)(boot_timeout_ms(s) / 1000), con[0] ? con : "empty");
     }
     return 0;
 }

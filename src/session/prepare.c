@@ -301,8 +301,25 @@ static void check_builtin(struct session *s, const char *config, const char *con
     buf_free(&missing);
 }
 
+/* --boot image: the image's kernel (its vmlinux cached as a host
+ * kernel's is) and initramfs; no modules, no initramfs of mvm's. */
+static int plan_image_boot(struct session *s, struct mvm_error **err)
+{
+    s->kernel = (struct mvm_kernel){.image = xstrdup(s->boot_kernel)};
+    if (mvm_kernel_vmlinux(&s->kernel, CACHE_DIR, s->o->quiet ? NULL : progress, &s->vmlinux, err) <
+        0)
+        return -1;
+    s->microvm = s->o->machine != MVM_MACHINE_Q35;
+    cleanup_free char *config = s->boot_kconfig ? read_file(s->boot_kconfig, 4u << 20, NULL) : NULL;
+    s->tsc_khz = mvm_tsc_khz(CACHE_DIR);
+    s->kernel_hz = config ? mvm_kernel_config_hz(config) : 0;
+    return 0;
+}
+
 static int plan_boot(struct session *s, struct mvm_error **err)
 {
+    if (s->o->boot_image)
+        return plan_image_boot(s, err);
     struct mvm_kernel_search where = {"/boot", "/lib/modules", NULL, s->user.uid, s->user.gid};
     char release[256] = "";
     FILE *f = fopen("/proc/sys/kernel/osrelease", "re");
@@ -375,13 +392,15 @@ static int plan_image(struct session *s, struct mvm_error **err)
     if (s->o->image && s->o->rootfs)
         return mvm_error_set(err, 0, "--image and --rootfs both name the guest's root: give one");
     if (s->o->image == NULL)
-        return 0;
+        return session_plan_boot_image(s, NULL, err);
     if (s->o->image_writable)
         return mvm_image_open_writable(s->o->image, &s->image, err);
     /* A name without a file of that name: an image mvm image build made. */
     cleanup_free char *stored = NULL;
     if (mvm_image_resolve(MVM_IMAGES_DIR, s->o->image, &stored, err) < 0 ||
-        mvm_image_open(stored ? stored : s->o->image, s->user.uid, s->user.gid, &s->image, err) < 0)
+        mvm_image_open(stored ? stored : s->o->image, s->user.uid, s->user.gid, &s->image, err) <
+            0 ||
+        session_plan_boot_image(s, stored, err) < 0)
         return -1;
     if (s->o->disk_mib > 0 && s->o->disk_mib != MVM_DEFAULT_DISK_MIB)
         session_notice(s, "--disk is not used with --image: the image's overlay takes the writes");

@@ -33,14 +33,17 @@
 #include "undo.h"
 #include "user.h"
 
-#define CACHE_DIR        MVM_CACHE_DIR
-#define CONSOLE_LOG_MAX  (1024 * 1024)
-#define MAX_SHARES       16
-#define MAX_DISKS        8
-#define BOOT_TIMEOUT_MS  (60 * 1000)
-#define QMP_TIMEOUT_MS   10000
-#define POWEROFF_WAIT_MS 3000
-#define STOP_TIMEOUT_MS  10000 /* SIGTERM to the command, then the VM goes */
+#define CACHE_DIR       MVM_CACHE_DIR
+#define CONSOLE_LOG_MAX (1024 * 1024)
+#define MAX_SHARES      16
+#define MAX_DISKS       8
+#define BOOT_TIMEOUT_MS (60 * 1000)
+/* --boot image: the image's systemd and cloud-init start the agent (under
+ * TCG ~25 s, see bench/image.sh). */
+#define BOOT_IMAGE_TIMEOUT_MS (300 * 1000)
+#define QMP_TIMEOUT_MS        10000
+#define POWEROFF_WAIT_MS      3000
+#define STOP_TIMEOUT_MS       10000 /* SIGTERM to the command, then the VM goes */
 /* A disk limit paused the VM and the session was stopped (guard.c). */
 #define MVM_EXIT_DISK_LIMIT 122
 
@@ -69,6 +72,10 @@ struct session {
     size_t ndisks;
     struct mvm_disk scratch; /* --disk; fd -1 with --disk none */
     struct mvm_image image;  /* --image; fd -1 without */
+    /* --boot image (bootimage.c): the image's kernel and its config (or
+     * NULL) beside it -- its initramfs is initrd -- and the seed */
+    char *boot_kernel, *boot_kconfig;
+    struct mvm_disk seed; /* fd -1 without */
 
     char id[MVM_ID_LEN + 1];
     char *name;               /* --name, or generated; NULL until published (ps.c) */
@@ -132,6 +139,16 @@ struct session {
     struct termios guard_tio;                 /* its settings before */
     bool guard_tio_set;
 };
+
+/* bootimage.c: --boot image's checks and the files beside the stored
+ * image (stored: its path, or NULL for an image file); nothing without
+ * --boot image. */
+int session_plan_boot_image(struct session *s, const char *stored, struct mvm_error **err);
+/* bootimage.c: the seed for the session description desc, in s->seed. */
+int session_boot_seed(struct session *s, const char *desc, struct mvm_error **err);
+/* bootimage.c: the seed's virtio serial; the image's root device. */
+const char *session_seed_serial(void);
+extern const char session_boot_root[];
 
 /* notice.c: "mvm: ..." on stderr unless -q. */
 void session_notice(const struct session *s, const char *fmt, ...)

@@ -85,6 +85,9 @@ static void release(struct session *s)
     free(s->env);
     mvm_disk_close(&s->scratch);
     mvm_image_close(&s->image);
+    mvm_disk_close(&s->seed);
+    free(s->boot_kernel);
+    free(s->boot_kconfig);
     free(s->name);
     for (size_t i = 0; i < s->ndisks; i++)
         mvm_disk_close(&s->disks[i]);
@@ -114,6 +117,7 @@ static struct session *session_new(const struct mvm_run_opts *o)
     s->net = (struct mvm_net)MVM_NET_INIT;
     s->qemu_log = s->qmp_fd = s->ctl_fd = s->con_fd = s->console_log = s->sigfd = -1;
     s->scratch.fd = -1;
+    s->seed.fd = -1;
     s->image = (struct mvm_image){.fd = -1, .overlay_fd = -1};
     exec_server_init(&s->execs);
     s->guard_tty = -1;

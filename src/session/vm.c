@@ -188,6 +188,14 @@ static char *session_description(const struct session *s)
     return text;
 }
 
+/* --boot image: the image's own initramfs boots; the description goes
+ * into the seed instead. */
+static int make_seed(struct session *s, struct mvm_error **err)
+{
+    cleanup_free char *desc = session_description(s);
+    return session_boot_seed(s, desc, err);
+}
+
 static int make_initrd(struct session *s, struct mvm_error **err)
 {
     cleanup_free char *desc = session_description(s);
@@ -457,6 +465,11 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         snprintf(serials[ndisks], sizeof serials[ndisks], "%s", IMAGE_SERIAL);
         images[ndisks++] = &writable;
     }
+    /* --boot image's seed, read-only (it has no scratch disk either). */
+    if (s->seed.fd >= 0) {
+        snprintf(serials[ndisks], sizeof serials[ndisks], "%s", session_seed_serial());
+        images[ndisks++] = &s->seed;
+    }
     /* Every descriptor QEMU gets, as many as there are (--image: 3). */
     size_t nkeep = 0;
     cleanup_free int *keep = xmalloc((4 + s->nshares + 2 * ndisks + 3) * sizeof *keep);
@@ -468,8 +481,10 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
                 close(ro_fds[j]);
             return mvm_error_set(err, errno, "reopening %s", images[i]->path);
         }
-        disks[i] = (struct mvm_qemu_disk){images[i]->fd, ro_fds[i], serials[i]};
-        keep[nkeep++] = images[i]->fd;
+        bool ro = images[i] == &s->seed;
+        disks[i] = (struct mvm_qemu_disk){images[i]->fd, ro_fds[i], serials[i], ro};
+        if (!ro)
+            keep[nkeep++] = images[i]->fd;
         keep[nkeep++] = ro_fds[i];
     }
     keep[nkeep++] = qmp;
@@ -485,7 +500,8 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
                                   .tsc_khz = s->tsc_khz,
                                   .hz = s->kernel_hz,
                                   .verbose = s->o->console,
-                                  .trace = session_tracing()};
+                                  .trace = session_tracing(),
+                                  .root = s->o->boot_image ? session_boot_root : NULL};
     cleanup_free char *cmdline = mvm_kernel_cmdline(&cs);
     /* Paths inside the jail, where the kernel and initrd are bound. */
     struct mvm_qemu_spec spec = {
@@ -718,7 +734,8 @@ int session_start_vm(struct session *s, struct mvm_error **err)
         session_trace(s, "scratch disk made");
     }
     /* After the network: the session description carries its addresses. */
-    if (make_initrd(s, err) < 0 || spawn_qemu(s, qmp, ctl, con, err) < 0)
+    if ((s->o->boot_image ? make_seed(s, err) : make_initrd(s, err)) < 0 ||
+        spawn_qemu(s, qmp, ctl, con, err) < 0)
         return -1;
     session_trace(s, "QEMU started");
     if (write_state(s, err) < 0 || session_publish(s, err) < 0)

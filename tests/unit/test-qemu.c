@@ -94,9 +94,10 @@ static void test_disks(void **state)
 {
     (void)state;
     struct mvm_qemu_spec s = spec(false, false);
-    const struct mvm_qemu_disk disks[] = {{21, 31, "mvm0"}, {22, 32, "mvm1"}};
+    const struct mvm_qemu_disk disks[] = {
+        {21, 31, "mvm0", false}, {22, 32, "mvm1", false}, {-1, 33, "mvm-seed", true}};
     s.disks = disks;
-    s.ndisks = 2;
+    s.ndisks = 3;
     char **argv = mvm_qemu_argv(&s);
     /* Each image is a passed descriptor, never a path QEMU opens. */
     assert_string_equal(after(argv, "-add-fd", 0), "fd=21,set=1");
@@ -107,6 +108,13 @@ static void test_disks(void **state)
                         "detect-zeroes=unmap,werror=report,rerror=report");
     assert_true(has(argv, "virtio-blk-pci,drive=d0,serial=mvm0"));
     assert_true(has(argv, "virtio-blk-pci,drive=d1,serial=mvm1"));
+    /* A read-only disk (--boot image's seed): its read-only descriptor
+     * alone, and QEMU told so. */
+    assert_string_equal(after(argv, "-add-fd", 4), "fd=33,set=3");
+    assert_null(after(argv, "-add-fd", 5));
+    assert_string_equal(after(argv, "-drive", 2),
+                        "file=/dev/fdset/3,format=raw,if=none,id=d2,readonly=on");
+    assert_true(has(argv, "virtio-blk-pci,drive=d2,serial=mvm-seed"));
     mvm_strv_free(argv);
 }
 
@@ -146,6 +154,12 @@ static void test_kernel_cmdline(void **state)
     assert_null(strstr(line, " quiet"));
     assert_non_null(strstr(line, "loglevel=7"));
     assert_non_null(strstr(line, " mvm.trace"));
+    assert_null(strstr(line, "root="));
+    free(line);
+    /* --boot image: the image's root for its own initramfs. */
+    c = (struct mvm_cmdline_spec){.microvm = true, .root = "/dev/disk/by-id/virtio-image"};
+    line = mvm_kernel_cmdline(&c);
+    assert_non_null(strstr(line, " root=/dev/disk/by-id/virtio-image rw"));
     free(line);
 }
 
