@@ -16,6 +16,9 @@
  *       "namespace" that is /dev/null; the Endpoints left unresolved),
  *       then the uplink's teardown: prints the error, and "no IFNAME
  *       left" or exits 1 when the link is still in this namespace.
+ *   wg-genl-check sweep RUN_DIR
+ *       mvm_net_wg_sweep(RUN_DIR), as a session start or `mvm cleanup`
+ *       runs it: prints how many leftovers it removed.
  *
  * Exit 0 done, 77 skip, 1 failure, 2 usage. */
 #include <arpa/inet.h>
@@ -132,10 +135,14 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
     bool is_up = strcmp(mode, "up") == 0;
+    if (strcmp(mode, "sweep") == 0 && argc == 3) {
+        printf("%d\n", mvm_net_wg_sweep(argv[2]));
+        return 0;
+    }
     if (!(is_up && argc == 5) &&
         !((strcmp(mode, "fail-move") == 0 || strcmp(mode, "fail-set") == 0) && argc == 4)) {
         fprintf(stderr, "usage: wg-genl-check up CONF NETNS IFNAME | fail-move|fail-set CONF "
-                        "IFNAME\n");
+                        "IFNAME | sweep RUN_DIR\n");
         return 2;
     }
     struct mvm_error *err = NULL;

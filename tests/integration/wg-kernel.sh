@@ -9,7 +9,8 @@
 # TCP go through the tunnel, nothing goes around it, and nothing once
 # the peer is removed; the UDP socket is in the namespace that made the
 # link, none in A; failures after the link exists, and a bad file, leave
-# no link behind; the namespace's end takes the link and its socket.
+# no link behind, and the sweep removes a killed session's; the
+# namespace's end takes the link and its socket.
 . "$(dirname "$0")/lib.sh"
 
 WG_GENL_CHECK=${WG_GENL_CHECK:?WG_GENL_CHECK must point at the wg-genl-check binary}
@@ -34,6 +35,9 @@ cleanup() {
     ip netns del A 2> /dev/null
     ip netns del B 2> /dev/null
     ip link del vh 2> /dev/null
+    for l in mvmwgtest mvmwgfail mvmwgbad mvmwgalive1234 mvmwgdead5678 mvmwgdum0; do
+        ip link del "$l" 2> /dev/null
+    done
 }
 trap cleanup EXIT
 D=$(mktemp -d)
@@ -144,6 +148,21 @@ for mode in fail-move fail-set; do
 done
 case "$(./wg-genl-check fail-set "$D/a.conf" mvmwgfail 2>&1)" in
 *"is not resolved"*) ok "fail-set failed in the set request" ;; *) bad "fail-set failed elsewhere" ;; esac
+
+# A killed session's link (made, not yet moved) is swept; a live
+# session's, and a link of another kind, are not.
+mkdir -p "$D/run/alive1234"
+ip link add mvmwgalive1234 type wireguard && ip link add mvmwgdead5678 type wireguard &&
+    ip link add mvmwgdum0 type dummy
+check 1 "$(./wg-genl-check sweep "$D/run")" "the sweep removed one leftover"
+ip link show mvmwgdead5678 > /dev/null 2>&1 && bad "the dead session's link is left" ||
+    ok "the dead session's link is swept"
+ip link show mvmwgalive1234 > /dev/null 2>&1 && ok "a live session's link stays" ||
+    bad "a live session's link was swept"
+ip link show mvmwgdum0 > /dev/null 2>&1 && ok "a link of another kind stays" ||
+    bad "a dummy link was swept"
+ip link del mvmwgalive1234
+ip link del mvmwgdum0
 
 # A bad key: refused with its line, not quoted, nothing made.
 sed "s|^PrivateKey = .*|PrivateKey = c2hvcnQ=|" "$D/a.conf" > "$D/bad.conf"
