@@ -109,6 +109,10 @@ static int read_messages(void *buf, int len, int family, const char *ifname,
         }
         if (h->nlmsg_type == NLMSG_ERROR) {
             const struct nlmsgerr *e = nlmsg_data(h);
+            if (h->nlmsg_len < (unsigned)nlmsg_size(sizeof *e))
+                return mvm_error_set(err, 0, "a short netlink error answer for %s", ifname);
+            if (e->error == 0) /* an ack: the dump's messages come apart */
+                continue;
             return mvm_error_set(err, -e->error, "asking the WireGuard interface %s", ifname);
         }
         if (h->nlmsg_type != family)
