@@ -11,7 +11,7 @@ fi
 
 PACKAGES="
     build-essential cmake pkg-config
-    libjansson-dev libseccomp-dev libcap-ng-dev libnl-3-dev libnl-route-3-dev libnftables-dev
+    libjansson-dev libseccomp-dev libcap-ng-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev libnftables-dev
     liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
     qemu-system-x86 qemu-utils e2fsprogs mmdebstrap tar
     libcmocka-dev clang clang-format cpio lz4 xz-utils zstd gzip tmux util-linux procps passwd sudo

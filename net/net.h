@@ -120,9 +120,11 @@ bool mvm_net_in_lan(uint32_t addr, unsigned len);
  * (--wireguard), then the namespace's only interface to the world. */
 enum mvm_net_uplink_kind { MVM_NET_UPLINK_HOST, MVM_NET_UPLINK_WG };
 
-/* The WireGuard uplink's inputs (uplink-wg.c).  net/ starts no process:
- * the caller's start() runs wireguard-go (jailed) on the tun and the
- * listening UAPI socket that uplink-wg.c made, and keeps it running. */
+/* The WireGuard uplink's inputs (uplink-wg.c): the kernel's WireGuard
+ * where it has one, else wireguard-go.  net/ starts no process: for the
+ * latter, the caller's start() runs wireguard-go (jailed) on the tun and
+ * the listening UAPI socket that uplink-wg.c made, and keeps it
+ * running. */
 struct mvm_wg_config;
 struct mvm_wg_ip;
 #define MVM_NET_WG_IF "wg0" /* its name inside the session namespace */
@@ -225,9 +227,11 @@ struct mvm_net {
     bool veth_made;
     char host_if[16];
     char *holes_del;
-    /* the WireGuard uplink's: its tun (until wireguard-go has it), its
-     * UAPI socket's path (removed at the end), and its name while it is
-     * still in the host's namespace */
+    /* the WireGuard uplink's: whether it is the kernel's (else
+     * wireguard-go's), its tun (until wireguard-go has it), its UAPI
+     * socket's path (removed at the end), and its name while it is still
+     * in the host's namespace */
+    bool wg_kernel;
     int wg_tun_fd;
     char wg_sock[108]; /* a sun_path */
     char wg_host_if[16];
@@ -310,10 +314,12 @@ int mvm_net_forwarding_restore(const char *state_file, struct mvm_error **err);
  * `mvm cleanup` call it. */
 void mvm_net_sweep_holes(void);
 
-/* Removes the WireGuard UAPI sockets of sessions whose directory in
- * run_dir is gone (mvm was killed: wireguard-go died with it, its socket
- * stayed); returns how many.  Each session start and `mvm cleanup` call
- * it after the session directories' own sweep. */
+/* Removes what killed sessions (whose directory in run_dir is gone) left
+ * of their WireGuard uplink: wireguard-go's UAPI sockets (it died with
+ * mvm, its socket stayed), and kernel WireGuard links still in the
+ * host's namespace (killed before the move); returns how many.  Each
+ * session start and `mvm cleanup` call it after the session
+ * directories' own sweep. */
 int mvm_net_wg_sweep(const char *run_dir);
 
 /* Deletes the host table `inet mvm` (mvm cleanup --all); absent is fine. */

@@ -2,17 +2,26 @@
  * namespace's only interface to the world, so when it is down nothing
  * leaves -- there is no veth, no host route to leak to.
  *
- * The tun is made in the host's namespace, so that wireguard-go, which
- * runs there, keeps its UDP socket there; its UAPI socket is made here
- * too (/run/wireguard/IF.sock, the path wireguard-go watches), and the
- * caller's start() runs wireguard-go on both.  Once it has answered the
- * configuration (the config's `set=1` text, never on a command line or
- * in a file), the tun moves into the session namespace as wg0, where it
- * gets the config's IPv4 addresses, its MTU and the default route.
- * wireguard-go keeps working across the move: it holds the tun by its fd
- * and asks the tun, not the link's events, whether it is up (ready()).
- * The DNS relay's upstream socket is made inside the namespace, so DNS
- * goes through the tunnel too. */
+ * The interface is made in the host's namespace, so that its UDP socket
+ * lives there, then moves into the session namespace as wg0, where it
+ * gets the config's IPv4 addresses, its MTU and the default route.  Two
+ * ways to make it, tried in this order:
+ *
+ * - The kernel's WireGuard (wggenl.c): a link of kind "wireguard" (the
+ *   kernel loads its module), configured over the generic netlink
+ *   family.  The kernel opens the UDP socket in the namespace that made
+ *   the link when it goes up in the session's (ready() sees its port).
+ * - Where the kernel has none, wireguard-go: the tun is made here, and
+ *   its UAPI socket (/run/wireguard/IF.sock, the path wireguard-go
+ *   watches), and the caller's start() runs wireguard-go on both.  Once
+ *   it has answered the configuration (the config's `set=1` text, never
+ *   on a command line or in a file), the tun moves.  wireguard-go keeps
+ *   working across the move: it holds the tun by its fd and asks the
+ *   tun, not the link's events, whether it is up (ready()).
+ *
+ * Either way the private key reaches the tunnel only in a request of
+ * this file's, wiped once sent.  The DNS relay's upstream socket is made
+ * inside the namespace, so DNS goes through the tunnel too. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,9 +41,10 @@
 #include "net-int.h"
 #include "util.h"
 #include "wgconf.h"
+#include "wggenl.h"
 
 #define WG_SOCK_DIR  "/run/wireguard"
-#define WG_IF_PREFIX "mvmwg" /* session/wireguard.c names the tun so */
+#define WG_IF_PREFIX "mvmwg" /* session/wireguard.c names the interface so */
 #define WG_MTU       1420    /* wg-quick's and wireguard-go's default */
 /* How long wireguard-go may take to start and answer, and to see its
  * link up (it looks every second). */
@@ -178,12 +188,13 @@ static int move_in(struct nl_sock *sk, struct mvm_net *n, struct mvm_error **err
     return 0;
 }
 
-static int outside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+/* wireguard-go's way: the tun, its UAPI socket, wireguard-go on both,
+ * then the configuration. */
+static int userspace(const struct mvm_net_wg *wg, struct mvm_net *n, struct mvm_error **err)
 {
-    const struct mvm_net_wg *wg = p->wg;
     cleanup_close int uapi = -1;
-    if (wg == NULL)
-        return mvm_error_set(err, EINVAL, "internal: a WireGuard uplink without its config");
+    if (wg->start == NULL)
+        return mvm_error_set(err, EOPNOTSUPP, "this kernel has no WireGuard");
     if (make_tun(wg, n, err) < 0 || uapi_listen(wg, n, &uapi, err) < 0 ||
         wg->start(wg->arg, n->wg_tun_fd, uapi, err) < 0)
         return -1;
@@ -192,10 +203,36 @@ static int outside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_e
     n->wg_tun_fd = -1;
     if (uapi_configure(wg, n, err) < 0)
         return mvm_error_wrap(err, "starting the WireGuard tunnel");
+    return 0;
+}
+
+/* The kernel's way; 1 when this kernel has no WireGuard. */
+static int kernel(struct nl_sock *sk, const struct mvm_net_wg *wg, struct mvm_net *n,
+                  struct mvm_error **err)
+{
+    int rc = mvm_wg_kernel_create(sk, wg->ifname, err);
+    if (rc != 0)
+        return rc;
+    snprintf(n->wg_host_if, sizeof n->wg_host_if, "%s", wg->ifname); /* destroy() deletes it */
+    n->wg_kernel = true;
+    if (mvm_wg_kernel_set(wg->ifname, wg->conf, wg->ep, err) < 0)
+        return mvm_error_wrap(err, "starting the WireGuard tunnel");
+    return 0;
+}
+
+static int outside(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
+{
+    const struct mvm_net_wg *wg = p->wg;
+    if (wg == NULL)
+        return mvm_error_set(err, EINVAL, "internal: a WireGuard uplink without its config");
     struct nl_sock *sk = mvm_nl_open(err);
     if (sk == NULL)
         return -1;
-    int rc = move_in(sk, n, err);
+    int rc = kernel(sk, wg, n, err);
+    if (rc > 0)
+        rc = userspace(wg, n, err);
+    if (rc == 0)
+        rc = move_in(sk, n, err);
     nl_socket_free(sk);
     return rc;
 }
@@ -274,20 +311,37 @@ static int device_up(const struct mvm_net *n, bool *up, struct mvm_error **err)
     return rc;
 }
 
+static int kernel_get_fn(void *arg, struct mvm_error **err)
+{
+    return mvm_wg_kernel_get(MVM_NET_WG_IF, arg, err);
+}
+
+/* The kernel's device binds its UDP socket when the link goes up in the
+ * session namespace (inside()), in the namespace that made it: then it
+ * names a listen_port. */
+static int kernel_up(const struct mvm_net *n, bool *up, struct mvm_error **err)
+{
+    struct mvm_wg_genl_device d;
+    int rc = mvm_net_in_ns(n, kernel_get_fn, &d, err);
+    *up = rc == 0 && d.listen_port != 0;
+    return rc;
+}
+
 /* Before the guest boots, so that its first packets are not dropped:
- * the device up, then the config's ListenPort, if any. */
+ * the device up, then (wireguard-go's) the config's ListenPort, if any;
+ * the kernel's has it from the start. */
 static int ready(const struct mvm_net_plan *p, struct mvm_net *n, struct mvm_error **err)
 {
     bool up = false;
     for (int waited = 0; !up; waited += WG_UP_POLL_MS) {
         if (waited >= WG_UP_TIMEOUT_MS)
             return mvm_error_set(err, ETIMEDOUT, "the WireGuard tunnel did not come up");
-        if (device_up(n, &up, err) < 0)
+        if ((n->wg_kernel ? kernel_up(n, &up, err) : device_up(n, &up, err)) < 0)
             return mvm_error_wrap(err, "starting the WireGuard tunnel");
         if (!up)
             usleep(WG_UP_POLL_MS * 1000);
     }
-    if (p->wg->conf->listen_port == 0)
+    if (n->wg_kernel || p->wg->conf->listen_port == 0)
         return 0;
     char req[64], reply[256];
     int len = snprintf(req, sizeof req, "set=1\nlisten_port=%u\n\n", p->wg->conf->listen_port);
@@ -302,7 +356,9 @@ static void destroy(struct mvm_net *n)
         close(n->wg_tun_fd);
         n->wg_tun_fd = -1;
     }
-    if (n->wg_host_if[0]) { /* a tun goes with its last fd; in case */
+    /* The kernel's link until it moved (then it goes with the
+     * namespace); a tun goes with its last fd, but in case. */
+    if (n->wg_host_if[0]) {
         mvm_nl_link_delete(n->wg_host_if);
         n->wg_host_if[0] = '\0';
     }
@@ -336,20 +392,55 @@ static bool session_alive(const char *run_dir, const char *id_part)
     return found;
 }
 
+/* The id part of a name WG_IF_PREFIX + id + suffix, into id (16 bytes);
+ * false for a name not of that form. */
+static bool id_of(const char *name, size_t suffix, char id[16])
+{
+    size_t len = strlen(name);
+    if (!str_has_prefix(name, WG_IF_PREFIX) || len <= 5 + suffix || len > 5 + 10 + suffix)
+        return false;
+    snprintf(id, 16, "%.*s", (int)(len - 5 - suffix), name + 5);
+    return true;
+}
+
+/* The kernel's links of killed sessions, made and not yet moved: a tun
+ * goes with wireguard-go, a kernel link stays. */
+static int sweep_links(const char *run_dir)
+{
+    struct nl_sock *sk = mvm_nl_open(NULL);
+    struct nl_cache *cache = NULL;
+    if (sk == NULL || rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache) < 0) {
+        if (sk)
+            nl_socket_free(sk);
+        return 0;
+    }
+    int n = 0;
+    for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+        struct rtnl_link *link = (struct rtnl_link *)o;
+        const char *name = rtnl_link_get_name(link);
+        const char *kind = rtnl_link_get_type(link);
+        char id[16];
+        if (name == NULL || kind == NULL || strcmp(kind, "wireguard") != 0 || !id_of(name, 0, id) ||
+            session_alive(run_dir, id))
+            continue;
+        n += rtnl_link_delete(sk, link) == 0;
+    }
+    nl_cache_free(cache);
+    nl_socket_free(sk);
+    return n;
+}
+
 int mvm_net_wg_sweep(const char *run_dir)
 {
+    int n = sweep_links(run_dir);
     DIR *d = opendir(WG_SOCK_DIR);
     if (d == NULL)
-        return 0;
-    int n = 0;
+        return n;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         char id[16];
         size_t len = strlen(e->d_name);
-        if (!str_has_prefix(e->d_name, WG_IF_PREFIX) || len < 6 || len > 5 + 10 + 5 ||
-            strcmp(e->d_name + len - 5, ".sock") != 0)
-            continue;
-        snprintf(id, sizeof id, "%.*s", (int)(len - 5 - 5), e->d_name + 5);
-        if (id[0] == '\0' || session_alive(run_dir, id))
+        if (len < 5 || strcmp(e->d_name + len - 5, ".sock") != 0 || !id_of(e->d_name, 5, id) ||
+            session_alive(run_dir, id))
             continue;
         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
             n++;

@@ -22,6 +22,7 @@
 #include "session-int.h"
 #include "syscalls.h"
 #include "util.h"
+#include "wggenl.h"
 
 #define QUERY_TIMEOUT_MS 10000
 #define QUERY_MAX        (1u << 20)
@@ -497,33 +498,28 @@ static void check_cgroup(struct doctor *d)
             "not be capped");
 }
 
-/* A file name in a modules.dep or modules.builtin text. */
-static bool lists_module(const char *dir, const char *list, const char *file)
-{
-    cleanup_free char *path = xasprintf("%s/%s", dir, list);
-    cleanup_free char *text = read_file(path, 16u << 20, NULL);
-    return text && strstr(text, file) != NULL;
-}
-
-/* --wireguard runs wireguard-go (session/wireguard.c), kernel module
- * or not: say which wireguard-go, and whether the kernel has WireGuard. */
+/* --wireguard takes the kernel's WireGuard where a link of its kind can
+ * be made (tried in a throwaway namespace, as root), else wireguard-go
+ * (session/wireguard.c): say which. */
 static void check_wireguard(struct doctor *d)
 {
-    cleanup_free char *dir = xasprintf("/lib/modules/%s", d->release_text);
-    const char *kernel = access("/sys/module/wireguard", F_OK) == 0 ? "loaded"
-                         : lists_module(dir, "modules.dep", "/wireguard.ko") ||
-                                 lists_module(dir, "modules.builtin", "/wireguard.ko")
-                             ? "available, unused"
-                             : "absent";
+    cleanup_error struct mvm_error *err = NULL;
+    const char *module = session_wireguard_module();
     const char *go = session_wireguard_go();
-    if (go)
+    int kernel = d->root ? mvm_wg_kernel_probe(&err) : -1;
+    if (kernel < 0) /* not root: the module's files say what a probe would */
+        kernel = module != NULL;
+    if (kernel)
+        ADD(d, "wireguard", MVM_DOCTOR_OK, NULL, "the kernel's WireGuard for --wireguard (%s)",
+            module && strcmp(module, "available") == 0 ? "its module loads on demand"
+                                                       : "its module is loaded or built in");
+    else if (go)
         ADD(d, "wireguard", MVM_DOCTOR_OK, NULL,
-            "%s for --wireguard (the kernel's WireGuard module: %s)", go, kernel);
+            "%s for --wireguard (the kernel has no WireGuard%s)", go,
+            module ? ": its module is listed but makes no link" : "");
     else
         ADD(d, "wireguard", MVM_DOCTOR_WARN, "apt-get install wireguard-go wireguard-tools",
-            "no wireguard-go, which --wireguard needs (the kernel's WireGuard module: %s, "
-            "unused)",
-            kernel);
+            "neither the kernel's WireGuard nor wireguard-go, one of which --wireguard needs");
 }
 
 #define IDMAP_FIX "Linux 5.12 or later, with /usr on ext4, xfs or btrfs"

@@ -264,12 +264,18 @@ static inline size_t session_first_share(const struct session *s)
 
 /* wireguard.c: --wireguard's file read with the user's rights and its
  * Endpoints resolved, in prepare; the plan's uplink and resolvers; the
- * jailed wireguard-go net/uplink-wg.c asks for; the config wiped. */
+ * jailed wireguard-go net/uplink-wg.c asks for where the kernel has no
+ * WireGuard; the config wiped. */
 int session_plan_wireguard(struct session *s, struct mvm_error **err);
 void session_wireguard_plan(struct session *s, struct mvm_net_plan *p, uid_t uid);
 int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error **err);
 void session_wireguard_free(struct session *s);
-/* The wireguard-go --wireguard runs, or NULL (also for mvm doctor). */
+/* The wireguard-go --wireguard runs without the kernel's WireGuard, or
+ * NULL (also for mvm doctor). */
 const char *session_wireguard_go(void);
+/* The kernel's WireGuard module, as its files say: "loaded" (or built
+ * in), "available" (modules.dep lists it: the kernel loads it when
+ * --wireguard makes a link), or NULL (also for mvm doctor). */
+const char *session_wireguard_module(void);
 
 #endif

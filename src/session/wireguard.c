@@ -1,9 +1,11 @@
 /* --wireguard FILE: the tunnel's config read in prepare, with the
  * invoking user's rights and its mode checked (net/wgconf.c parses it),
- * each peer's Endpoint resolved once on the host, the DNS decided; then,
- * when net/uplink-wg.c asks, wireguard-go started jailed on the tun and
- * the UAPI socket net/ made.  The config holds the private key: it is
- * wiped at the end, and goes to wireguard-go only over its UAPI socket. */
+ * each peer's Endpoint resolved once on the host, the DNS decided; then
+ * net/uplink-wg.c configures the kernel's WireGuard, or, where the
+ * kernel has none, asks for wireguard-go, started here jailed on the tun
+ * and the UAPI socket net/ made.  The config holds the private key: it
+ * is wiped at the end, and goes to the tunnel only in net/'s requests
+ * (netlink, or wireguard-go's UAPI socket). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "session-int.h"
@@ -28,6 +31,27 @@ const char *session_wireguard_go(void)
         if (access(paths[i], X_OK) == 0)
             return paths[i];
     return NULL;
+}
+
+/* A file name in a modules.dep or modules.builtin text. */
+static bool lists_module(const char *dir, const char *list, const char *file)
+{
+    cleanup_free char *path = xasprintf("%s/%s", dir, list);
+    cleanup_free char *text = read_file(path, 16u << 20, NULL);
+    return text && strstr(text, file) != NULL;
+}
+
+const char *session_wireguard_module(void)
+{
+    struct utsname u;
+    if (access("/sys/module/wireguard", F_OK) == 0)
+        return "loaded";
+    if (uname(&u) < 0)
+        return NULL;
+    cleanup_free char *dir = xasprintf("/lib/modules/%s", u.release);
+    if (lists_module(dir, "modules.builtin", "/wireguard.ko"))
+        return "loaded";
+    return lists_module(dir, "modules.dep", "/wireguard.ko") ? "available" : NULL;
 }
 
 struct session_wg {
@@ -117,10 +141,10 @@ int session_plan_wireguard(struct session *s, struct mvm_error **err)
         return mvm_error_set(err, 0,
                              "--allow-host needs the host's uplink: with --wireguard the tunnel "
                              "is the only way out");
-    if (session_wireguard_go() == NULL)
+    if (session_wireguard_go() == NULL && session_wireguard_module() == NULL)
         return mvm_error_set(err, 0,
-                             "--wireguard needs wireguard-go: apt-get install wireguard-go "
-                             "(mvm doctor checks it)");
+                             "--wireguard needs the kernel's WireGuard module or wireguard-go: "
+                             "apt-get install wireguard-go (mvm doctor checks it)");
     struct session_wg *w = xcalloc(1, sizeof *w);
     s->wg = w;
     if (read_conf(s, path, &w->conf, err) < 0 || check_dns_and_addr(s, path, &w->conf, err) < 0 ||
@@ -156,7 +180,8 @@ static void undo_wg(void *arg)
     mvm_child_kill(arg);
 }
 
-/* wireguard-go in the host's network namespace (its UDP socket), with
+/* Where the kernel has no WireGuard: wireguard-go in the host's network
+ * namespace (its UDP socket), with
  * the tun and the UAPI listener net/ made, in the jail but for
  * CAP_NET_ADMIN, which it needs to set its tun's MTU, and under mvm's
  * deny-list filter without its socket rules (it makes UDP and netlink
@@ -165,6 +190,10 @@ int session_wireguard_start(void *arg, int tun_fd, int uapi_fd, struct mvm_error
 {
     struct session *s = arg;
     struct session_wg *w = s->wg;
+    if (session_wireguard_go() == NULL)
+        return mvm_error_set(err, 0,
+                             "this kernel has no WireGuard, and wireguard-go is not installed: "
+                             "apt-get install wireguard-go");
     if (s->wg_filter == NULL && (s->wg_filter = mvm_jail_filter_new_net(err)) == NULL)
         return -1;
     cleanup_close int host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);

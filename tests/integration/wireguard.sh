@@ -8,9 +8,18 @@
 # host's wan0 carries nothing but the tunnel's UDP, and after the server
 # is gone nothing else either; DNS arrives at the tunnel's resolver and
 # nowhere else; --net allow= applies inside the tunnel.  Bad configs
-# fail with 125 and leave nothing.
+# fail with 125 and leave nothing.  The session's tunnel is the kernel's
+# WireGuard where this host's kernel has it, else wireguard-go, whose
+# process and UAPI socket are checked then (this host's and CI's kernels
+# have none: wg-kernel.sh checks the kernel's way in a guest).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/net-topology.sh"
+
+# As net/uplink-wg.c and mvm doctor decide it: whether a link of kind
+# wireguard can be made (in a throwaway namespace).
+WAY=wireguard-go
+unshare -n ip link add mvmwgprobe type wireguard 2> /dev/null && WAY=kernel
+echo "note: --wireguard takes the $WAY way on this host"
 
 . "$(dirname "$0")/wg-server.sh"
 conf "$WORK/wg.conf" 600 "" "ListenPort = 51821"
@@ -69,26 +78,36 @@ case "$(line tcp=198.51.100.80:80 "$A")" in
 *) ok "the WAN's own server is out of reach ($(line tcp=198.51.100.80:80 "$A"))" ;;
 esac
 
-wgpid=$(pgrep -P "$a" -f 'wireguard-go -f mvmwg' | head -1)
-if [ -n "$wgpid" ]; then
-    st=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" || $1 == "NoNewPrivs:" || $1 == "Seccomp:" {printf "%s ", $2}' "/proc/$wgpid/status")
-    if in_helper_range "$(host_ids "$wgpid")"; then ok "wireguard-go runs as a helper id"; else fail "wireguard-go runs as $(host_ids "$wgpid")"; fi
-    assert_eq "0000000000001000 0000000000001000 1 2 " "$st" "wireguard-go holds CAP_NET_ADMIN alone, no_new_privs and a seccomp filter"
-    assert_not_contains "$(tr '\0' ' ' < "/proc/$wgpid/cmdline"; tr '\0' '\n' < "/proc/$wgpid/environ")" \
-        "$(cat "$WORK/client.key")" "the private key is not in wireguard-go's command line or environment"
+if [ "$WAY" = kernel ]; then
+    assert_eq "" "$(pgrep -P "$a" -f 'wireguard-go -f mvmwg')" "the kernel's WireGuard: no wireguard-go for the session"
+    assert_eq "$socks_before" "$(wgsocks)" "and no UAPI socket"
+    assert_contains "$(ip netns exec "$NS_HOST" ss -Hunl 'sport = :51821')" ":51821" \
+        "the tunnel's UDP socket is in the host's namespace"
 else
-    fail "no wireguard-go process for the session"
-fi
-sock=$(wgsocks)
-if [ -n "$sock" ] && [ -n "$wgpid" ]; then
-    assert_eq "600 $(host_ids "$wgpid" | cut -d' ' -f1)" "$(stat -c '%a %u' "$sock")" "the session's UAPI socket is wireguard-go's alone"
-else
-    fail "no UAPI socket for the session"
+    wgpid=$(pgrep -P "$a" -f 'wireguard-go -f mvmwg' | head -1)
+    if [ -n "$wgpid" ]; then
+        st=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" || $1 == "NoNewPrivs:" || $1 == "Seccomp:" {printf "%s ", $2}' "/proc/$wgpid/status")
+        if in_helper_range "$(host_ids "$wgpid")"; then ok "wireguard-go runs as a helper id"; else fail "wireguard-go runs as $(host_ids "$wgpid")"; fi
+        assert_eq "0000000000001000 0000000000001000 1 2 " "$st" "wireguard-go holds CAP_NET_ADMIN alone, no_new_privs and a seccomp filter"
+        assert_not_contains "$(tr '\0' ' ' < "/proc/$wgpid/cmdline"; tr '\0' '\n' < "/proc/$wgpid/environ")" \
+            "$(cat "$WORK/client.key")" "the private key is not in wireguard-go's command line or environment"
+    else
+        fail "no wireguard-go process for the session"
+    fi
+    sock=$(wgsocks)
+    if [ -n "$sock" ] && [ -n "$wgpid" ]; then
+        assert_eq "600 $(host_ids "$wgpid" | cut -d' ' -f1)" "$(stat -c '%a %u' "$sock")" "the session's UAPI socket is wireguard-go's alone"
+    else
+        fail "no UAPI socket for the session"
+    fi
 fi
 qemu=$(pgrep -P "$a" -f qemu-system | head -1)
 links=$(nsenter -t "$qemu" -n ip -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
 assert_eq "lo tap0 wg0 " "$links" "the session namespace has the tunnel and the tap alone"
 assert_eq "" "$(nsenter -t "$qemu" -n ip -6 -o addr show dev wg0)" "the tunnel has no IPv6 address"
+if [ "$WAY" = kernel ]; then
+    assert_contains "$(nsenter -t "$qemu" -n ip -d -o link show dev wg0)" "wireguard" "wg0 is the kernel's WireGuard"
+fi
 # As written (base64) or as wireguard-go's UAPI text has it (hex).
 keyhex=$(base64 -d < "$WORK/client.key" | od -An -tx1 | tr -d ' \n')
 if grep -rqsF -e "$(cat "$WORK/client.key")" -e "$keyhex" /run/mvm; then
@@ -154,30 +173,44 @@ wait "$a" 2> /dev/null
 assert_no_leftovers "after the WireGuard session"
 assert_eq "$socks_before" "$(wgsocks)" "its UAPI socket is removed"
 
-# wireguard-go killed under a session: it ends with 125, saying why.
-bg_mvm w -q --wireguard "$WORK/wg2.conf" -- sh -c 'echo up; exec sleep 60'
-wgpid=$(pgrep -P "$BG" -f "wireguard-go -f mvmwg")
-[ -n "$wgpid" ] || die "no wireguard-go under the session's mvm"
-kill -KILL "$wgpid"
-wait "$BG"
-RC=$?
-assert_eq 125 "$RC" "a session whose wireguard-go died exits 125"
-assert_contains "$(cat "$WORK/w.err")" "mvm: wireguard-go (--wireguard) exited unexpectedly (signal 9); the VM was destroyed" \
-    "saying why"
-assert_no_leftovers "after wireguard-go died"
-assert_eq "$socks_before" "$(wgsocks)" "its UAPI socket is removed"
+if [ "$WAY" = wireguard-go ]; then
+    # wireguard-go killed under a session: it ends with 125, saying why.
+    bg_mvm w -q --wireguard "$WORK/wg2.conf" -- sh -c 'echo up; exec sleep 60'
+    wgpid=$(pgrep -P "$BG" -f "wireguard-go -f mvmwg")
+    [ -n "$wgpid" ] || die "no wireguard-go under the session's mvm"
+    kill -KILL "$wgpid"
+    wait "$BG"
+    RC=$?
+    assert_eq 125 "$RC" "a session whose wireguard-go died exits 125"
+    assert_contains "$(cat "$WORK/w.err")" "mvm: wireguard-go (--wireguard) exited unexpectedly (signal 9); the VM was destroyed" \
+        "saying why"
+    assert_no_leftovers "after wireguard-go died"
+    assert_eq "$socks_before" "$(wgsocks)" "its UAPI socket is removed"
+fi
 
 # kill -9 of mvm: wireguard-go dies with it (its parent-death signal);
 # the UAPI socket it leaves goes with mvm cleanup, like the session
-# directory.
+# directory.  The kernel's link, moved in, goes with the namespace.
 bg_mvm k -q --wireguard "$WORK/wg2.conf" -- sh -c 'echo up; exec sleep 60'
-wgpid=$(pgrep -P "$BG" -f "wireguard-go -f mvmwg")
-[ -n "$wgpid" ] || die "no wireguard-go under the session's mvm"
+if [ "$WAY" = wireguard-go ]; then
+    wgpid=$(pgrep -P "$BG" -f "wireguard-go -f mvmwg")
+    [ -n "$wgpid" ] || die "no wireguard-go under the session's mvm"
+else
+    port=$(nsenter -t "$(pgrep -P "$BG" -f qemu-system | head -1)" -n wg show wg0 listen-port)
+    [ -n "$port" ] || die "no listen port for the session's wg0"
+fi
 kill -KILL "$BG"
 wait "$BG" 2> /dev/null
-for _ in $(seq 50); do kill -0 "$wgpid" 2> /dev/null || break; sleep 0.1; done
-if kill -0 "$wgpid" 2> /dev/null; then fail "wireguard-go outlived mvm's kill -9"; else ok "wireguard-go died with mvm"; fi
-if [ -n "$(wgsocks)" ]; then ok "mvm's kill -9 left its UAPI socket"; else fail "no UAPI socket left to sweep: the check below proves nothing"; fi
+if [ "$WAY" = wireguard-go ]; then
+    for _ in $(seq 50); do kill -0 "$wgpid" 2> /dev/null || break; sleep 0.1; done
+    if kill -0 "$wgpid" 2> /dev/null; then fail "wireguard-go outlived mvm's kill -9"; else ok "wireguard-go died with mvm"; fi
+    if [ -n "$(wgsocks)" ]; then ok "mvm's kill -9 left its UAPI socket"; else fail "no UAPI socket left to sweep: the check below proves nothing"; fi
+else
+    udp() { ip netns exec "$NS_HOST" ss -Hunl "sport = :$port"; }
+    for _ in $(seq 50); do [ -z "$(udp)" ] && break; sleep 0.1; done
+    assert_eq "" "$(udp)" "mvm's kill -9: the tunnel's UDP socket went with the session namespace"
+    assert_eq "" "$(ip netns exec "$NS_HOST" ip -o link show type wireguard)" "no WireGuard link left in the host's namespace"
+fi
 "$REAL_MVM" cleanup > /dev/null
 assert_no_leftovers "after kill -9 and mvm cleanup"
 assert_eq "$socks_before" "$(wgsocks)" "mvm cleanup removed the UAPI socket"
