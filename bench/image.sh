@@ -2,8 +2,11 @@
 # What --image and --rootfs cost next to host mode: `mvm run -- true`
 # started to exit, alternated so drift hits all alike, with a static
 # busybox userland made here (ext4 via mkfs.ext4 -d, as raw and qcow2,
-# and as a directory for --rootfs).  Prints medians and ratios.
-# Usage: sudo bench/image.sh [RUNS] [MVM_BINARY]   (defaults: 7, build/mvm)
+# and as a directory for --rootfs).  Prints medians and ratios.  With
+# BOOT_IMAGE=NAME, an image mvm image build made with a kernel, systemd
+# and cloud-init (--packages linux-image-amd64,systemd-sysv,udev,cloud-init),
+# also that image with mvm's boot and with --boot image.
+# Usage: sudo [BOOT_IMAGE=NAME] bench/image.sh [RUNS] [MVM_BINARY]   (defaults: 7, build/mvm)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-7}
@@ -23,12 +26,15 @@ mkfs.ext4 -q -d "$work/tree" "$work/raw.img" 64M > /dev/null
 qemu-img convert -O qcow2 "$work/raw.img" "$work/img.qcow2"
 cd "$work"
 modes=(host raw qcow2 rootfs)
+[ -n "${BOOT_IMAGE:-}" ] && modes+=(stored boot-image)
 args() {
     case $1 in
     host) ;;
     raw) echo "--image $work/raw.img" ;;
     qcow2) echo "--image $work/img.qcow2" ;;
     rootfs) echo "--rootfs $work/tree" ;;
+    stored) echo "--image $BOOT_IMAGE" ;;
+    boot-image) echo "--image $BOOT_IMAGE --boot image" ;;
     esac
 }
 for m in "${modes[@]}"; do "$MVM" run -q --net none $(args "$m") -- true; done # warm the caches

@@ -11,19 +11,10 @@
 # tarball: no second download), which leaves the existing image as it was
 # and no build directory, image, process or mount behind.
 . "$(dirname "$0")/lib.sh"
-command -v mmdebstrap > /dev/null || skip "mmdebstrap is missing: contrib/install-deps.sh installs it"
-command -v qemu-img > /dev/null || skip "qemu-img is missing: contrib/install-deps.sh installs qemu-utils"
-ensure_test_user
-chown "$TEST_USER:" "$PROJECT"
-as_user() { SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER "$@"; }
-
-STORE=/var/lib/mvm/images
+image_build_setup
 NAME=mvm-it-build-$$
 OTHER=mvm-it-fail-$$
 defer "'$REAL_MVM' image rm $NAME > /dev/null 2>&1; '$REAL_MVM' image rm $OTHER > /dev/null 2>&1"
-# The tarball this test's build caches goes with the test.
-touch "$WORK/started"
-defer "find /var/cache/mvm -maxdepth 1 -name 'mmdebstrap-*.tar' -newer '$WORK/started' -delete 2> /dev/null"
 build_dirs() { ls -A "$STORE" 2> /dev/null | grep '^\.build-' || true; }
 mounts_in_store() { grep -c " $STORE" /proc/mounts || true; }
 
@@ -74,6 +65,11 @@ assert_contains "$OUT" "script-gone" "the script itself is not left in the image
 as_user run_mvm -q --image "$NAME" -- sh -c 'cat /etc/mvm-it-marker; id -u'
 assert_eq "provisioned-by-mvm
 $TEST_UID" "$OUT" "a user (through sudo) boots the stored image by name too (stderr: $ERR)"
+
+# Without a kernel among its packages, --boot image has none to boot.
+run_mvm --image "$NAME" --boot image -- true
+assert_eq 125 "$RC" "--boot image on an image without a kernel fails with 125"
+assert_contains "$ERR" "image $NAME has no kernel of its own; build it with --packages linux-image-amd64" "the refusal says how to build one"
 
 # --- ls, inspect
 LS=$("$MVM" image ls 2>&1)

@@ -141,3 +141,17 @@ ensure_test_user() {
 }
 
 runs_before
+
+# For tests of mvm image build: its tools, the test user owning the
+# project (as_user CMD...: CMD as if through that user's sudo), the store
+# in $STORE, and the tarball a build caches removed with the test.
+image_build_setup() {
+    command -v mmdebstrap > /dev/null || skip "mmdebstrap is missing: contrib/install-deps.sh installs it"
+    command -v qemu-img > /dev/null || skip "qemu-img is missing: contrib/install-deps.sh installs qemu-utils"
+    ensure_test_user
+    chown "$TEST_USER:" "$PROJECT"
+    as_user() { SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER "$@"; }
+    STORE=/var/lib/mvm/images
+    touch "$WORK/started"
+    defer "find /var/cache/mvm -maxdepth 1 -name 'mmdebstrap-*.tar' -newer '$WORK/started' -delete 2> /dev/null"
+}
