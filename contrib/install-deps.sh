@@ -16,7 +16,7 @@ PACKAGES="
     qemu-system-x86 qemu-utils e2fsprogs mmdebstrap tar
     libcmocka-dev clang clang-format cpio lz4 xz-utils zstd gzip tmux util-linux procps passwd sudo
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev ca-certificates openssl
-    busybox-static fdisk file genisoimage xorriso
+    busybox-static fdisk file genisoimage xorriso xfsprogs btrfs-progs
     iproute2 nftables dnsmasq-base python3 strace
     wireguard-go wireguard-tools
     groff-base man-db zsh

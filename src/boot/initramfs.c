@@ -19,7 +19,8 @@
 #define ETC_FILE_MAX    (4u << 20)
 #define ETC_DEPTH_MAX   16
 /* Bump when the base layout changes, so old cache entries are not used. */
-#define BASE_FORMAT "mvm-initramfs-base-3" /* 2: modules without signatures, 3: nor BTF */
+#define BASE_FORMAT \
+    "mvm-initramfs-base-4" /* 2: modules without signatures, 3: nor BTF, 4: fs-order */
 
 /* Public, harmless files only: whatever is listed here is copied into
  * every guest, where any process can read it.  Anything that holds
@@ -113,6 +114,8 @@ static int base_key(const struct mvm_initramfs_base *spec, const struct mvm_modl
                            (uint64_t)st.st_ctim.tv_nsec};
         mvm_sha256_update(&c, meta, sizeof meta);
     }
+    for (size_t i = 0; i < spec->nfs_modules; i++) /* which of them load on demand */
+        hash_str(&c, spec->fs_modules[i]);
     if (spec->init_key)
         hash_str(&c, spec->init_key);
     else
@@ -121,11 +124,22 @@ static int base_key(const struct mvm_initramfs_base *spec, const struct mvm_modl
     return 0;
 }
 
+static bool listed(const struct mvm_modlist *l, const char *path)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->paths[i], path) == 0)
+            return true;
+    return false;
+}
+
+/* mods: everything, dependencies first; those not in main go to
+ * fs-order, loaded only for a root that needs them. */
 static int add_modules(struct mvm_cpio *c, const struct mvm_kernel *k,
-                       const struct mvm_modlist *mods, struct mvm_error **err)
+                       const struct mvm_modlist *mods, const struct mvm_modlist *main,
+                       struct mvm_error **err)
 {
     const char *dir = k->modules_dir;
-    struct buf order = {0};
+    struct buf order = {0}, fs_order = {0};
     int rc = 0;
     for (size_t i = 0; i < mods->n && rc == 0; i++) {
         cleanup_free char *path = xasprintf("%s/%s", dir, mods->paths[i]);
@@ -136,13 +150,16 @@ static int add_modules(struct mvm_cpio *c, const struct mvm_kernel *k,
         if (rc == 0) {
             mvm_module_hide_btf(ko.data, ko.len);
             mvm_cpio_file(c, dest, 0644, ko.data, mvm_module_unsigned_len(ko.data, ko.len));
-            buf_printf(&order, "%s.ko\n", name);
+            buf_printf(listed(main, mods->paths[i]) ? &order : &fs_order, "%s.ko\n", name);
         }
         buf_free(&ko);
     }
-    if (rc == 0 && mods->n > 0)
+    if (rc == 0 && order.len > 0)
         mvm_cpio_file(c, "mvm/modules/order", 0644, order.data, order.len);
+    if (rc == 0 && fs_order.len > 0)
+        mvm_cpio_file(c, "mvm/modules/fs-order", 0644, fs_order.data, fs_order.len);
     buf_free(&order);
+    buf_free(&fs_order);
     return rc;
 }
 
@@ -151,7 +168,7 @@ static int add_modules(struct mvm_cpio *c, const struct mvm_kernel *k,
  * archive's "0707" as a block size, while a zero size ends the stream
  * and the unpacker skips the zeros up to the next header. */
 static int build_base(const struct mvm_initramfs_base *spec, const struct mvm_modlist *mods,
-                      struct buf *out, struct mvm_error **err)
+                      const struct mvm_modlist *main, struct buf *out, struct mvm_error **err)
 {
     struct buf raw = {0};
     struct mvm_cpio c;
@@ -161,7 +178,7 @@ static int build_base(const struct mvm_initramfs_base *spec, const struct mvm_mo
     mvm_cpio_file(&c, "init", 0755, spec->init, spec->init_len);
     mvm_cpio_dir(&c, "mvm", 0755);
     mvm_cpio_dir(&c, "mvm/modules", 0755);
-    int rc = add_modules(&c, spec->kernel, mods, err);
+    int rc = add_modules(&c, spec->kernel, mods, main, err);
     if (rc == 0) {
         mvm_cpio_finish(&c);
         rc = mvm_lz4_legacy_compress(raw.data, raw.len, out, err);
@@ -177,7 +194,7 @@ static int build_base(const struct mvm_initramfs_base *spec, const struct mvm_mo
 }
 
 static int write_base(const struct mvm_initramfs_base *spec, const struct mvm_modlist *mods,
-                      const char *path, struct mvm_error **err)
+                      const struct mvm_modlist *main, const char *path, struct mvm_error **err)
 {
     if (spec->progress != NULL) {
         cleanup_free char *what = xasprintf("building the guest initramfs for %s (first run only)",
@@ -185,7 +202,7 @@ static int write_base(const struct mvm_initramfs_base *spec, const struct mvm_mo
         spec->progress(what);
     }
     struct buf img = {0};
-    int rc = build_base(spec, mods, &img, err);
+    int rc = build_base(spec, mods, main, &img, err);
     if (rc == 0 && write_file_atomic(path, img.data, img.len, 0644) < 0)
         rc = mvm_error_set(err, errno, "writing %s", path);
     /* The umask may have narrowed 0644; QEMU may run as another user. */
@@ -198,11 +215,26 @@ static int write_base(const struct mvm_initramfs_base *spec, const struct mvm_mo
 int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
                             struct mvm_error **err)
 {
-    struct mvm_modlist mods;
+    struct mvm_modlist mods, main;
     char key[33] = "";
-    if (mvm_initramfs_modules(spec->kernel, spec->modules, spec->nmodules, &mods, err) < 0)
+    /* The filesystems' as optional: a kernel without one still boots. */
+    size_t nall = spec->nmodules + spec->nfs_modules;
+    cleanup_free const char **all = xcalloc(nall + 1, sizeof *all);
+    cleanup_free char **opt = xcalloc(spec->nfs_modules + 1, sizeof *opt);
+    for (size_t i = 0; i < spec->nmodules; i++)
+        all[i] = spec->modules[i];
+    for (size_t i = 0; i < spec->nfs_modules; i++)
+        all[spec->nmodules + i] = opt[i] = xasprintf("?%s", spec->fs_modules[i]);
+    int rc = mvm_initramfs_modules(spec->kernel, all, nall, &mods, err);
+    for (size_t i = 0; i < spec->nfs_modules; i++)
+        free(opt[i]);
+    if (rc < 0)
         return mvm_error_wrap(err, "resolving guest kernel modules");
-    int rc = base_key(spec, &mods, key, err);
+    if (mvm_initramfs_modules(spec->kernel, spec->modules, spec->nmodules, &main, err) < 0) {
+        mvm_modlist_clear(&mods);
+        return mvm_error_wrap(err, "resolving guest kernel modules");
+    }
+    rc = base_key(spec, &mods, key, err);
     if (rc == 0 && mkdir_p(spec->cache_dir, 0700) < 0)
         rc = mvm_error_set(err, errno, "creating %s", spec->cache_dir);
     char *out = NULL;
@@ -212,12 +244,13 @@ int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
         if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
             mvm_cache_touch(out);
         } else {
-            rc = write_base(spec, &mods, out, err);
+            rc = write_base(spec, &mods, &main, out, err);
             if (rc == 0)
                 mvm_cache_sweep(spec->cache_dir, "initramfs-", MVM_CACHE_MAX_AGE, out);
         }
     }
     mvm_modlist_clear(&mods);
+    mvm_modlist_clear(&main);
     if (rc < 0) {
         free(out);
         return mvm_error_wrap(err, "building the guest initramfs");

@@ -16,6 +16,11 @@ struct mvm_initramfs_base {
     const struct mvm_kernel *kernel;
     const char *const *modules; /* wanted names, as for mvm_modules_resolve */
     size_t nmodules;
+    /* Filesystems an image's root may need (--image: xfs, btrfs), each
+     * optional: their modules, but for those the others need too, are
+     * loaded only when the root is one of them. */
+    const char *const *fs_modules;
+    size_t nfs_modules;
     const void *init; /* the mvm-init binary */
     size_t init_len;
     const char *init_key; /* SHA-256 of init, computed at build time; NULL: hash it here */
@@ -29,6 +34,7 @@ struct mvm_initramfs_base {
  *   /init                    mvm-init
  *   /dev/console             char 5:1 (so PID 1 has a console)
  *   /mvm/modules/order       one file name per line, load order
+ *   /mvm/modules/fs-order    the same for the fs_modules' own (optional)
  *   /mvm/modules/NAME.ko     decompressed modules */
 int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
                             struct mvm_error **err);

@@ -127,6 +127,23 @@ int guest_load_modules(char *why, size_t whylen)
     return 0;
 }
 
+int guest_load_fs_modules(char *why, size_t whylen)
+{
+    FILE *order = fopen(GUEST_MODULES_DIR "/fs-order", "re");
+    if (order == NULL)
+        return 0; /* none: built in, or the mount says what is missing */
+    char name[256];
+    int rc = 0;
+    while (rc == 0 && fgets(name, sizeof name, order) != NULL) {
+        name[strcspn(name, "\n")] = '\0';
+        if (name[0] != '\0' && strchr(name, '/') == NULL)
+            rc = load_one(name, why, whylen);
+    }
+    fclose(order);
+    unlink(GUEST_MODULES_DIR "/fs-order");
+    return rc;
+}
+
 int guest_wait_modules(char *why, size_t whylen)
 {
     if (late_pid < 0)

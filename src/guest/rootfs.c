@@ -527,10 +527,19 @@ static int image_root(const struct guest_session *s, char *why, size_t whylen)
     const char *type = NULL;
     if (guest_wait_modules(why, whylen) < 0 ||
         guest_find_disk(s->image, disk, sizeof disk, "--image", why, whylen) < 0 ||
-        guest_image_root(disk, dev, sizeof dev, &type, why, whylen) < 0)
+        guest_image_root(disk, dev, sizeof dev, &type, why, whylen) < 0 ||
+        (strcmp(type, "ext4") != 0 && guest_load_fs_modules(why, whylen) < 0))
         return -1;
-    if (mkdirs(R, 0755, 0, 0) < 0 || mount(dev, R, type, MS_NOATIME, NULL) < 0)
+    if (mkdirs(R, 0755, 0, 0) < 0)
+        return guest_fail(why, whylen, errno, "creating %s", R);
+    if (mount(dev, R, type, MS_NOATIME, NULL) < 0) {
+        if (errno == ENODEV)
+            return guest_fail(why, whylen, 0,
+                              "--image: the guest kernel has no %s (neither built in nor a "
+                              "module for it); use a kernel that has (--kernel)",
+                              type);
         return guest_fail(why, whylen, errno, "mounting --image's %s root (%s)", type, dev);
+    }
     guest_trace("image root mounted");
     return own_userland(s, why, whylen);
 }

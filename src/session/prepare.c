@@ -316,6 +316,8 @@ static int plan_image_boot(struct session *s, struct mvm_error **err)
     return 0;
 }
 
+static const char *const image_fs_modules[] = {"xfs", "btrfs"};
+
 static int plan_boot(struct session *s, struct mvm_error **err)
 {
     if (s->o->boot_image)
@@ -348,6 +350,9 @@ static int plan_boot(struct session *s, struct mvm_error **err)
         .kernel = &s->kernel,
         .modules = mods,
         .nmodules = nmods,
+        /* An image's root may be xfs or btrfs (loaded only then). */
+        .fs_modules = image ? image_fs_modules : NULL,
+        .nfs_modules = image ? ARRAY_SIZE(image_fs_modules) : 0,
         .init = mvm_init_blob,
         .init_len = mvm_init_blob_size,
         .init_key = mvm_init_blob_key,

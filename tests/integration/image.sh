@@ -2,7 +2,9 @@
 # --image: a small userland made here (a static busybox tree turned into
 # ext4 with mkfs.ext4 -d) runs commands with mvm's kernel and init, as a
 # raw filesystem, as qcow2, as the root partition of a GPT disk and as the
-# largest partition of an MBR disk.  The guest sees the image's own
+# largest partition of an MBR disk, and as xfs (mkfs.xfs -p, a protofile
+# of the tree) and btrfs (mkfs.btrfs --rootdir) filesystems, whose
+# modules mvm-init loads only for them.  The guest sees the image's own
 # userland (not the host's /usr), writes everywhere, and the base's
 # checksum does not change; no overlay is left after exit, nor after
 # kill -9 of mvm and mvm cleanup.  --rootfs on the same tree runs and
@@ -13,6 +15,8 @@ BUSYBOX=/bin/busybox
     skip "a static busybox is missing: contrib/install-deps.sh installs busybox-static"
 command -v sfdisk > /dev/null || skip "sfdisk is missing: contrib/install-deps.sh installs fdisk"
 command -v qemu-img > /dev/null || skip "qemu-img is missing: contrib/install-deps.sh installs qemu-utils"
+command -v mkfs.xfs > /dev/null || skip "mkfs.xfs is missing: contrib/install-deps.sh installs xfsprogs"
+command -v mkfs.btrfs > /dev/null || skip "mkfs.btrfs is missing: contrib/install-deps.sh installs btrfs-progs"
 ensure_test_user
 chown "$TEST_USER:" "$PROJECT"
 as_user() { SUDO_UID=$TEST_UID SUDO_GID=$TEST_GID SUDO_USER=$TEST_USER "$@"; }
@@ -37,16 +41,41 @@ printf 'label: dos\nstart=2048, size=20480, type=83\nstart=22528, size=131072, t
     sfdisk -q "$IMG/mbr.img" || die "sfdisk (MBR) failed"
 mkfs.ext4 -q -F -E offset=$((2048 * 512)) "$IMG/mbr.img" 10M > /dev/null 2>&1 || die "mkfs.ext4 of the MBR's first partition failed"
 dd if="$IMG/raw.img" of="$IMG/mbr.img" bs=512 seek=22528 conv=notrunc status=none
+# xfs from a protofile of the tree (mkfs.xfs has no -d); btrfs from the tree.
+python3 - "$IMG/tree" > "$IMG/xfs.proto" << 'PY'
+import os, stat, sys
+def walk(d, out):
+    for n in sorted(os.listdir(d)):
+        p = os.path.join(d, n)
+        st = os.lstat(p)
+        m = "%03o" % (st.st_mode & 0o777)
+        if stat.S_ISLNK(st.st_mode):
+            out.append("%s l--%s 0 0 %s" % (n, m, os.readlink(p)))
+        elif stat.S_ISDIR(st.st_mode):
+            out.append("%s d--%s 0 0" % (n, m))
+            walk(p, out)
+            out.append("$")
+        else:
+            out.append("%s ---%s 0 0 %s" % (n, m, p))
+out = ["/dev/null", "0 0", "d--755 0 0"]
+walk(sys.argv[1], out)
+out.append("$")
+print("\n".join(out))
+PY
+truncate -s 300M "$IMG/xfs.img"
+mkfs.xfs -q -p "$IMG/xfs.proto" "$IMG/xfs.img" || die "mkfs.xfs -p failed"
+truncate -s 128M "$IMG/btrfs.img"
+mkfs.btrfs -q --rootdir "$IMG/tree" "$IMG/btrfs.img" > /dev/null || die "mkfs.btrfs --rootdir failed"
 chmod 755 "$IMG"
 chmod 644 "$IMG"/*.img "$IMG/img.qcow2"
-sums() { (cd "$IMG" && sha256sum raw.img img.qcow2 gpt.img mbr.img); }
+sums() { (cd "$IMG" && sha256sum raw.img img.qcow2 gpt.img mbr.img xfs.img btrfs.img); }
 before=$(sums)
 overlays() { ls -A /var/lib/mvm/overlays 2> /dev/null; }
 
 # The guest writes everywhere: the root, /etc, a binary's link, 20 MiB.
 WRITE='cat /etc/mvm-test-release; readlink /bin/sh; ls -d /usr 2>&1 | head -1; grep " / " /proc/mounts | cut -d" " -f1,3;
 echo x > /etc/passwd; rm /bin/ls; dd if=/dev/zero of=/big bs=1M count=20 2> /dev/null; sync; echo wrote'
-for f in raw.img img.qcow2 gpt.img mbr.img; do
+for f in raw.img img.qcow2 gpt.img mbr.img xfs.img btrfs.img; do
     run_mvm -q --image "$IMG/$f" -- sh -c "$WRITE"
     assert_eq 0 "$RC" "--image $f runs a command (stderr: $ERR)"
     assert_contains "$OUT" "mvm-test-image" "--image $f: the guest sees the image's own files"
@@ -56,6 +85,8 @@ for f in raw.img img.qcow2 gpt.img mbr.img; do
     case $f in
     gpt.img) assert_contains "$OUT" "/dev/vda2 ext4" "the GPT's root is the partition of the root type, not the larger first one" ;;
     mbr.img) assert_contains "$OUT" "/dev/vda2 ext4" "the MBR's root is its largest partition" ;;
+    xfs.img) assert_contains "$OUT" "/dev/vda xfs" "an xfs root is mounted as xfs" ;;
+    btrfs.img) assert_contains "$OUT" "/dev/vda btrfs" "a btrfs root is mounted as btrfs" ;;
     *) assert_contains "$OUT" "/dev/vda ext4" "--image $f: the whole disk is the root filesystem" ;;
     esac
 done
