@@ -194,8 +194,8 @@ static bool regular_at(int dir, const char *name)
 /* The newest kernel the packages installed -- /boot/vmlinuz-RELEASE with
  * its initrd.img-RELEASE (and config-RELEASE) -- linked out of the tree
  * before it goes, as boot<suffix> in the build directory: what --boot
- * image boots.  None (no linux-image package): the image boots with
- * mvm's kernel only. */
+ * image boots.  None (no linux-image package, or no cloud-init and
+ * systemd to start the agent): the image boots with mvm's kernel only. */
 static int keep_kernel(struct mvm_image_build *b, const char *tree, struct mvm_error **err)
 {
     cleanup_free char *path = xasprintf("%s/boot", tree);
@@ -218,6 +218,17 @@ static int keep_kernel(struct mvm_image_build *b, const char *tree, struct mvm_e
     }
     if (best == NULL)
         return 0;
+    /* What boots the agent: without them --boot image would wait for
+     * nothing; said now, and the image boots with mvm's kernel only. */
+    cleanup_free char *ci = xasprintf("%s/usr/bin/cloud-init", tree);
+    cleanup_free char *run = xasprintf("%s/usr/bin/systemd-run", tree);
+    if (access(ci, F_OK) != 0 || access(run, F_OK) != 0) {
+        mvm_image_build_progress(b,
+                                 "it has kernel %s but not cloud-init and systemd, which "
+                                 "--boot image needs (add cloud-init,systemd-sysv to --packages)",
+                                 best);
+        return 0;
+    }
     const char *from[MVM_IMAGE_BOOT_FILES] = {"vmlinuz-", "initrd.img-", "config-"};
     for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++) {
         cleanup_free char *src = xasprintf("%s%s", from[i], best);

@@ -192,9 +192,10 @@ int mvm_image_boot_files(const char *image_path, char **kernel, char **initrd, c
             free(f[i]);
         const char *base = strrchr(image_path, '/');
         return mvm_error_set(err, 0,
-                             "--boot image: image %.*s has no kernel of its own; build it with "
-                             "--packages linux-image-amd64,systemd-sysv,udev,cloud-init (or run it "
-                             "without --boot image)",
+                             "--boot image: image %.*s has no kernel, systemd and cloud-init of "
+                             "its own; build it with --packages "
+                             "linux-image-amd64,systemd-sysv,udev,cloud-init (or run it without "
+                             "--boot image)",
                              (int)(n - (size_t)(base ? base + 1 - image_path : 0)),
                              base ? base + 1 : image_path);
     }

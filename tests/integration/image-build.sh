@@ -69,7 +69,7 @@ $TEST_UID" "$OUT" "a user (through sudo) boots the stored image by name too (std
 # Without a kernel among its packages, --boot image has none to boot.
 run_mvm --image "$NAME" --boot image -- true
 assert_eq 125 "$RC" "--boot image on an image without a kernel fails with 125"
-assert_contains "$ERR" "image $NAME has no kernel of its own; build it with --packages linux-image-amd64" "the refusal says how to build one"
+assert_contains "$ERR" "image $NAME has no kernel, systemd and cloud-init of its own; build it with --packages linux-image-amd64" "the refusal says how to build one"
 
 # --- ls, inspect
 LS=$("$MVM" image ls 2>&1)
