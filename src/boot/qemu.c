@@ -167,8 +167,8 @@ char *mvm_kernel_cmdline(const struct mvm_cmdline_spec *c)
         buf_printf(&b, " lpj=%llu", (unsigned long long)(c->tsc_khz * 1000 / c->hz));
     if (c->trace)
         buf_printf(&b, " mvm.trace");
-    if (c->root)
-        buf_printf(&b, " root=%s rw", c->root);
+    if (c->append)
+        buf_printf(&b, " %s", c->append);
     buf_append(&b, "", 1);
     return b.data;
 }

@@ -57,8 +57,9 @@ struct mvm_cmdline_spec {
     unsigned hz;      /* the kernel's CONFIG_HZ, 0: unknown */
     bool verbose;     /* kernel messages on the console */
     bool trace;       /* mvm-init logs timestamped steps */
-    const char *root; /* --boot image: the image's root device, mounted rw by
-                         its own initramfs; NULL: mvm-init builds the root */
+    /* --boot image: words for the image's own initramfs and init (its
+     * root device, ...); NULL: mvm-init builds the root */
+    const char *append;
 };
 
 /* The guest kernel command line: serial console, fast-boot options,

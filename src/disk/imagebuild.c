@@ -200,9 +200,13 @@ static int keep_kernel(struct mvm_image_build *b, const char *tree, struct mvm_e
 {
     cleanup_free char *path = xasprintf("%s/boot", tree);
     cleanup_close int boot = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    cleanup_dir DIR *d = boot < 0 ? NULL : fdopendir(dup(boot));
-    if (d == NULL)
+    int fd = boot < 0 ? -1 : dup(boot);
+    cleanup_dir DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
         return 0;
+    }
     cleanup_free char *best = NULL;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -235,7 +239,11 @@ static int keep_kernel(struct mvm_image_build *b, const char *tree, struct mvm_e
         cleanup_free char *dst = xasprintf("boot%s", mvm_image_boot_suffix[i]);
         if (i == 2 && !regular_at(boot, src))
             continue; /* the config only sets lpj= */
-        if (linkat(boot, src, b->dirfd, dst, 0) < 0)
+        /* Root's and 0644 whatever the package said: QEMU's jail reads
+         * them, and no user may change what other users' VMs boot. */
+        if (linkat(boot, src, b->dirfd, dst, 0) < 0 ||
+            fchownat(b->dirfd, dst, 0, 0, AT_SYMLINK_NOFOLLOW) < 0 ||
+            fchmodat(b->dirfd, dst, 0644, 0) < 0)
             return mvm_error_set(err, errno, "keeping the image's kernel (%s/%s)", path, src);
     }
     mvm_image_build_progress(b, "keeping its kernel %s for --boot image", best);

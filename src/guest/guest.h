@@ -112,9 +112,10 @@ int guest_setup_net(const struct guest_session *s, char *why, size_t whylen);
 int guest_load_modules(char *why, size_t whylen);
 int guest_wait_modules(char *why, size_t whylen);
 /* modules.c: GUEST_MODULES_DIR/fs-order's modules (xfs, btrfs and what
- * only they need), for an image whose root is not ext4; after
- * guest_wait_modules (crc32c comes with ext4's). */
-int guest_load_fs_modules(char *why, size_t whylen);
+ * only they need) loaded, for an image whose root is not ext4, after
+ * guest_wait_modules (crc32c comes with ext4's); or, without load, only
+ * their files removed. */
+int guest_load_fs_modules(bool load, char *why, size_t whylen);
 
 /* disk.c: mounts the ext4 disk whose virtio serial is `serial` at dir
  * with flags; `what` names it in errors. */

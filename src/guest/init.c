@@ -129,6 +129,13 @@ static int agent(const char *session_path)
         guest_send_error(port, 125, why);
         return 1;
     }
+    /* The seed it came from: no business of the image's services. */
+    char seed[256];
+    snprintf(seed, sizeof seed, "%s", session_path);
+    if (strrchr(seed, '/') != NULL && strrchr(seed, '/') != seed) {
+        *strrchr(seed, '/') = '\0';
+        umount2(seed, MNT_DETACH);
+    }
     guest_trace("agent's session ready");
     guest_run(port, &s);
     sync();

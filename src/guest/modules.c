@@ -127,7 +127,7 @@ int guest_load_modules(char *why, size_t whylen)
     return 0;
 }
 
-int guest_load_fs_modules(char *why, size_t whylen)
+int guest_load_fs_modules(bool load, char *why, size_t whylen)
 {
     FILE *order = fopen(GUEST_MODULES_DIR "/fs-order", "re");
     if (order == NULL)
@@ -136,8 +136,15 @@ int guest_load_fs_modules(char *why, size_t whylen)
     int rc = 0;
     while (rc == 0 && fgets(name, sizeof name, order) != NULL) {
         name[strcspn(name, "\n")] = '\0';
-        if (name[0] != '\0' && strchr(name, '/') == NULL)
+        if (name[0] == '\0' || strchr(name, '/') != NULL)
+            continue;
+        if (load) {
             rc = load_one(name, why, whylen);
+        } else { /* their memory back */
+            char path[512];
+            snprintf(path, sizeof path, GUEST_MODULES_DIR "/%s", name);
+            unlink(path);
+        }
     }
     fclose(order);
     unlink(GUEST_MODULES_DIR "/fs-order");

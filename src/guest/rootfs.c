@@ -528,7 +528,7 @@ static int image_root(const struct guest_session *s, char *why, size_t whylen)
     if (guest_wait_modules(why, whylen) < 0 ||
         guest_find_disk(s->image, disk, sizeof disk, "--image", why, whylen) < 0 ||
         guest_image_root(disk, dev, sizeof dev, &type, why, whylen) < 0 ||
-        (strcmp(type, "ext4") != 0 && guest_load_fs_modules(why, whylen) < 0))
+        guest_load_fs_modules(strcmp(type, "ext4") != 0, why, whylen) < 0)
         return -1;
     if (mkdirs(R, 0755, 0, 0) < 0)
         return guest_fail(why, whylen, errno, "creating %s", R);

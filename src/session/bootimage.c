@@ -22,8 +22,9 @@
 
 /* The image's root for its own initramfs: the disk whose serial is the
  * image's (vm.c's IMAGE_SERIAL), a bare filesystem as mvm image build
- * makes it. */
-const char session_boot_root[] = "/dev/disk/by-id/virtio-image";
+ * makes it; and cloud-init told on the command line too (it reads that
+ * first) that the network is not its business. */
+const char session_boot_cmdline[] = "root=/dev/disk/by-id/virtio-image rw network-config=disabled";
 
 int session_plan_boot_image(struct session *s, const char *stored, struct mvm_error **err)
 {
@@ -42,7 +43,7 @@ int session_plan_boot_image(struct session *s, const char *stored, struct mvm_er
     if (o->kernel != NULL || o->modules != NULL)
         return mvm_error_set(err, 0,
                              "--boot image boots the image's own kernel: drop --kernel and "
-                             "--modules, or use --boot mvm");
+                             "--modules (mvm config shows where they are set), or use --boot mvm");
     return mvm_image_boot_files(stored, &s->boot_kernel, &s->initrd, &s->boot_kconfig, err);
 }
 
@@ -50,7 +51,8 @@ int session_plan_boot_image(struct session *s, const char *stored, struct mvm_er
  * (runcmd: the system is up) mounts the seed, installs mvm-init (into
  * the overlay: /run is noexec) and queues it as a service of its own,
  * ordered after cloud-init's last unit, so that the command finds the
- * boot finished.  What fails is said
+ * boot finished; however it ends (a status sent, a crash, a stop), the
+ * VM powers off, and an OOM kill of the command does not stop it.  What fails is said
  * on the console, whose last line the host's error quotes. */
 static const char user_data[] =
     "#cloud-config\n"
@@ -59,12 +61,13 @@ static const char user_data[] =
     "  - [sh, -c, 'exec > /dev/console 2>&1; mkdir -p " AGENT_DIR " && mount -o ro " SEED_DEV
     " " AGENT_DIR " && install -D -m 0700 " AGENT_DIR "/mvm-init " AGENT
     " && exec systemd-run --no-block --collect "
-    "--unit=mvm-agent --property=After=cloud-final.service --service-type=exec " AGENT
-    " --agent " AGENT_DIR "/session.json']\n";
+    "--unit=mvm-agent --property=After=cloud-final.service --service-type=exec "
+    "--property=SuccessAction=poweroff-force --property=FailureAction=poweroff-force "
+    "--property=OOMPolicy=continue " AGENT " --agent " AGENT_DIR "/session.json']\n";
 
 /* mvm-init configures the interface itself, from the session, as in
  * every mode; cloud-init leaves the network alone. */
-static const char network_config[] = "network:\n  config: disabled\n";
+static const char network_config[] = "config: disabled\n";
 
 int session_boot_seed(struct session *s, const char *desc, struct mvm_error **err)
 {

@@ -182,6 +182,7 @@ static int provision(const struct mvm_image_build *b, const char *net, struct mv
     free(o.rootfs);
     o.image = xstrdup(b->raw);
     o.rootfs = NULL;
+    o.boot_image = false; /* a config's boot = image is for sessions */
     o.image_writable = true;
     o.no_cwd = true;
     o.quiet = true;

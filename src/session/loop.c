@@ -241,8 +241,11 @@ static int check_deadlines(struct session *s, struct mvm_error **err)
     uint64_t now = now_ns();
     if (s->o->timeout_ms && now >= s->t0 + s->o->timeout_ms * 1000000ULL)
         return mvm_error_set_code(err, 124,
-                                  "the command ran longer than --timeout; the VM was "
-                                  "destroyed");
+                                  s->relay.ready
+                                      ? "the command ran longer than --timeout; the VM was "
+                                        "destroyed"
+                                      : "--timeout passed while the VM was still booting; the "
+                                        "VM was destroyed");
     if (s->stopping && now >= s->stop_deadline)
         return mvm_error_set_code(err, 128 + SIGTERM,
                                   "stopped: the command did not exit after SIGTERM; the VM was "

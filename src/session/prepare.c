@@ -399,7 +399,9 @@ static int plan_image(struct session *s, struct mvm_error **err)
     if (s->o->image == NULL)
         return session_plan_boot_image(s, NULL, err);
     if (s->o->image_writable)
-        return mvm_image_open_writable(s->o->image, &s->image, err);
+        return s->o->boot_image
+                   ? mvm_error_set(err, 0, "--boot image: not for mvm image build's VM")
+                   : mvm_image_open_writable(s->o->image, &s->image, err);
     /* A name without a file of that name: an image mvm image build made. */
     cleanup_free char *stored = NULL;
     if (mvm_image_resolve(MVM_IMAGES_DIR, s->o->image, &stored, err) < 0 ||

@@ -146,9 +146,10 @@ struct session {
 int session_plan_boot_image(struct session *s, const char *stored, struct mvm_error **err);
 /* bootimage.c: the seed for the session description desc, in s->seed. */
 int session_boot_seed(struct session *s, const char *desc, struct mvm_error **err);
-/* bootimage.c: the seed's virtio serial; the image's root device. */
+/* bootimage.c: the seed's virtio serial; the kernel command line's
+ * words for the image's initramfs and cloud-init. */
 const char *session_seed_serial(void);
-extern const char session_boot_root[];
+extern const char session_boot_cmdline[];
 
 /* notice.c: "mvm: ..." on stderr unless -q. */
 void session_notice(const struct session *s, const char *fmt, ...)

@@ -501,7 +501,7 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
                                   .hz = s->kernel_hz,
                                   .verbose = s->o->console,
                                   .trace = session_tracing(),
-                                  .root = s->o->boot_image ? session_boot_root : NULL};
+                                  .append = s->o->boot_image ? session_boot_cmdline : NULL};
     cleanup_free char *cmdline = mvm_kernel_cmdline(&cs);
     /* Paths inside the jail, where the kernel and initrd are bound. */
     struct mvm_qemu_spec spec = {

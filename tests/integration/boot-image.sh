@@ -53,6 +53,8 @@ sum=$(sha256sum < "$STORE/$NAME.qcow2")
 start=$(date +%s)
 as_user run_mvm -q --image "$NAME" --boot image -- sh -c 'echo "pid1 $(cat /proc/1/comm)"; echo "kernel $(uname -r)"
     cat /etc/mvm-it-marker /run/mvm-it-hello; echo "user $(id -u) $(pwd)"
+    echo "netcfg $(ls /etc/systemd/network /etc/network/interfaces.d /etc/netplan 2> /dev/null | grep -c cloud-init)"
+    echo "seed-mounts $(grep -c mvm-seed /proc/mounts)"
     echo data > written-by-guest; echo to-stderr >&2; exit 7'
 took=$(($(date +%s) - start))
 echo "note: the --boot image session took ${took}s" >&2
@@ -63,6 +65,8 @@ assert_contains "$OUT" "provisioned" "the script's marker is there"
 assert_contains "$OUT" "hello-from-the-image-service" "the image's own service ran before the command"
 assert_contains "$OUT" "user $TEST_UID $PROJECT" "the command runs as the user in the project directory"
 assert_contains "$ERR" "to-stderr" "its stderr comes back apart"
+assert_contains "$OUT" "netcfg 0" "cloud-init wrote no network configuration (mvm-init set the interface up)"
+assert_contains "$OUT" "seed-mounts 0" "the seed is no longer mounted when the command runs"
 assert_eq "data $TEST_USER" "$(cat "$PROJECT/written-by-guest" 2> /dev/null) $(stat -c %U "$PROJECT/written-by-guest" 2> /dev/null)" \
     "a file it wrote in the project is on the host, the user's"
 assert_eq "$sum" "$(sha256sum < "$STORE/$NAME.qcow2")" "the stored image is unchanged"
