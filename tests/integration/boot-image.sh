@@ -10,7 +10,8 @@
 # kernel may well be the same release as the image's).  (Without dbus in the image, systemctl works for
 # root only: the test asks /run and /proc instead.)  The refusals, after that positive control:
 # --boot image without --image, with an image file, with --kernel, and
-# a bad --boot value.
+# a bad --boot value.  A killed agent powers the VM off: the session ends
+# with an error instead of waiting.
 . "$(dirname "$0")/lib.sh"
 image_build_setup
 NAME=mvm-it-boot-$$
@@ -72,6 +73,15 @@ assert_eq "data $TEST_USER" "$(cat "$PROJECT/written-by-guest" 2> /dev/null) $(s
 assert_eq "$sum" "$(sha256sum < "$STORE/$NAME.qcow2")" "the stored image is unchanged"
 assert_eq "" "$(ls -A /var/lib/mvm/overlays 2> /dev/null)" "no overlay is left"
 assert_no_leftovers "after --boot image"
+
+# --- the agent killed (guest root may): the VM powers itself off and the
+# session ends with an error, not at --timeout
+start=$(date +%s)
+run_mvm -q --root --timeout 240 --image "$NAME" --boot image -- sh -c 'kill -9 $PPID; sleep 600'
+took=$(($(date +%s) - start))
+assert_eq 125 "$RC" "a killed agent ends the session with 125 (after ${took}s; stderr: $(tail -c 300 <<< "$ERR"))"
+assert_contains "$ERR" "the VM stopped before the command finished" "the error says the VM stopped"
+assert_no_leftovers "after the killed agent"
 
 # --- the same image with mvm's boot: mvm-init, the host's kernel
 run_mvm -q --image "$NAME" -- sh -c 'echo "pid1 $(cat /proc/1/comm)"; echo "kernel $(uname -r)"; cat /run/mvm-it-hello 2>&1 || true'
