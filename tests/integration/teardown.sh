@@ -6,15 +6,27 @@
 
 # Starts `mvm run -- sh -c 'echo up; sleep 1000'` in the background and
 # waits until the command runs.  Sets PID.
+# A boot that never reaches mvm-init (the rare TCG hang run_mvm also
+# retries) boots once more.
 start_session() {
-    # Empty it first: the redirection below happens in the child, and the
-    # loop could otherwise read the last session's "up".
-    : > "$WORK/bg.out"
-    (cd "$PROJECT" && exec "$MVM" run -q "$@" -- sh -c 'echo up; exec sleep 1000') \
-        > "$WORK/bg.out" 2> "$WORK/bg.err" &
-    PID=$!
-    defer "kill -KILL $PID 2> /dev/null" # a test that fails midway still ends it
-    for _ in $(seq 600); do grep -q up "$WORK/bg.out" 2> /dev/null && return 0; sleep 0.1; done
+    local try
+    for try in 1 2; do
+        # Empty it first: the redirection below happens in the child, and
+        # the loop could otherwise read the last session's "up".
+        : > "$WORK/bg.out"
+        (cd "$PROJECT" && exec "$MVM" run -q "$@" -- sh -c 'echo up; exec sleep 1000') \
+            > "$WORK/bg.out" 2> "$WORK/bg.err" &
+        PID=$!
+        defer "kill -KILL $PID 2> /dev/null" # a test that fails midway still ends it
+        for _ in $(seq 900); do
+            grep -q up "$WORK/bg.out" 2> /dev/null && return 0
+            kill -0 "$PID" 2> /dev/null || break
+            sleep 0.1
+        done
+        wait "$PID" 2> /dev/null
+        [ "$try" = 1 ] && grep -q "did not start mvm-init within" "$WORK/bg.err" || break
+        echo "note: the guest did not reach mvm-init ($(cat "$WORK/bg.err")); booting it once more" >&2
+    done
     die "the session never started: $(cat "$WORK/bg.err")"
 }
 session_qemu() { pgrep -P "$1" -f qemu-system-x86_64; }
