@@ -215,7 +215,7 @@ static int write_base(const struct mvm_initramfs_base *spec, const struct mvm_mo
 int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
                             struct mvm_error **err)
 {
-    struct mvm_modlist mods, main;
+    struct mvm_modlist mods, main = {0};
     char key[33] = "";
     /* The filesystems' as optional: a kernel without one still boots. */
     size_t nall = spec->nmodules + spec->nfs_modules;
@@ -230,10 +230,6 @@ int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
         free(opt[i]);
     if (rc < 0)
         return mvm_error_wrap(err, "resolving guest kernel modules");
-    if (mvm_initramfs_modules(spec->kernel, spec->modules, spec->nmodules, &main, err) < 0) {
-        mvm_modlist_clear(&mods);
-        return mvm_error_wrap(err, "resolving guest kernel modules");
-    }
     rc = base_key(spec, &mods, key, err);
     if (rc == 0 && mkdir_p(spec->cache_dir, 0700) < 0)
         rc = mvm_error_set(err, errno, "creating %s", spec->cache_dir);
@@ -244,7 +240,15 @@ int mvm_initramfs_base_path(const struct mvm_initramfs_base *spec, char **path,
         if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
             mvm_cache_touch(out);
         } else {
-            rc = write_base(spec, &mods, &main, out, err);
+            /* Which of them the filesystems alone need: only when
+             * building, and only with filesystems (else all of them). */
+            const struct mvm_modlist *m = &mods;
+            if (spec->nfs_modules > 0) {
+                rc = mvm_initramfs_modules(spec->kernel, spec->modules, spec->nmodules, &main, err);
+                m = &main;
+            }
+            if (rc == 0)
+                rc = write_base(spec, &mods, m, out, err);
             if (rc == 0)
                 mvm_cache_sweep(spec->cache_dir, "initramfs-", MVM_CACHE_MAX_AGE, out);
         }

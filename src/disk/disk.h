@@ -201,11 +201,11 @@ int mvm_image_resolve(const char *dir, const char *value, char **path, struct mv
 #define MVM_IMAGE_BOOT_FILES 3
 extern const char
     *const mvm_image_boot_suffix[MVM_IMAGE_BOOT_FILES]; /* .vmlinuz .initrd .kconfig */
-/* For the stored image at image_path (dir/NAME.qcow2): the paths of its
- * kernel and initramfs, which must exist, and of its config (NULL when
- * absent).  Refused, naming the image, when it has no kernel. */
-int mvm_image_boot_files(const char *image_path, char **kernel, char **initrd, char **kconfig,
-                         struct mvm_error **err);
+/* For the stored image NAME in dir: the paths of its kernel and
+ * initramfs, which must exist, and of its config (NULL when absent).
+ * Refused, naming the image, when it has no kernel. */
+int mvm_image_boot_files(const char *dir, const char *name, char **kernel, char **initrd,
+                         char **kconfig, struct mvm_error **err);
 
 /* mvm image ls, inspect NAME, rm NAME. */
 int mvm_image_list(const char *dir, FILE *out, struct mvm_error **err);

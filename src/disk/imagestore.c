@@ -173,31 +173,23 @@ int mvm_image_inspect(const char *dir, const char *name, FILE *out, struct mvm_e
     return 0;
 }
 
-int mvm_image_boot_files(const char *image_path, char **kernel, char **initrd, char **kconfig,
-                         struct mvm_error **err)
+int mvm_image_boot_files(const char *dir, const char *name, char **kernel, char **initrd,
+                         char **kconfig, struct mvm_error **err)
 {
-    size_t n = strlen(image_path);
-    if (n <= strlen(QCOW2_SUFFIX) ||
-        strcmp(image_path + n - strlen(QCOW2_SUFFIX), QCOW2_SUFFIX) != 0)
-        return mvm_error_set(err, 0, "--boot image: %s is not an image mvm image build made",
-                             image_path);
-    n -= strlen(QCOW2_SUFFIX);
     char *f[MVM_IMAGE_BOOT_FILES];
     for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++)
-        f[i] = xasprintf("%.*s%s", (int)n, image_path, mvm_image_boot_suffix[i]);
+        f[i] = xasprintf("%s/%s%s", dir, name, mvm_image_boot_suffix[i]);
     struct stat st;
     if (stat(f[0], &st) < 0 || !S_ISREG(st.st_mode) || stat(f[1], &st) < 0 ||
         !S_ISREG(st.st_mode)) {
         for (size_t i = 0; i < MVM_IMAGE_BOOT_FILES; i++)
             free(f[i]);
-        const char *base = strrchr(image_path, '/');
         return mvm_error_set(err, 0,
-                             "--boot image: image %.*s has no kernel, systemd and cloud-init of "
+                             "--boot image: image %s has no kernel, systemd and cloud-init of "
                              "its own; build it with --packages "
                              "linux-image-amd64,systemd-sysv,udev,cloud-init (or run it without "
                              "--boot image)",
-                             (int)(n - (size_t)(base ? base + 1 - image_path : 0)),
-                             base ? base + 1 : image_path);
+                             name);
     }
     *kernel = f[0];
     *initrd = f[1];

@@ -34,6 +34,14 @@ static bool is_late(const char *name)
     return false;
 }
 
+/* A module's file gone: the memory of the initramfs's copy back. */
+static void drop_one(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, GUEST_MODULES_DIR "/%s", name);
+    unlink(path);
+}
+
 static int load_one(const char *name, char *why, size_t whylen)
 {
     char path[512];
@@ -46,7 +54,7 @@ static int load_one(const char *name, char *why, size_t whylen)
     }
     if (fd >= 0)
         close(fd);
-    unlink(path); /* give the memory back */
+    drop_one(name);
     return rc;
 }
 
@@ -138,13 +146,10 @@ int guest_load_fs_modules(bool load, char *why, size_t whylen)
         name[strcspn(name, "\n")] = '\0';
         if (name[0] == '\0' || strchr(name, '/') != NULL)
             continue;
-        if (load) {
+        if (load)
             rc = load_one(name, why, whylen);
-        } else { /* their memory back */
-            char path[512];
-            snprintf(path, sizeof path, GUEST_MODULES_DIR "/%s", name);
-            unlink(path);
-        }
+        else
+            drop_one(name);
     }
     fclose(order);
     unlink(GUEST_MODULES_DIR "/fs-order");

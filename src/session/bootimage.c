@@ -44,7 +44,9 @@ int session_plan_boot_image(struct session *s, const char *stored, struct mvm_er
         return mvm_error_set(err, 0,
                              "--boot image boots the image's own kernel: drop --kernel and "
                              "--modules (mvm config shows where they are set), or use --boot mvm");
-    return mvm_image_boot_files(stored, &s->boot_kernel, &s->initrd, &s->boot_kconfig, err);
+    /* stored: o->image is the name of an image in the store. */
+    return mvm_image_boot_files(MVM_IMAGES_DIR, o->image, &s->boot_kernel, &s->initrd,
+                                &s->boot_kconfig, err);
 }
 
 /* The files at the seed's root.  user-data: cloud-init's last stage
