@@ -54,8 +54,8 @@ fi
 
 # Closed standard descriptors are /dev/null to mvm, never one of its own
 # sockets taken for stdin or stderr.
-(cd "$PROJECT" && "$MVM" run -q -- sh -c 'cat; echo done' <&-) > "$WORK/out" 2> "$WORK/err"
-assert_eq "0 done" "$? $(cat "$WORK/out")" "stdin closed: the command reads EOF, exit 0"
+run_mvm_in - -q -- sh -c 'cat; echo done'
+assert_eq "0 done" "$RC $OUT" "stdin closed: the command reads EOF, exit 0 (stderr: $ERR)"
 (cd "$PROJECT" && "$MVM" run -q -- sh -c 'echo out; echo err >&2' 2>&-) > "$WORK/out"
 assert_eq "0 out" "$? $(cat "$WORK/out")" "stderr closed: the command runs, stdout intact"
 

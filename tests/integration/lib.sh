@@ -92,11 +92,13 @@ assert_no_leftovers() { # what
 # the command stdin uses run_mvm_in FILE, so the second boot gets the
 # same input rather than what the first one left of a pipe.
 run_mvm() { run_mvm_in "" "$@"; }
-run_mvm_in() { # file|"" (inherited stdin) args...
+run_mvm_in() { # file|""|- (inherited stdin; - closes it) args...
     local in=$1 try
     shift
     for try in 1 2; do
-        if [ -n "$in" ]; then
+        if [ "$in" = - ]; then
+            (cd "$PROJECT" && "$MVM" run "$@") <&- > "$WORK/out" 2> "$WORK/err"
+        elif [ -n "$in" ]; then
             (cd "$PROJECT" && "$MVM" run "$@") < "$in" > "$WORK/out" 2> "$WORK/err"
         else
             (cd "$PROJECT" && "$MVM" run "$@") > "$WORK/out" 2> "$WORK/err"
