@@ -53,6 +53,7 @@ char **mvm_qemu_argv(const struct mvm_qemu_spec *s);
 
 struct mvm_cmdline_spec {
     bool microvm;
+    bool ipv6;        /* false: the guest's IPv6 stack is never started */
     uint64_t tsc_khz; /* 0: unknown */
     unsigned hz;      /* the kernel's CONFIG_HZ, 0: unknown */
     bool verbose;     /* kernel messages on the console */

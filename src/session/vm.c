@@ -497,12 +497,17 @@ static int spawn_qemu(struct session *s, int qmp, int ctl, int con, struct mvm_e
         keep[nkeep++] = s->shares[i].qemu_fd;
     }
     struct mvm_cmdline_spec cs = {.microvm = s->microvm,
+                                  .ipv6 = s->o->boot_image,
                                   .tsc_khz = s->tsc_khz,
                                   .hz = s->kernel_hz,
                                   .verbose = s->o->console,
                                   .trace = session_tracing(),
                                   .append = s->o->boot_image ? session_boot_cmdline : NULL};
     cleanup_free char *cmdline = mvm_kernel_cmdline(&cs);
+    if (session_tracing()) { /* what bench/boot-profile.sh boots alone */
+        cleanup_free char *what = xasprintf("kernel %s, command line %s", s->vmlinux, cmdline);
+        session_trace(s, what);
+    }
     /* Paths inside the jail, where the kernel and initrd are bound. */
     struct mvm_qemu_spec spec = {
         .binary = s->qemu_bin,

@@ -144,6 +144,8 @@ static void test_kernel_cmdline(void **state)
     assert_non_null(strstr(line, " tsc_early_khz=2246000"));
     assert_non_null(strstr(line, " lpj=8984000"));
     assert_null(strstr(line, "mvm.trace"));
+    /* Initcalls no guest uses; IPv6 too where mvm-init runs the guest. */
+    assert_non_null(strstr(line, "bpf_tcp_ca_kfunc_init,inet6_init "));
     free(line);
     /* Unknown TSC: neither clock hint; q35 keeps PCI; verbose and trace. */
     c = (struct mvm_cmdline_spec){.microvm = false, .hz = 250, .verbose = true, .trace = true};
@@ -158,9 +160,11 @@ static void test_kernel_cmdline(void **state)
     assert_null(strstr(line, "network-config"));
     free(line);
     /* --boot image: the image's root for its own initramfs. */
-    c = (struct mvm_cmdline_spec){.microvm = true, .append = "root=/dev/vda rw"};
+    c = (struct mvm_cmdline_spec){.microvm = true, .ipv6 = true, .append = "root=/dev/vda rw"};
     line = mvm_kernel_cmdline(&c);
     assert_non_null(strstr(line, " pci=off root=/dev/vda rw"));
+    assert_non_null(strstr(line, ",bpf_tcp_ca_kfunc_init "));
+    assert_null(strstr(line, "inet6_init"));
     free(line);
 }
 
