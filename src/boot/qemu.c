@@ -162,12 +162,14 @@ char *mvm_kernel_cmdline(const struct mvm_cmdline_spec *c)
      * to reno, so its default is not looked up either), cgroup rstat, key
      * signatures, the generic set, test runs and BPF congestion control.
      * IPv6 (~30 ms) only where something but mvm-init runs the guest:
-     * mvm-init turns it off anyway. */
-    buf_printf(&b,
-               ",init_kprobe_trace,cubictcp_register,tcp_congestion_default,"
-               "bpf_rstat_kfunc_init,bpf_key_sig_kfuncs_init,kfunc_init,"
-               "bpf_prog_test_run_init,bpf_tcp_ca_kfunc_init%s",
-               c->ipv6 ? "" : ",inet6_init");
+     * mvm-init turns it off anyway.  Disabled, not skipped: a skipped
+     * inet6_init would look present to the rest of the kernel (the
+     * guest's own WireGuard then fails with EAFNOSUPPORT). */
+    buf_printf(&b, ",init_kprobe_trace,cubictcp_register,tcp_congestion_default,"
+                   "bpf_rstat_kfunc_init,bpf_key_sig_kfuncs_init,kfunc_init,"
+                   "bpf_prog_test_run_init,bpf_tcp_ca_kfunc_init");
+    if (!c->ipv6)
+        buf_printf(&b, " ipv6.disable=1");
     buf_printf(&b, " i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd 8250.nr_uarts=1");
     if (c->microvm)
         buf_printf(&b, " pci=off");
