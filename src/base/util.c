@@ -136,6 +136,25 @@ char *read_file(const char *path, size_t max, size_t *len_out)
     return b.data;
 }
 
+char *read_file_head(const char *path, size_t max, size_t *len_out)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return NULL;
+    char *data = xmalloc(max + 1);
+    ssize_t n = read_full(fd, data, max);
+    if (n < 0) {
+        int e = errno;
+        free(data);
+        errno = e;
+        return NULL;
+    }
+    data[n] = '\0';
+    if (len_out)
+        *len_out = (size_t)n;
+    return data;
+}
+
 void mvm_strv_free(char **v)
 {
     if (v == NULL)
@@ -335,25 +354,28 @@ void sanitize_text(char *s)
 struct read_req {
     const char *path;
     size_t max;
+    bool head; /* the first max bytes, not the whole file */
 };
 
 static int read_in_child(void *arg, int out_fd)
 {
     const struct read_req *r = arg;
     size_t len = 0;
-    cleanup_free char *data = read_file(r->path, r->max, &len);
+    cleanup_free char *data =
+        r->head ? read_file_head(r->path, r->max, &len) : read_file(r->path, r->max, &len);
     if (data == NULL)
         return errno ? errno : EIO;
     return write_all(out_fd, data, len) < 0 ? errno : 0;
 }
 
-char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out)
+static char *read_as(uid_t uid, gid_t gid, const struct read_req *req, size_t *len_out)
 {
     if (uid == 0)
-        return read_file(path, max, len_out);
+        return req->head ? read_file_head(req->path, req->max, len_out)
+                         : read_file(req->path, req->max, len_out);
     struct buf b = {0};
-    struct read_req r = {path, max};
-    int rc = run_as(uid, gid, read_in_child, &r, &b, max);
+    struct read_req r = *req;
+    int rc = run_as(uid, gid, read_in_child, &r, &b, r.max);
     if (rc != 0) {
         int e = rc > 0 ? rc : errno;
         buf_free(&b);
@@ -364,6 +386,16 @@ char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *l
     if (len_out)
         *len_out = b.len - 1;
     return b.data;
+}
+
+char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out)
+{
+    return read_as(uid, gid, &(struct read_req){path, max, false}, len_out);
+}
+
+char *read_file_head_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out)
+{
+    return read_as(uid, gid, &(struct read_req){path, max, true}, len_out);
 }
 
 struct regular_req {

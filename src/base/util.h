@@ -78,6 +78,10 @@ ssize_t read_full(int fd, void *buf, size_t len);
  * buffer.  Returns NULL with errno set (EFBIG when larger than max). */
 char *read_file(const char *path, size_t max, size_t *len_out);
 
+/* The first max bytes of a file (all of a shorter one), NUL-terminated;
+ * NULL with errno set. */
+char *read_file_head(const char *path, size_t max, size_t *len_out);
+
 /* Frees a NULL-terminated array of strings and the strings (an argv). */
 void mvm_strv_free(char **v);
 
@@ -155,6 +159,8 @@ int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg, int out_fd), void *arg, st
 /* read_file() with uid/gid's rights (run_as), for files a user names:
  * sudo must not let them read what they could not.  uid 0 reads directly. */
 char *read_file_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out);
+/* read_file_head() with uid/gid's rights. */
+char *read_file_head_as(uid_t uid, gid_t gid, const char *path, size_t max, size_t *len_out);
 
 /* The same for a file whose owner or mode matter (a key, a config): only
  * a regular file of at most max bytes (else EINVAL), not through a

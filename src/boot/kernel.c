@@ -148,9 +148,9 @@ static bool is_file(const char *path)
 static char *release_of(const struct mvm_kernel *k, const char *image)
 {
     size_t n = 0;
-    cleanup_free char *img = read_file_as(k->uid, k->gid, image, KERNEL_FILE_MAX, &n);
+    cleanup_free char *img = read_file_head_as(k->uid, k->gid, image, HDR_READ_MAX, &n);
     if (img != NULL) {
-        char *rel = mvm_kernel_image_release(img, n < HDR_READ_MAX ? n : HDR_READ_MAX);
+        char *rel = mvm_kernel_image_release(img, n);
         if (rel != NULL)
             return rel;
     }

@@ -133,6 +133,17 @@ static void test_sha256_vectors(void **state)
     assert_string_equal(out, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+/* dir/f holding text, with mode; its path in file. */
+static void write_test_file(const char *dir, char *file, size_t size, const char *text, mode_t mode)
+{
+    snprintf(file, size, "%s/f", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(file, mode), 0);
+}
+
 /* read_regular_as: the text and the opened file's stat; what is not a
  * regular file, is too large, or (nofollow) is a symlink is refused. */
 static void test_read_regular_as(void **state)
@@ -141,13 +152,8 @@ static void test_read_regular_as(void **state)
     char dir[] = "/tmp/mvm-test-util.XXXXXX";
     assert_non_null(mkdtemp(dir));
     char file[64], link[64];
-    snprintf(file, sizeof file, "%s/f", dir);
+    write_test_file(dir, file, sizeof file, "key=value\n", 0640);
     snprintf(link, sizeof link, "%s/l", dir);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fputs("key=value\n", f);
-    fclose(f);
-    assert_int_equal(chmod(file, 0640), 0);
     assert_int_equal(symlink(file, link), 0);
     struct stat st;
     size_t len = 0;
@@ -173,6 +179,45 @@ static void test_read_regular_as(void **state)
     rmdir(dir);
 }
 
+/* read_file_head_as: the first bytes only, a shorter file whole; with
+ * the given user's rights (as nobody when the test runs as root). */
+static void test_read_file_head_as(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mvm-test-util.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0755), 0);
+    char file[64];
+    write_test_file(dir, file, sizeof file, "0123456789", 0644);
+    uid_t uid = getuid() == 0 ? 65534 : getuid();
+    gid_t gid = getuid() == 0 ? 65534 : getgid();
+    size_t len = 0;
+    char *t = read_file_head_as(uid, gid, file, 4, &len);
+    assert_non_null(t);
+    assert_string_equal(t, "0123");
+    assert_int_equal(len, 4);
+    free(t);
+    t = read_file_head_as(uid, gid, file, 64, &len);
+    assert_non_null(t);
+    assert_string_equal(t, "0123456789");
+    assert_int_equal(len, 10);
+    free(t);
+    if (getuid() == 0) { /* the user's rights, not root's */
+        assert_int_equal(chmod(file, 0600), 0);
+        errno = 0;
+        assert_null(read_file_head_as(uid, gid, file, 4, &len));
+        assert_int_equal(errno, EACCES);
+        t = read_file_head_as(0, 0, file, 4, &len);
+        assert_non_null(t);
+        free(t);
+    }
+    errno = 0;
+    assert_null(read_file_head_as(uid, gid, "/nonexistent/mvm", 4, &len));
+    assert_int_equal(errno, ENOENT);
+    unlink(file);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_c0_and_del_replaced),   cmocka_unit_test(test_c1_replaced),
         cmocka_unit_test(test_invalid_utf8_replaced), cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_pollset_grows),         cmocka_unit_test(test_read_regular_as),
+        cmocka_unit_test(test_read_file_head_as),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
