@@ -7,7 +7,9 @@
 #     powers off: the host's time of landmark messages (earlyprintk),
 #     each segment named after what the kernel does in it.
 #  3. The same, with initcall_debug: the initcalls' sum and the slowest.
-# Usage: sudo bench/boot-profile.sh [RUNS] [MVM_BINARY]   (defaults: 5, build/mvm)
+# Usage: sudo [MVM_KERNEL=K] bench/boot-profile.sh [RUNS] [MVM_BINARY]
+# (defaults: 5, build/mvm; MVM_KERNEL: mvm run --kernel K, such as the
+# kernel made for mvm from contrib/kernel/build.sh).
 # Needs busybox-static, cpio and Debian's python3 (to timestamp the
 # console's lines as they arrive).
 set -euo pipefail
@@ -25,9 +27,10 @@ chmod 755 "$work"
 cd "$work"
 
 # 1. mvm's steps.
-"$MVM" run -q -- true # warm the caches
+kernel=(${MVM_KERNEL:+--kernel "$MVM_KERNEL"})
+"$MVM" run -q "${kernel[@]}" -- true # warm the caches
 for i in $(seq "$RUNS"); do
-    MVM_TRACE=1 "$MVM" run -q -- true 2> "trace.$i"
+    MVM_TRACE=1 "$MVM" run -q "${kernel[@]}" -- true 2> "trace.$i"
 done
 line=$(grep -h -m1 ', command line ' trace.1) ||
     { echo "$MVM printed no kernel command line under MVM_TRACE=1" >&2; exit 1; }
@@ -36,7 +39,7 @@ vmlinux=${vmlinux%%, command line *}
 cmdline=${line#*, command line }
 echo "mvm run -- true, MVM_TRACE=1, medians of $RUNS (ms since mvm started; mvm-init: since the guest kernel started):"
 cat trace.* | sed -n -E 's/^(mvm|mvm-init): \+([0-9]+)ms (.*)$/\1\t\3\t\2/p' |
-    grep -v -F ', command line ' |
+    grep -v -F ', command line ' | grep -v -E ': \+[0-9]+ms .*: \+[0-9]+ms' |
     awk -F'\t' '{k=$1": "$2; if (!(k in seen)) {seen[k]=1; order[++n]=k} v[k]=v[k]" "$3}
         END {for (i=1; i<=n; i++) print order[i] "\t" v[order[i]]}' |
     while IFS=$'\t' read -r what values; do
