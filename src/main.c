@@ -1,5 +1,4 @@
 /* mvm: command dispatch.  The only place that exits. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -61,22 +60,24 @@ static const char config_usage[] =
     "it came from: /etc/mvm/config, ~/.config/mvm/config, the command line or the\n"
     "default.  The output is itself a config file.\n";
 
-/* Only when no session is left: they share the table and forwarding. */
-static int cleanup_host(struct mvm_error **err)
+static int host_teardown(void *unused, struct mvm_error **err)
 {
-    cleanup_dir DIR *d = opendir(MVM_RUN_DIR);
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL)
-        if (de->d_type == DT_DIR && de->d_name[0] != '.')
-            return mvm_error_set(err, 0, "--all: a session is still running (%s/%s); stop it first",
-                                 MVM_RUN_DIR, de->d_name);
-    if (mvm_net_remove_host_table(err) < 0 ||
-        mvm_net_forwarding_restore(MVM_RUN_DIR "/ip_forward.orig", err) < 0)
+    (void)unused;
+    return mvm_session_host_teardown(true, err);
+}
+
+/* With no session left, what they share goes; --all also puts IPv4
+ * forwarding back (only then: another tool may rely on it by now). */
+static int cleanup_host(bool all, struct mvm_error **err)
+{
+    int last = mvm_sessiondir_if_last(MVM_RUN_DIR, host_teardown, NULL, err);
+    if (last < 0 || !all)
+        return last < 0 ? -1 : 0;
+    if (last == 0)
+        return mvm_error_set(err, 0,
+                             "--all: a session is still running (see mvm ps); stop it first");
+    if (mvm_net_forwarding_restore(MVM_RUN_DIR "/ip_forward.orig", err) < 0)
         return -1;
-    if (remove_tree(MVM_PS_DIR) < 0) /* no session: no summary either */
-        return mvm_error_set(err, errno, "removing %s", MVM_PS_DIR);
-    if (remove_tree(MVM_EXEC_DIR) < 0) /* nor an mvm exec socket */
-        return mvm_error_set(err, errno, "removing %s", MVM_EXEC_DIR);
     printf("removed the host table inet mvm; IPv4 forwarding is as it was before mvm\n");
     return 0;
 }
@@ -86,11 +87,13 @@ static int cmd_cleanup(int argc, char **argv)
     if (argc > 1 && is_help(argv[1])) {
         puts("Usage: mvm cleanup [--cache] [--all]\n\nRemoves the session directories "
              "(in " MVM_RUN_DIR
-             ") and cgroups of sessions\nwhose mvm process no longer exists, e.g. after kill -9.\n"
+             ") and cgroups of sessions\nwhose mvm process no longer exists, e.g. after kill -9, "
+             "and, when no session\nis left, the host table inet mvm (the last session out "
+             "removes it itself).\n"
              "  --cache   also empty " MVM_CACHE_DIR " (extracted kernels, initramfs images;\n"
              "            rebuilt on the next run)\n"
-             "  --all     also remove the host table inet mvm and restore IPv4 forwarding\n"
-             "            to what it was before mvm's first session (no session may run)");
+             "  --all     also restore IPv4 forwarding to what it was before mvm's first\n"
+             "            session (no session may run)");
         return 0;
     }
     bool cache = false, all = false;
@@ -130,7 +133,7 @@ static int cmd_cleanup(int argc, char **argv)
     if (ib > 0)
         printf(" and %d interrupted image build%s", ib, ib == 1 ? "" : "s");
     printf("\n");
-    if (all && cleanup_host(&err) < 0) {
+    if (cleanup_host(all, &err) < 0) {
         mvm_error_print(err);
         return 125;
     }

@@ -53,6 +53,23 @@ static void reap_orphans(int timeout_ms)
     }
 }
 
+/* For mvm_sessiondir_if_last. */
+static int host_teardown(void *with_table, struct mvm_error **err)
+{
+    return mvm_session_host_teardown(*(bool *)with_table, err);
+}
+
+int mvm_session_host_teardown(bool with_table, struct mvm_error **err)
+{
+    if (with_table && mvm_net_remove_host_table(err) < 0)
+        return -1;
+    if (remove_tree(MVM_PS_DIR) < 0) /* no session: no summary either */
+        return mvm_error_set(err, errno, "removing %s", MVM_PS_DIR);
+    if (remove_tree(MVM_EXEC_DIR) < 0) /* nor an mvm exec socket */
+        return mvm_error_set(err, errno, "removing %s", MVM_EXEC_DIR);
+    return 0;
+}
+
 static void close_fd(int *fd)
 {
     if (*fd >= 0)
@@ -216,6 +233,10 @@ int mvm_session_run(const struct mvm_run_opts *o)
     /* Nothing the guest could write through is left: what did it leave? */
     code = session_audit(s, code);
     session_write_result(s, code);
+    bool with_table = s->o->net != MVM_NETOPT_NONE;
+    cleanup_error struct mvm_error *host_err = NULL;
+    if (s->dir && mvm_sessiondir_if_last(MVM_RUN_DIR, host_teardown, &with_table, &host_err) < 0)
+        session_notice(s, "%s; mvm cleanup --all tries again", host_err->msg);
     session_trace(s, "done");
     if (err)
         mvm_error_print(err);

@@ -6,6 +6,8 @@
 #ifndef MVM_SESSION_H
 #define MVM_SESSION_H
 
+#include <stdbool.h>
+
 #include "cli.h"
 #include "error.h"
 
@@ -23,6 +25,13 @@ int mvm_exec_main(int argc, char **argv);
 /* exec.c: `mvm attach`; 0 when the user detached, else the command's
  * status (125 when mvm attach itself failed). */
 int mvm_attach_main(int argc, char **argv);
+/* What the sessions share, once none is left: the host table inet mvm
+ * (with_table), /run/mvm/.ps and /run/mvm/.exec.  The last session out
+ * calls it, under the lock that keeps a new session from starting
+ * meanwhile; mvm cleanup too.  IPv4 forwarding is left on: another tool
+ * (Docker, libvirt) may have come to rely on it since; mvm cleanup --all
+ * restores it. */
+int mvm_session_host_teardown(bool with_table, struct mvm_error **err);
 /* Removes the summaries of sessions that are gone (mvm cleanup). */
 void mvm_ps_prune(void);
 /* A --name: 1 to 64 of [A-Za-z0-9._-], starting alphanumeric. */

@@ -27,6 +27,11 @@ int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **d
     struct stat st;
     if (lstat(run_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0)
         return mvm_error_set(err, 0, "%s is not a directory owned by root; remove it", run_dir);
+    /* Under the lock mvm_sessiondir_if_last takes: a session that ends
+     * either sees this one's directory or is done before it exists. */
+    cleanup_close int lock = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0 || flock(lock, LOCK_EX) < 0)
+        return mvm_error_set(err, errno, "locking %s", run_dir);
     for (int attempt = 0; attempt < 8; attempt++) {
         unsigned char rnd[MVM_ID_LEN / 2];
         if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
@@ -189,4 +194,20 @@ int mvm_sessiondir_claim_uid(const char *run_dir, const char *dir, json_t *state
     }
     return mvm_error_set(err, 0, "all %u uids reserved for mvm's jails are in use",
                          MVM_JAIL_UID_COUNT);
+}
+
+int mvm_sessiondir_if_last(const char *run_dir, int (*fn)(void *arg, struct mvm_error **err),
+                           void *arg, struct mvm_error **err)
+{
+    cleanup_close int lock = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0 && errno != ENOENT) /* no run_dir: no session either */
+        return mvm_error_set(err, errno, "opening %s", run_dir);
+    if (lock >= 0 && flock(lock, LOCK_EX) < 0)
+        return mvm_error_set(err, errno, "locking %s", run_dir);
+    cleanup_dir DIR *d = lock >= 0 ? opendir(run_dir) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' && de->d_type == DT_DIR)
+            return 0;
+    return fn(arg, err) < 0 ? -1 : 1; /* the lock goes with its descriptor */
 }

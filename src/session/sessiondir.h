@@ -19,9 +19,18 @@
 #define MVM_CACHE_DIR "/var/cache/mvm"
 #define MVM_ID_LEN    12
 
-/* Creates run_dir (0700) if needed and a fresh run_dir/<id> (0700). */
+/* Creates run_dir (0700) if needed and a fresh run_dir/<id> (0700), under
+ * run_dir's lock (see mvm_sessiondir_if_last). */
 int mvm_sessiondir_create(const char *run_dir, char id[MVM_ID_LEN + 1], char **dir,
                           struct mvm_error **err);
+
+/* Calls fn(arg, err) when run_dir holds no session directory (live or
+ * stale), under the lock mvm_sessiondir_create takes, so that no session
+ * starts meanwhile: the last one out takes down what the sessions share.
+ * 1 when fn ran, 0 when a session is left, -1 (err) when fn or the lock
+ * failed. */
+int mvm_sessiondir_if_last(const char *run_dir, int (*fn)(void *arg, struct mvm_error **err),
+                           void *arg, struct mvm_error **err);
 
 /* Picks the lowest reserved uid that no live session under run_dir holds
  * and no passwd/group entry uses, records it as "jail_uid" in state and

@@ -63,14 +63,25 @@ mkdir -p "$PROJECT"
 # Session directories that exist before a test (other sessions) are not
 # the test's business; anything new afterwards is a leftover.
 helper_pids() { pgrep -f -- 'qemu-system-x86_64|virtiofsd|__dns-relay|__port-relay|__api-gateway|wireguard-go' | sort; }
+# Dot entries count too (summaries, mvm exec sockets: the last session
+# out removes them), except the forwarding record, which outlives the
+# sessions on purpose (mvm cleanup --all restores forwarding from it).
+run_entries() { ls -A1 /run/mvm 2>/dev/null | grep -vx ip_forward.orig | sort; }
+host_table() { nft list table inet mvm > /dev/null 2>&1 && echo present || echo absent; }
 runs_before() {
-    ls -1 /run/mvm 2>/dev/null | sort > "$WORK/runs.before"
+    run_entries > "$WORK/runs.before"
     helper_pids > "$WORK/pids.before"
+    host_table > "$WORK/table.before"
 }
 assert_no_leftovers() { # what
     local after
-    after=$(ls -1 /run/mvm 2>/dev/null | sort | comm -13 "$WORK/runs.before" -)
+    after=$(run_entries | comm -13 "$WORK/runs.before" -)
     if [ -n "$after" ]; then fail "$1: left in /run/mvm: $after"; else ok "$1: nothing left in /run/mvm"; fi
+    if [ "$(cat "$WORK/table.before")-$(host_table)" = absent-present ]; then
+        fail "$1: the host table inet mvm was left behind"
+    else
+        ok "$1: no host table left"
+    fi
     # Integration tests run serially (RUN_SERIAL): a QEMU or virtiofsd
     # that was not there before is this test's leftover.
     local procs pid i

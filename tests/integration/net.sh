@@ -85,8 +85,18 @@ for t in "$ns_end:8000" "$host_end:8000"; do
     *) fail "second session to the first ($t): [$(outline "tcp=$t")]" ;;
     esac
 done
+# The sessions share the host table: one that ends leaves it to the one
+# still running; the last one out removes it.
+host_table_in() { ip netns exec "$NS_HOST" nft list table inet mvm > /dev/null 2>&1 && echo present || echo absent; }
+assert_eq present "$(host_table_in)" "the second session ended: the first one still has the host table"
+ip netns exec "$NS_HOST" "$REAL_MVM" cleanup > "$WORK/out" 2>&1
+assert_eq "0 present" "$? $(host_table_in)" "mvm cleanup leaves the table of a running session ($(cat "$WORK/out"))"
+ip netns exec "$NS_HOST" "$REAL_MVM" cleanup --all > "$WORK/out" 2>&1
+assert_eq "125 present" "$? $(host_table_in)" "mvm cleanup --all refuses while a session runs"
+assert_contains "$(cat "$WORK/out")" "a session is still running" "and says why"
 kill -TERM "$a"
 wait "$a" 2> /dev/null
+assert_eq absent "$(host_table_in)" "the last session out removed the host table"
 assert_eq "name=printer unresolved name=nas.local unresolved name=web.test 198.51.100.80" \
     "$(echo "$OUT" | grep '^name=' | tr '\n' ' ' | sed 's/ $//')" "single-label and .local names are refused, a public one resolves"
 assert_not_contains "$(cat "$WORK/dnsmasq.log")" "printer" "a single-label name never reached the upstream resolver"
@@ -153,13 +163,11 @@ assert_contains "$ERR" "iptables -I FORWARD -i mvm-+ -j ACCEPT" "and what to do 
 ip netns exec "$NS_HOST" nft delete table ip filter
 
 assert_no_leftovers "after the network sessions"
-# mvm cleanup --all removes the host's table (forwarding was on before mvm
-# here, so it stays on).
-ip netns exec "$NS_HOST" nft list table inet mvm > /dev/null 2>&1 && ok "the host table inet mvm exists while mvm is used" ||
-    fail "no table inet mvm in the simulated host"
+assert_eq absent "$(host_table_in)" "no host table after the last session, without mvm cleanup"
+# mvm cleanup --all with nothing to remove succeeds (forwarding was on
+# before mvm here, so it stays on).
 ip netns exec "$NS_HOST" "$REAL_MVM" cleanup --all > "$WORK/out" 2>&1
 assert_eq 0 "$?" "mvm cleanup --all ($(cat "$WORK/out"))"
-ip netns exec "$NS_HOST" nft list table inet mvm > /dev/null 2>&1 && fail "mvm cleanup --all left table inet mvm" ||
-    ok "mvm cleanup --all removed table inet mvm"
+assert_eq 1 "$(ip netns exec "$NS_HOST" cat /proc/sys/net/ipv4/ip_forward)" "forwarding stays on"
 left=$(ip -n "$NS_HOST" -o link show | grep -c ' mvm-' || true)
 assert_eq 0 "$left" "no veth left in the simulated host"

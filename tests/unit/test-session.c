@@ -1,11 +1,17 @@
 /* Unit tests for the session's pure pieces: the undo list, the state file
- * parser, the invoking user. */
+ * parser, the invoking user; and the last-one-out check on a scratch
+ * directory. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -107,12 +113,69 @@ static void test_invoking_user(void **state)
     unsetenv("SUDO_GID");
 }
 
+static int count_call(void *arg, struct mvm_error **err)
+{
+    (void)err;
+    ++*(int *)arg;
+    return 0;
+}
+
+static int fail_call(void *arg, struct mvm_error **err)
+{
+    (void)arg;
+    return mvm_error_set(err, 0, "teardown failed");
+}
+
+static void test_if_last(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mvm-test-last.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char sub[64], dot[64];
+    snprintf(sub, sizeof sub, "%s/0123456789ab", dir);
+    snprintf(dot, sizeof dot, "%s/.ps", dir);
+    struct mvm_error *err = NULL;
+    int calls = 0;
+    /* Dot directories are the shared ones, not sessions. */
+    assert_int_equal(mkdir(dot, 0700), 0);
+    assert_int_equal(mvm_sessiondir_if_last(dir, count_call, &calls, &err), 1);
+    assert_int_equal(calls, 1);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(mvm_sessiondir_if_last(dir, count_call, &calls, &err), 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(rmdir(sub), 0);
+    assert_int_equal(mvm_sessiondir_if_last(dir, fail_call, NULL, &err), -1);
+    assert_string_equal(err->msg, "teardown failed");
+    mvm_error_free(err);
+    err = NULL;
+    /* While another holds the lock (a session being created), it waits. */
+    int lock = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_int_equal(flock(lock, LOCK_EX), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(lock); /* the parent's copy holds the lock */
+        _exit(mvm_sessiondir_if_last(dir, count_call, &calls, NULL) == 1 ? 0 : 1);
+    }
+    usleep(200 * 1000);
+    int status;
+    assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
+    close(lock);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(rmdir(dot), 0);
+    assert_int_equal(rmdir(dir), 0);
+    /* No run directory: no session either. */
+    assert_int_equal(mvm_sessiondir_if_last(dir, count_call, &calls, &err), 1);
+    assert_int_equal(calls, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_undo_many),
         cmocka_unit_test(test_parse_state),
         cmocka_unit_test(test_invoking_user),
+        cmocka_unit_test(test_if_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
